@@ -1,0 +1,341 @@
+//! The resumable decoder: fixed header first, then the packet body.
+//!
+//! `check` inspects the fixed header and refuses an oversized or ill-typed packet before a byte
+//! of its body is buffered; `decode` returns `Ok(None)` until a whole packet is present. Decoded
+//! strings and payloads are copied out of the read buffer once, into one allocation per packet,
+//! so the read buffer is never pinned by a message that lives on in a queue or the retained
+//! store.
+//!
+//! This module reads MQTT 3.1 and 3.1.1. A CONNECT for 5.0 is answered with
+//! `UnsupportedProtocolVersion` until the 5.0 property codec lands.
+
+use bytes::{Buf, Bytes, BytesMut};
+use bytestring::ByteString;
+
+use crate::error::DecodeError;
+use crate::packet::{
+    ConnAck, Connect, Disconnect, Packet, Publish, PublishResponse, SubAck, Subscribe,
+    SubscriptionOptions, UnsubAck, Unsubscribe, Will,
+};
+use crate::topic::{validate_topic_filter, validate_topic_name};
+use crate::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
+
+/// The largest remaining length four bytes can encode.
+pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
+
+/// What the fixed header of a packet says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedHeader {
+    /// The first byte: packet type in the high nibble, flags in the low one.
+    pub first_byte: u8,
+    /// Length of the fixed header itself (2 to 5 bytes).
+    pub header_len: usize,
+    /// Length of the variable header plus payload.
+    pub remaining_len: usize,
+}
+
+impl FixedHeader {
+    /// Size of the whole packet.
+    pub fn packet_len(&self) -> usize {
+        self.header_len + self.remaining_len
+    }
+}
+
+/// Reads the fixed header at the start of `buf`. Returns `Ok(None)` when more bytes are needed.
+/// Refuses reserved packet types, wrong flags [MQTT-2.2.2-2], a remaining length of more than four
+/// bytes, and packets larger than `max_packet_size`, all before the body arrives.
+pub fn check(buf: &[u8], max_packet_size: usize) -> Result<Option<FixedHeader>, DecodeError> {
+    let Some(&first_byte) = buf.first() else {
+        return Ok(None);
+    };
+    check_type_and_flags(first_byte)?;
+    let mut remaining_len = 0usize;
+    for i in 1..=4 {
+        let Some(&byte) = buf.get(i) else {
+            return Ok(None);
+        };
+        remaining_len |= usize::from(byte & 0x7F) << (7 * (i - 1));
+        if byte & 0x80 == 0 {
+            let header = FixedHeader { first_byte, header_len: i + 1, remaining_len };
+            if header.packet_len() > max_packet_size {
+                return Err(DecodeError::PacketTooLarge { size: header.packet_len(), max: max_packet_size });
+            }
+            return Ok(Some(header));
+        }
+    }
+    Err(DecodeError::Malformed("[MQTT-2.2.3] remaining length is encoded in more than four bytes"))
+}
+
+fn check_type_and_flags(first_byte: u8) -> Result<(), DecodeError> {
+    let flags = first_byte & 0x0F;
+    let expected = match first_byte >> 4 {
+        3 => return Ok(()),
+        6 | 8 | 10 => 0b0010,
+        1 | 2 | 4 | 5 | 7 | 9 | 11 | 12 | 13 | 14 => 0,
+        _ => return Err(DecodeError::Malformed("[MQTT-2.2.1] reserved control packet type")),
+    };
+    if flags == expected {
+        Ok(())
+    } else {
+        Err(DecodeError::Malformed("[MQTT-2.2.2-2] invalid flags in the fixed header"))
+    }
+}
+
+/// Decodes one packet from the front of `buf`, consuming it. `version` is the connection's
+/// protocol version (CONNECT carries its own). Returns `Ok(None)` when `buf` does not yet hold a
+/// whole packet; it then reserves room for the rest, at most `max_packet_size` bytes.
+pub fn decode(
+    buf: &mut BytesMut,
+    version: ProtocolVersion,
+    max_packet_size: usize,
+) -> Result<Option<Packet>, DecodeError> {
+    let Some(header) = check(buf, max_packet_size)? else {
+        return Ok(None);
+    };
+    let total = header.packet_len();
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    let packet = parse(header, &buf[header.header_len..total], version);
+    buf.advance(total);
+    packet.map(Some)
+}
+
+/// Parses a packet body whose fixed header has already passed `check`.
+pub fn parse(header: FixedHeader, body: &[u8], version: ProtocolVersion) -> Result<Packet, DecodeError> {
+    if version == ProtocolVersion::V5 && header.first_byte >> 4 != 1 {
+        return Err(DecodeError::Protocol("MQTT 5.0 packet bodies are not supported yet"));
+    }
+    let flags = header.first_byte & 0x0F;
+    let packet = match header.first_byte >> 4 {
+        1 => Packet::Connect(Box::new(parse_connect(Reader::copy_of(body))?)),
+        2 => Packet::ConnAck(parse_connack(body)?),
+        3 => Packet::Publish(parse_publish(flags, Reader::copy_of(body))?),
+        4 => Packet::PubAck(parse_publish_response(body)?),
+        5 => Packet::PubRec(parse_publish_response(body)?),
+        6 => Packet::PubRel(parse_publish_response(body)?),
+        7 => Packet::PubComp(parse_publish_response(body)?),
+        8 => Packet::Subscribe(parse_subscribe(Reader::copy_of(body))?),
+        9 => Packet::SubAck(parse_suback(body)?),
+        10 => Packet::Unsubscribe(parse_unsubscribe(Reader::copy_of(body))?),
+        11 => Packet::UnsubAck(UnsubAck {
+            packet_id: exact_packet_id(body)?,
+            reason_codes: Vec::new(),
+            properties: None,
+        }),
+        12 => empty_body(body, Packet::PingReq)?,
+        13 => empty_body(body, Packet::PingResp)?,
+        14 => empty_body(body, Packet::Disconnect(Disconnect::default()))?,
+        _ => return Err(DecodeError::Malformed("[MQTT-2.2.1] reserved control packet type")),
+    };
+    Ok(packet)
+}
+
+fn empty_body(body: &[u8], packet: Packet) -> Result<Packet, DecodeError> {
+    if body.is_empty() {
+        Ok(packet)
+    } else {
+        Err(DecodeError::Malformed("[MQTT-2.2.3] remaining length must be 0 for this packet type"))
+    }
+}
+
+fn packet_id(value: u16) -> Result<PacketId, DecodeError> {
+    PacketId::new(value).ok_or(DecodeError::Malformed("[MQTT-2.3.1-1] packet identifier is 0"))
+}
+
+fn exact_packet_id(body: &[u8]) -> Result<PacketId, DecodeError> {
+    match body {
+        [hi, lo] => packet_id(u16::from_be_bytes([*hi, *lo])),
+        _ => Err(DecodeError::Malformed("[MQTT-2.2.3] remaining length must be 2 for this packet type")),
+    }
+}
+
+fn parse_publish_response(body: &[u8]) -> Result<PublishResponse, DecodeError> {
+    Ok(PublishResponse::new(exact_packet_id(body)?))
+}
+
+fn parse_connack(body: &[u8]) -> Result<ConnAck, DecodeError> {
+    let [flags, code] = body else {
+        return Err(DecodeError::Malformed("[MQTT-2.2.3] remaining length of CONNACK must be 2"));
+    };
+    if flags & 0xFE != 0 {
+        return Err(DecodeError::Malformed("[MQTT-3.2.2-1] reserved CONNACK flags are set"));
+    }
+    let reason_code = ReasonCode::from_v3_connack_code(*code)
+        .ok_or(DecodeError::Malformed("[MQTT-3.2.2.3] reserved CONNACK return code"))?;
+    Ok(ConnAck { session_present: flags & 1 == 1, reason_code, properties: None })
+}
+
+fn parse_suback(body: &[u8]) -> Result<SubAck, DecodeError> {
+    if body.len() < 3 {
+        return Err(DecodeError::Protocol("[MQTT-3.9.3] SUBACK carries no return codes"));
+    }
+    let packet_id = packet_id(u16::from_be_bytes([body[0], body[1]]))?;
+    let reason_codes = body[2..]
+        .iter()
+        .map(|&code| {
+            ReasonCode::from_v3_suback_code(code)
+                .ok_or(DecodeError::Malformed("[MQTT-3.9.3-2] reserved SUBACK return code"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(SubAck { packet_id, reason_codes, properties: None })
+}
+
+fn parse_connect(mut r: Reader) -> Result<Connect, DecodeError> {
+    let name = r.binary()?;
+    let level = r.u8()?;
+    let protocol = match (&name[..], level) {
+        (b"MQTT", 4) => ProtocolVersion::V311,
+        (b"MQIsdp", 3) => ProtocolVersion::V31,
+        (b"MQTT" | b"MQIsdp", _) => return Err(DecodeError::UnsupportedProtocolVersion(level)),
+        _ => return Err(DecodeError::InvalidProtocolName),
+    };
+    let flags = r.u8()?;
+    if flags & 0x01 != 0 {
+        return Err(DecodeError::Malformed("[MQTT-3.1.2-3] reserved CONNECT flag is set"));
+    }
+    let clean_start = flags & 0x02 != 0;
+    let will_flag = flags & 0x04 != 0;
+    let will_qos_bits = (flags >> 3) & 0x03;
+    let will_retain = flags & 0x20 != 0;
+    let password_flag = flags & 0x40 != 0;
+    let username_flag = flags & 0x80 != 0;
+    if !will_flag && will_qos_bits != 0 {
+        return Err(DecodeError::Malformed("[MQTT-3.1.2-13] will QoS is set without the will flag"));
+    }
+    if !will_flag && will_retain {
+        return Err(DecodeError::Malformed("[MQTT-3.1.2-15] will retain is set without the will flag"));
+    }
+    let will_qos = QoS::from_bits(will_qos_bits)
+        .ok_or(DecodeError::Malformed("[MQTT-3.1.2-14] will QoS is 3"))?;
+    if password_flag && !username_flag {
+        return Err(DecodeError::Malformed("[MQTT-3.1.2-22] password flag is set without the user name flag"));
+    }
+    let keep_alive = r.u16()?;
+    let client_id = r.string()?;
+    let will = if will_flag {
+        let topic = r.string()?;
+        validate_topic_name(&topic)?;
+        let payload = r.binary()?;
+        Some(Will { topic, payload, qos: will_qos, retain: will_retain, properties: None })
+    } else {
+        None
+    };
+    let username = if username_flag { Some(r.string()?) } else { None };
+    let password = if password_flag { Some(r.binary()?) } else { None };
+    r.finish()?;
+    Ok(Connect { protocol, clean_start, keep_alive, client_id, will, username, password, properties: None })
+}
+
+fn parse_publish(flags: u8, mut r: Reader) -> Result<Publish, DecodeError> {
+    let dup = flags & 0x08 != 0;
+    let retain = flags & 0x01 != 0;
+    let qos = QoS::from_bits((flags >> 1) & 0x03)
+        .ok_or(DecodeError::Malformed("[MQTT-3.3.1-4] PUBLISH with QoS 3"))?;
+    if dup && qos == QoS::AtMostOnce {
+        return Err(DecodeError::Malformed("[MQTT-3.3.1-2] DUP flag set on a QoS 0 PUBLISH"));
+    }
+    let topic = r.string()?;
+    validate_topic_name(&topic)?;
+    let packet_id = if qos == QoS::AtMostOnce { None } else { Some(packet_id(r.u16()?)?) };
+    let payload = r.rest();
+    Ok(Publish { dup, qos, retain, topic, packet_id, payload, properties: None })
+}
+
+fn parse_subscribe(mut r: Reader) -> Result<Subscribe, DecodeError> {
+    let packet_id = packet_id(r.u16()?)?;
+    let mut filters = Vec::new();
+    while r.has_remaining() {
+        let filter = r.string()?;
+        validate_topic_filter(&filter)?;
+        let options = r.u8()?;
+        if options & 0xFC != 0 {
+            return Err(DecodeError::Malformed("[MQTT-3.8.3-4] reserved bits of the requested QoS byte are set"));
+        }
+        let qos = QoS::from_bits(options)
+            .ok_or(DecodeError::Malformed("[MQTT-3.8.3-4] requested QoS is 3"))?;
+        filters.push((filter, SubscriptionOptions { qos, ..SubscriptionOptions::default() }));
+    }
+    if filters.is_empty() {
+        return Err(DecodeError::Protocol("[MQTT-3.8.3-3] SUBSCRIBE carries no topic filter"));
+    }
+    Ok(Subscribe { packet_id, filters, properties: None })
+}
+
+fn parse_unsubscribe(mut r: Reader) -> Result<Unsubscribe, DecodeError> {
+    let packet_id = packet_id(r.u16()?)?;
+    let mut filters = Vec::new();
+    while r.has_remaining() {
+        let filter = r.string()?;
+        validate_topic_filter(&filter)?;
+        filters.push(filter);
+    }
+    if filters.is_empty() {
+        return Err(DecodeError::Protocol("[MQTT-3.10.3-2] UNSUBSCRIBE carries no topic filter"));
+    }
+    Ok(Unsubscribe { packet_id, filters, properties: None })
+}
+
+/// A cursor over one packet body, copied once out of the read buffer; strings and binary
+/// fields are slices of that copy.
+struct Reader {
+    buf: Bytes,
+}
+
+const TRUNCATED: DecodeError = DecodeError::Malformed("[MQTT-2.2.3] packet is shorter than its fields");
+
+impl Reader {
+    fn copy_of(body: &[u8]) -> Reader {
+        Reader { buf: Bytes::copy_from_slice(body) }
+    }
+
+    fn has_remaining(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        if self.buf.is_empty() {
+            return Err(TRUNCATED);
+        }
+        Ok(self.buf.get_u8())
+    }
+
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        if self.buf.len() < 2 {
+            return Err(TRUNCATED);
+        }
+        Ok(self.buf.get_u16())
+    }
+
+    fn binary(&mut self) -> Result<Bytes, DecodeError> {
+        let len = usize::from(self.u16()?);
+        if self.buf.len() < len {
+            return Err(TRUNCATED);
+        }
+        Ok(self.buf.split_to(len))
+    }
+
+    /// A length-prefixed UTF-8 string: well formed, no surrogates [MQTT-1.5.3-1], no U+0000
+    /// [MQTT-1.5.3-2].
+    fn string(&mut self) -> Result<ByteString, DecodeError> {
+        let raw = self.binary()?;
+        if raw.contains(&0) {
+            return Err(DecodeError::Malformed("[MQTT-1.5.3-2] UTF-8 string contains U+0000"));
+        }
+        ByteString::try_from(raw)
+            .map_err(|_| DecodeError::Malformed("[MQTT-1.5.3-1] string is not well-formed UTF-8"))
+    }
+
+    fn rest(&mut self) -> Bytes {
+        std::mem::take(&mut self.buf)
+    }
+
+    fn finish(&self) -> Result<(), DecodeError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::Malformed("[MQTT-2.2.3] packet has bytes after its last field"))
+        }
+    }
+}
