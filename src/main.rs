@@ -1,1 +1,144 @@
-fn main() {}
+//! The `iothub` command: parses flags, layers the configuration, sets up logging, runs the
+//! server, and turns signals into shutdown. SIGINT drains gracefully; a second SIGINT, or a
+//! SIGTERM, exits at once.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use iothub::config::LoggingConfig;
+use iothub::{Config, ConfigBuilder, ConfigError, Server};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tracing::level_filters::LevelFilter;
+
+/// IoTHub: a high-performance MQTT broker.
+///
+/// Configuration is layered: built-in defaults, then the TOML file given with --config, then
+/// IOTHUB_<SECTION>_<KEY> environment variables (e.g. IOTHUB_SERVER_MAX_CONNECTIONS=100), then
+/// the flags below.
+#[derive(Debug, Parser)]
+#[command(name = "iothub", version)]
+struct Cli {
+    /// Load configuration from this TOML file.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check this configuration file (with the environment and flags applied) and exit.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    check_config: Option<PathBuf>,
+    /// Listener URL such as tcp://127.0.0.1:1883; repeat for several. Replaces
+    /// server.listen_addresses.
+    #[arg(short, long = "listen", value_name = "URL")]
+    listen: Vec<String>,
+    /// Log level: trace, debug, info, warn or error (logging.level).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log format: text or json (logging.format).
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// Set any configuration key, e.g. --set server.max_connections=100; repeatable.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    set: Vec<String>,
+}
+
+fn load(cli: &Cli) -> Result<Config, ConfigError> {
+    let mut builder = ConfigBuilder::new();
+    if let Some(path) = cli.config.as_ref().or(cli.check_config.as_ref()) {
+        builder = builder.file(path)?;
+    }
+    builder = builder.env(std::env::vars())?;
+    if !cli.listen.is_empty() {
+        builder =
+            builder.set_flag("--listen", &format!("server.listen_addresses={}", cli.listen.join(",")))?;
+    }
+    if let Some(level) = &cli.log_level {
+        builder = builder.set_flag("--log-level", &format!("logging.level={level}"))?;
+    }
+    if let Some(format) = &cli.log_format {
+        builder = builder.set_flag("--log-format", &format!("logging.format={format}"))?;
+    }
+    for assignment in &cli.set {
+        builder = builder.set_flag("--set", assignment)?;
+    }
+    builder.build()
+}
+
+fn init_logging(logging: &LoggingConfig) {
+    let level = logging.level.parse::<LevelFilter>().unwrap_or(LevelFilter::INFO);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder =
+        tracing_subscriber::fmt().with_max_level(level).with_ansi(ansi).with_writer(std::io::stderr);
+    if logging.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load(&cli) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("iothub: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(path) = &cli.check_config {
+        println!("{}: configuration is valid", path.display());
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&config.logging);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("iothub: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(&config))
+}
+
+async fn serve(config: &Config) -> ExitCode {
+    let server = match Server::bind(config).await {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("iothub: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shutdown = CancellationToken::new();
+    if let Err(error) = watch_signals(shutdown.clone()) {
+        eprintln!("iothub: cannot install signal handlers: {error}");
+        return ExitCode::FAILURE;
+    }
+    if server.run(shutdown).await {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// SIGINT cancels `shutdown` (graceful drain); a second SIGINT or any SIGTERM exits at once.
+fn watch_signals(shutdown: CancellationToken) -> std::io::Result<()> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {
+                tracing::info!("SIGINT: draining connections; send SIGINT again to exit at once");
+                shutdown.cancel();
+            }
+            _ = terminate.recv() => {
+                tracing::info!("SIGTERM: exiting");
+                std::process::exit(0);
+            }
+        }
+        tokio::select! {
+            _ = interrupt.recv() => tracing::warn!("second SIGINT: exiting without draining"),
+            _ = terminate.recv() => tracing::warn!("SIGTERM: exiting without draining"),
+        }
+        std::process::exit(1);
+    });
+    Ok(())
+}

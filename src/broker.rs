@@ -1,0 +1,77 @@
+//! A Broker: the accept loop of one listener. It enforces the server-wide connection limit and
+//! hands each accepted stream to its own connection task; it never reads a byte of MQTT.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::connection;
+use crate::server::Context;
+use crate::transport::Listener;
+
+/// One listener and the connections it accepted.
+pub struct Broker {
+    /// The bound socket.
+    listener: Listener,
+    /// State shared by the whole server.
+    context: Arc<Context>,
+}
+
+impl Broker {
+    /// A broker for a bound listener.
+    pub fn new(listener: Listener, context: Arc<Context>) -> Broker {
+        Broker { listener, context }
+    }
+
+    /// The bound listener.
+    pub fn listener(&self) -> &Listener {
+        &self.listener
+    }
+
+    /// Accepts connections until `shutdown` is cancelled, spawning each on `tracker` with a
+    /// child token of `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken, tracker: TaskTracker) {
+        loop {
+            let accepted = tokio::select! {
+                () = shutdown.cancelled() => return,
+                accepted = self.listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors or a similar resource error: back off briefly
+                    // rather than spin on a listener that cannot accept.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let permit = match &self.context.connection_slots {
+                None => None,
+                Some(slots) => match Arc::clone(slots).try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        self.context.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%peer, "connection refused: server.max_connections reached");
+                        continue;
+                    }
+                },
+            };
+            self.context.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+            let context = Arc::clone(&self.context);
+            let span = tracing::info_span!("connection", %peer, client_id = tracing::field::Empty);
+            let token = shutdown.child_token();
+            tracker.spawn(
+                async move {
+                    connection::run(stream, context, token).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! The connection task: one per client. It owns the socket, its read and write buffers, and,
+//! once CONNECT is accepted, the client's Session.
+//!
+//! Each wake-up reads as much as the socket has, decodes and handles every whole packet in the
+//! buffer, moves waiting messages from the mailbox into the write buffer, and hands the write
+//! buffer to the kernel in one write. When the write buffer is above its high-water mark the task
+//! stops reading and stops pulling messages, so a client that does not read hurts only itself.
+//!
+//! **Architecture Invariant:** a connection ends with exactly one `Exit`, logged once inside its
+//! span; nothing a peer sends can make it panic or reach the accept loop.
+
+mod handshake;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use iothub_protocol::{decode, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::router::{Message, Subscriber};
+use crate::server::Context;
+use crate::session::{write, Delivery, Session, Takeover};
+use crate::transport::Transport;
+
+/// Above this many buffered outbound bytes the task stops reading and pulling messages.
+const HIGH_WATER: usize = 64 * 1024;
+/// Room made in the read buffer before each read.
+const READ_CHUNK: usize = 4 * 1024;
+/// A buffer this much larger than needed is given back after use.
+const SHRINK_ABOVE: usize = 256 * 1024;
+/// How long the last bytes (a CONNACK refusal, say) may take to leave before the socket closes.
+const FINAL_FLUSH: Duration = Duration::from_secs(1);
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub enum Exit {
+    /// The client sent DISCONNECT.
+    Disconnect,
+    /// The client closed the socket without DISCONNECT.
+    PeerClosed,
+    /// Reading or writing the socket failed.
+    Io(io::Error),
+    /// The client broke the protocol; the error names the rule.
+    Violation(DecodeError),
+    /// No CONNECT within `connect_timeout_secs`.
+    ConnectTimeout,
+    /// Nothing received for 1.5 times the keep-alive [MQTT-3.1.2-24].
+    KeepAliveTimeout,
+    /// CONNECT refused with this CONNACK code.
+    Refused(ReasonCode),
+    /// A new connection with the same client identifier took the session [MQTT-3.1.4-2].
+    TakenOver,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl Exit {
+    fn log(&self, context: &Context) {
+        match self {
+            Exit::Disconnect => tracing::debug!("client disconnected"),
+            Exit::PeerClosed => tracing::info!("connection closed by the client without DISCONNECT"),
+            Exit::Io(error) => tracing::info!(%error, "connection lost"),
+            Exit::Violation(error) => {
+                context.metrics.protocol_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(%error, "closing connection: protocol violation");
+            }
+            Exit::ConnectTimeout => tracing::info!("closing connection: no CONNECT in time"),
+            Exit::KeepAliveTimeout => tracing::info!("closing connection: keep-alive expired"),
+            Exit::Refused(code) => tracing::info!(?code, "connection refused"),
+            Exit::TakenOver => {
+                tracing::info!("closing connection: client identifier taken over by a new connection")
+            }
+            Exit::Shutdown => tracing::debug!("closing connection: server shutting down"),
+        }
+    }
+
+    /// Whether the will message is published after this exit (3.1.2.5): not after DISCONNECT
+    /// [MQTT-3.1.2-10], and not at server shutdown.
+    fn publishes_will(&self) -> bool {
+        !matches!(self, Exit::Disconnect | Exit::Shutdown | Exit::Refused(_))
+    }
+}
+
+/// Per-connection I/O state.
+struct Connection {
+    /// Read half of the transport.
+    reader: ReadHalf<Box<dyn Transport>>,
+    /// Write half of the transport.
+    writer: WriteHalf<Box<dyn Transport>>,
+    /// Bytes read and not yet decoded.
+    rbuf: BytesMut,
+    /// Encoded packets not yet written.
+    wbuf: BytesMut,
+    /// Shared server state.
+    context: Arc<Context>,
+    /// Reused buffer for router matches.
+    subscribers: Vec<Subscriber>,
+    /// Reused buffer for mailbox pulls.
+    deliveries: Vec<Delivery>,
+    /// Reused buffer for retained messages matching a new subscription.
+    retained: Vec<Arc<Message>>,
+}
+
+/// Serves one accepted stream until it ends, the session is taken over, or `shutdown` is
+/// cancelled.
+pub async fn run(stream: Box<dyn Transport>, context: Arc<Context>, shutdown: CancellationToken) {
+    let (reader, writer) = tokio::io::split(stream);
+    let mut connection = Connection {
+        reader,
+        writer,
+        rbuf: BytesMut::new(),
+        wbuf: BytesMut::new(),
+        context: Arc::clone(&context),
+        subscribers: Vec::new(),
+        deliveries: Vec::new(),
+        retained: Vec::new(),
+    };
+    let exit = connection.serve(&shutdown).await;
+    exit.log(&context);
+    connection.close().await;
+}
+
+impl Connection {
+    async fn serve(&mut self, shutdown: &CancellationToken) -> Exit {
+        let connect_timeout = Duration::from_secs(self.context.config.connect_timeout_secs);
+        let connect = tokio::select! {
+            () = shutdown.cancelled() => return Exit::Shutdown,
+            read = tokio::time::timeout(connect_timeout, self.read_connect()) => match read {
+                Err(_) => return Exit::ConnectTimeout,
+                Ok(Err(exit)) => return exit,
+                Ok(Ok(connect)) => connect,
+            },
+        };
+        if let Some(code) = handshake::refusal(&connect, &self.context) {
+            handshake::connack(&mut self.wbuf, false, code);
+            return Exit::Refused(code);
+        }
+        let client_id = if connect.client_id.is_empty() {
+            handshake::assigned_client_id()
+        } else {
+            connect.client_id.clone()
+        };
+        tracing::Span::current().record("client_id", &*client_id);
+        let connection_id = self.context.registry.next_id();
+        let takeover = Arc::new(Takeover::default());
+        let (closed_tx, closed_rx) = watch::channel(());
+        let claim = self.context.registry.claim(
+            &client_id,
+            connection_id,
+            &takeover,
+            &closed_rx,
+            connect.clean_start,
+        );
+        let previous = tokio::select! {
+            () = shutdown.cancelled() => return Exit::Shutdown,
+            previous = claim => previous,
+        };
+        let accepted = handshake::open_session(&connect, client_id, previous, &self.context);
+        let mut session = accepted.session;
+        handshake::connack(&mut self.wbuf, accepted.session_present, ReasonCode::Success);
+        tracing::info!(
+            protocol = connect.protocol.level(),
+            clean_session = connect.clean_start,
+            keep_alive = connect.keep_alive,
+            session_present = accepted.session_present,
+            "client connected"
+        );
+        let exit = match session.resend_inflight(&mut self.wbuf) {
+            Ok(()) => self.serve_session(&mut session, &connect, shutdown, &takeover).await,
+            Err(error) => Exit::Io(io::Error::other(error)),
+        };
+        self.finish_session(session, &connect, &exit, &takeover, connection_id);
+        drop(closed_tx);
+        exit
+    }
+
+    /// Publishes the will if the exit calls for it, then hands the session to the registry.
+    fn finish_session(
+        &mut self,
+        session: Box<Session>,
+        connect: &Connect,
+        exit: &Exit,
+        takeover: &Takeover,
+        connection_id: u64,
+    ) {
+        // On takeover, Mosquitto publishes the old will only when either connection asked for a
+        // clean session; otherwise the session continues and the will is discarded.
+        let will_due = match exit {
+            Exit::TakenOver => session.clean || takeover.successor_clean().unwrap_or(true),
+            other => other.publishes_will(),
+        };
+        if let (true, Some(will)) = (will_due, &connect.will) {
+            let message = Arc::new(Message {
+                topic: will.topic.clone(),
+                payload: will.payload.clone(),
+                qos: will.qos,
+                retain: will.retain,
+            });
+            tracing::debug!(topic = %will.topic, "publishing will message");
+            self.context.router.publish(&message, &mut self.subscribers);
+        }
+        let keep = !session.clean;
+        let expires_at = self.context.config.session_timeout().map(|t| Instant::now() + t);
+        if let Some(mut discarded) = self.context.registry.release(session, connection_id, keep, expires_at) {
+            discarded.unsubscribe_all(&self.context.router);
+        }
+    }
+
+    /// Reads until the first packet is decoded; it must be CONNECT [MQTT-3.1.0-1].
+    async fn read_connect(&mut self) -> Result<Box<Connect>, Exit> {
+        let max = self.context.config.max_packet_size;
+        loop {
+            match decode(&mut self.rbuf, ProtocolVersion::V311, max) {
+                Ok(Some(Packet::Connect(connect))) => return Ok(connect),
+                Ok(Some(other)) => {
+                    tracing::debug!(packet = other.name(), "first packet is not CONNECT");
+                    return Err(Exit::Violation(DecodeError::Protocol(
+                        "[MQTT-3.1.0-1] the first packet must be CONNECT",
+                    )));
+                }
+                Ok(None) => {}
+                Err(error) => return Err(handshake::answer_to_bad_connect(error, &mut self.wbuf)),
+            }
+            self.read_some().await?;
+        }
+    }
+
+    async fn read_some(&mut self) -> Result<usize, Exit> {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        match self.reader.read_buf(&mut self.rbuf).await {
+            Ok(0) => Err(Exit::PeerClosed),
+            Ok(n) => Ok(n),
+            Err(error) => Err(Exit::Io(error)),
+        }
+    }
+
+    async fn serve_session(
+        &mut self,
+        session: &mut Session,
+        connect: &Connect,
+        shutdown: &CancellationToken,
+        takeover: &Takeover,
+    ) -> Exit {
+        if let Err(exit) = self.handle_buffered(session) {
+            return exit;
+        }
+        let max_inflight = self.context.config.max_inflight_messages;
+        let mailbox = Arc::clone(session.mailbox());
+        // [MQTT-3.1.2-24]: one and a half times the keep-alive without a packet closes the
+        // connection; 0 turns the check off.
+        let keep_alive =
+            (connect.keep_alive > 0).then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
+        let mut last_read = Instant::now();
+        let idle_deadline = tokio::time::sleep_until(last_read + keep_alive.unwrap_or(Duration::MAX / 4));
+        tokio::pin!(idle_deadline);
+        loop {
+            if self.wbuf.len() < HIGH_WATER {
+                let budget = HIGH_WATER - self.wbuf.len();
+                if let Err(error) = session.pump(&mut self.wbuf, max_inflight, budget, &mut self.deliveries) {
+                    return Exit::Io(io::Error::other(error));
+                }
+            }
+            let room = self.wbuf.len() < HIGH_WATER;
+            let can_pull = room && session.inflight_len() < max_inflight;
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Exit::Shutdown,
+                () = takeover.kicked().cancelled() => return Exit::TakenOver,
+                written = self.writer.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => match written {
+                    Ok(0) => return Exit::PeerClosed,
+                    Ok(_) => shrink(&mut self.wbuf),
+                    Err(error) => return Exit::Io(error),
+                },
+                read = self.reader.read_buf(&mut self.rbuf), if room => {
+                    match read {
+                        Ok(0) => return Exit::PeerClosed,
+                        Ok(_) => {}
+                        Err(error) => return Exit::Io(error),
+                    }
+                    last_read = Instant::now();
+                    if let Err(exit) = self.handle_buffered(session) {
+                        return exit;
+                    }
+                    if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+                        shrink(&mut self.rbuf);
+                        self.rbuf.reserve(READ_CHUNK);
+                    }
+                }
+                () = mailbox.notified(), if can_pull => {}
+                () = &mut idle_deadline, if keep_alive.is_some() => {
+                    let limit = keep_alive.unwrap_or_default();
+                    if last_read.elapsed() >= limit {
+                        return Exit::KeepAliveTimeout;
+                    }
+                    idle_deadline.as_mut().reset(last_read + limit);
+                }
+            }
+        }
+    }
+
+    /// Decodes and handles every whole packet in the read buffer.
+    fn handle_buffered(&mut self, session: &mut Session) -> Result<(), Exit> {
+        let max = self.context.config.max_packet_size;
+        loop {
+            match decode(&mut self.rbuf, ProtocolVersion::V311, max) {
+                Ok(Some(packet)) => self.handle(packet, session)?,
+                Ok(None) => return Ok(()),
+                Err(error) => return Err(Exit::Violation(error)),
+            }
+        }
+    }
+
+    fn handle(&mut self, packet: Packet, session: &mut Session) -> Result<(), Exit> {
+        let router = &self.context.router;
+        let out = &mut self.wbuf;
+        let result = match packet {
+            Packet::Publish(publish) => session.handle_publish(publish, router, &mut self.subscribers, out),
+            Packet::PubAck(ack) => {
+                session.handle_puback(ack.packet_id);
+                Ok(())
+            }
+            Packet::PubRec(rec) => session.handle_pubrec(rec.packet_id, out),
+            Packet::PubRel(rel) => session.handle_pubrel(rel.packet_id, out),
+            Packet::PubComp(comp) => {
+                session.handle_pubcomp(comp.packet_id);
+                Ok(())
+            }
+            Packet::Subscribe(subscribe) => {
+                session.handle_subscribe(&subscribe, router, out, &mut self.retained)
+            }
+            Packet::Unsubscribe(unsubscribe) => session.handle_unsubscribe(&unsubscribe, router, out),
+            Packet::PingReq => write(out, &Packet::PingResp),
+            Packet::Disconnect(_) => return Err(Exit::Disconnect),
+            Packet::Connect(_) => {
+                return Err(Exit::Violation(DecodeError::Protocol("[MQTT-3.1.0-2] a second CONNECT")));
+            }
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                return Err(Exit::Violation(DecodeError::Protocol(
+                    "[MQTT-4.8.0-1] a packet only a server may send",
+                )));
+            }
+        };
+        result.map_err(|error| Exit::Io(io::Error::other(error)))
+    }
+
+    /// Sends what is left in the write buffer, briefly, and closes the socket.
+    async fn close(&mut self) {
+        let flush = async {
+            self.writer.write_all_buf(&mut self.wbuf).await?;
+            self.writer.shutdown().await
+        };
+        let _ = tokio::time::timeout(FINAL_FLUSH, flush).await;
+    }
+}
+
+/// Gives back the memory of a drained buffer that grew large.
+fn shrink(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > SHRINK_ABOVE {
+        *buf = BytesMut::new();
+    }
+}

@@ -1,0 +1,53 @@
+//! Server-wide counters. Cheap relaxed atomics today; the seam where Prometheus metrics and
+//! `$SYS` topics will read from.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use iothub_protocol::QoS;
+
+/// Counters of one server.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Connections accepted by a listener.
+    pub connections_accepted: AtomicU64,
+    /// Connections closed at accept because `max_connections` was reached.
+    pub connections_refused: AtomicU64,
+    /// Connections closed for a protocol violation or malformed packet.
+    pub protocol_errors: AtomicU64,
+    /// QoS 0 deliveries dropped because a session queue was full.
+    pub dropped_qos0: AtomicU64,
+    /// QoS 1 and 2 deliveries dropped because a session queue was full.
+    pub dropped_qos12: AtomicU64,
+    /// Retained messages not stored because `retained_message_limit` was reached.
+    pub retained_refused: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one delivery dropped at a full queue.
+    pub fn count_dropped(&self, qos: QoS) {
+        let counter = if qos == QoS::AtMostOnce { &self.dropped_qos0 } else { &self.dropped_qos12 };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one retained message refused at the limit.
+    pub fn count_retained_refused(&self) {
+        self.retained_refused.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Display for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        write!(
+            f,
+            "connections accepted {}, refused {}, protocol errors {}; dropped QoS 0 {}, QoS 1/2 {}; retained refused {}",
+            get(&self.connections_accepted),
+            get(&self.connections_refused),
+            get(&self.protocol_errors),
+            get(&self.dropped_qos0),
+            get(&self.dropped_qos12),
+            get(&self.retained_refused),
+        )
+    }
+}

@@ -1,0 +1,127 @@
+//! The Router: who receives a published message, and which retained messages a new subscription
+//! gets.
+//!
+//! It owns the subscription tree and the retained store. It never touches a socket and never
+//! waits: delivery is a non-blocking push into each subscriber's bounded mailbox.
+//!
+//! **Architecture Invariant:** no lock of the router is held while a mailbox is pushed to, and
+//! none is held across an `.await`.
+
+mod retain;
+mod tree;
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use iothub_protocol::QoS;
+
+pub use retain::{RetainOutcome, RetainStore};
+pub use tree::SubscriptionTree;
+
+use crate::metrics::Metrics;
+use crate::session::{Delivery, Mailbox, PushOutcome};
+
+/// An application message as the broker holds it: decoded once, shared by every subscriber.
+#[derive(Debug)]
+pub struct Message {
+    /// Topic name.
+    pub topic: ByteString,
+    /// Application payload.
+    pub payload: Bytes,
+    /// QoS the publisher sent it with.
+    pub qos: QoS,
+    /// Whether the publisher asked for it to be retained.
+    pub retain: bool,
+}
+
+/// One subscription of one session, as stored in the tree.
+#[derive(Clone)]
+pub struct Subscriber {
+    /// Where matching messages go.
+    pub mailbox: Arc<Mailbox>,
+    /// The QoS granted to this subscription.
+    pub qos: QoS,
+}
+
+/// The routing table and retained store of one server.
+pub struct Router {
+    /// Subscriptions by topic filter.
+    tree: RwLock<SubscriptionTree>,
+    /// Retained messages by topic.
+    retained: RwLock<RetainStore>,
+    /// Counters shared with the rest of the server.
+    metrics: Arc<Metrics>,
+}
+
+impl Router {
+    /// A router with no subscriptions, holding at most `retained_limit` retained messages
+    /// (0 means no limit).
+    pub fn new(retained_limit: usize, metrics: Arc<Metrics>) -> Router {
+        Router {
+            tree: RwLock::new(SubscriptionTree::default()),
+            retained: RwLock::new(RetainStore::new(retained_limit)),
+            metrics,
+        }
+    }
+
+    /// Adds or replaces (same session, same filter) a subscription. Returns true if it replaced
+    /// one.
+    pub fn subscribe(&self, filter: &str, mailbox: &Arc<Mailbox>, qos: QoS) -> bool {
+        let subscriber = Subscriber { mailbox: Arc::clone(mailbox), qos };
+        self.tree.write().unwrap_or_else(PoisonError::into_inner).insert(filter, subscriber)
+    }
+
+    /// Removes the subscription of session `session_id` to `filter`. Returns true if it existed.
+    pub fn unsubscribe(&self, filter: &str, session_id: u64) -> bool {
+        self.tree.write().unwrap_or_else(PoisonError::into_inner).remove(filter, session_id)
+    }
+
+    /// Routes a message: updates the retained store if the message asks for it, then pushes one
+    /// copy to every session with a matching subscription, at the highest QoS among that
+    /// session's matching subscriptions (3.3.5) capped by the message's QoS. `scratch` is a
+    /// buffer the caller reuses between calls. Returns the number of sessions it reached.
+    pub fn publish(&self, message: &Arc<Message>, scratch: &mut Vec<Subscriber>) -> usize {
+        if message.retain {
+            self.retain(message);
+        }
+        scratch.clear();
+        self.tree.read().unwrap_or_else(PoisonError::into_inner).matches(&message.topic, scratch);
+        if scratch.len() > 1 {
+            scratch.sort_unstable_by(|a, b| {
+                a.mailbox.session_id().cmp(&b.mailbox.session_id()).then(b.qos.cmp(&a.qos))
+            });
+            scratch.dedup_by_key(|s| s.mailbox.session_id());
+        }
+        let mut reached = 0;
+        for subscriber in scratch.drain(..) {
+            let qos = subscriber.qos.min(message.qos);
+            let delivery = Delivery { message: Arc::clone(message), qos, retain: false };
+            match subscriber.mailbox.push(delivery) {
+                PushOutcome::Queued => reached += 1,
+                PushOutcome::Dropped => self.metrics.count_dropped(qos),
+                PushOutcome::Offline => {}
+            }
+        }
+        reached
+    }
+
+    /// Stores, replaces or (empty payload) deletes the retained message of the message's topic.
+    fn retain(&self, message: &Arc<Message>) {
+        let outcome = self.retained.write().unwrap_or_else(PoisonError::into_inner).set(message);
+        if outcome == RetainOutcome::Refused {
+            self.metrics.count_retained_refused();
+            tracing::warn!(topic = %message.topic, "retained message limit reached; message forwarded but not retained");
+        }
+    }
+
+    /// Appends every retained message whose topic matches `filter` to `out`.
+    pub fn retained_matching(&self, filter: &str, out: &mut Vec<Arc<Message>>) {
+        self.retained.read().unwrap_or_else(PoisonError::into_inner).matching(filter, out);
+    }
+
+    /// Number of retained messages held.
+    pub fn retained_count(&self) -> usize {
+        self.retained.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}

@@ -1,0 +1,144 @@
+//! The retained store: at most one message per topic, kept in a tree of topic levels so a
+//! wildcard subscription visits only the branches its filter can match.
+//!
+//! Policy when `retained_message_limit` is reached: a message for a topic that has no retained
+//! message yet is forwarded to subscribers but not stored, and the refusal is counted and logged.
+//! Replacing or deleting an existing retained message is always allowed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::Message;
+
+/// What `RetainStore::set` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetainOutcome {
+    /// The message is now the topic's retained message.
+    Stored,
+    /// The topic's retained message was deleted (empty payload).
+    Deleted,
+    /// The store is full and the topic had no retained message.
+    Refused,
+}
+
+/// Retained messages by topic.
+pub struct RetainStore {
+    /// The level before the first one.
+    root: Node,
+    /// Number of messages held.
+    len: usize,
+    /// Most messages held at once; 0 means no limit.
+    limit: usize,
+}
+
+#[derive(Default)]
+struct Node {
+    /// Children by level text.
+    children: HashMap<Box<str>, Node>,
+    /// The retained message of the topic ending at this level.
+    message: Option<Arc<Message>>,
+}
+
+impl RetainStore {
+    /// An empty store holding at most `limit` messages (0: no limit).
+    pub fn new(limit: usize) -> RetainStore {
+        RetainStore { root: Node::default(), len: 0, limit }
+    }
+
+    /// Number of messages held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no message is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Stores `message` as its topic's retained message, or deletes that message when the
+    /// payload is empty [MQTT-3.3.1-10], [MQTT-3.3.1-11].
+    pub fn set(&mut self, message: &Arc<Message>) -> RetainOutcome {
+        let levels: Vec<&str> = message.topic.split('/').collect();
+        if message.payload.is_empty() {
+            if delete(&mut self.root, &levels) {
+                self.len -= 1;
+            }
+            return RetainOutcome::Deleted;
+        }
+        let full = self.limit != 0 && self.len >= self.limit;
+        let mut node = &mut self.root;
+        for level in &levels {
+            if full && !node.children.contains_key(*level) {
+                return RetainOutcome::Refused;
+            }
+            node = node.children.entry((*level).into()).or_default();
+        }
+        if node.message.is_none() {
+            if full {
+                return RetainOutcome::Refused;
+            }
+            self.len += 1;
+        }
+        node.message = Some(Arc::clone(message));
+        RetainOutcome::Stored
+    }
+
+    /// Appends every retained message whose topic matches `filter` to `out`. Wildcards in the
+    /// first level do not match topics starting with '$' [MQTT-4.7.2-1].
+    pub fn matching(&self, filter: &str, out: &mut Vec<Arc<Message>>) {
+        let levels: Vec<&str> = filter.split('/').collect();
+        walk(&self.root, &levels, true, out);
+    }
+}
+
+fn walk(node: &Node, levels: &[&str], at_root: bool, out: &mut Vec<Arc<Message>>) {
+    let visible = |name: &str| !(at_root && name.starts_with('$'));
+    match levels {
+        [] => out.extend(node.message.iter().cloned()),
+        ["#"] => {
+            if !at_root {
+                out.extend(node.message.iter().cloned());
+            }
+            for (name, child) in &node.children {
+                if visible(name) {
+                    everything(child, out);
+                }
+            }
+        }
+        ["+", rest @ ..] => {
+            for (name, child) in &node.children {
+                if visible(name) {
+                    walk(child, rest, false, out);
+                }
+            }
+        }
+        [level, rest @ ..] => {
+            if let Some(child) = node.children.get(*level) {
+                walk(child, rest, false, out);
+            }
+        }
+    }
+}
+
+fn everything(node: &Node, out: &mut Vec<Arc<Message>>) {
+    out.extend(node.message.iter().cloned());
+    for child in node.children.values() {
+        everything(child, out);
+    }
+}
+
+fn delete(node: &mut Node, levels: &[&str]) -> bool {
+    match levels {
+        [] => node.message.take().is_some(),
+        [level, rest @ ..] => {
+            let Some(child) = node.children.get_mut(*level) else {
+                return false;
+            };
+            let deleted = delete(child, rest);
+            if deleted && child.message.is_none() && child.children.is_empty() {
+                node.children.remove(*level);
+            }
+            deleted
+        }
+    }
+}

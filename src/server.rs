@@ -1,0 +1,129 @@
+//! The Server: binds one Broker per listener, owns the Router, the session registry and the
+//! counters, expires offline sessions, and runs the shutdown sequence.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::Broker;
+use crate::config::{parse_listen_address, Config, ServerConfig};
+use crate::metrics::Metrics;
+use crate::router::Router;
+use crate::session::{QueueLimits, Registry};
+use crate::transport::Listener;
+
+/// What every connection task shares.
+pub struct Context {
+    /// The `[server]` settings.
+    pub config: ServerConfig,
+    /// Subscriptions and retained messages.
+    pub router: Router,
+    /// Sessions by client identifier.
+    pub registry: Registry,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// One permit per allowed connection; `None` when `max_connections` is 0.
+    pub connection_slots: Option<Arc<Semaphore>>,
+}
+
+impl Context {
+    /// Bounds of each session's queue.
+    pub fn queue_limits(&self) -> QueueLimits {
+        QueueLimits { max_messages: self.config.max_queued_messages, max_bytes: self.config.max_queued_bytes }
+    }
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    /// One broker per listener.
+    brokers: Vec<Broker>,
+    /// Shared state.
+    context: Arc<Context>,
+}
+
+impl Server {
+    /// Binds every listener of `config`. Fails if any address cannot be bound.
+    pub async fn bind(config: &Config) -> io::Result<Server> {
+        let metrics = Arc::new(Metrics::default());
+        let server = config.server.clone();
+        let context = Arc::new(Context {
+            router: Router::new(server.retained_message_limit, Arc::clone(&metrics)),
+            registry: Registry::default(),
+            connection_slots: (server.max_connections > 0)
+                .then(|| Arc::new(Semaphore::new(server.max_connections))),
+            metrics,
+            config: server,
+        });
+        let mut brokers = Vec::new();
+        for url in &context.config.listen_addresses {
+            let address =
+                parse_listen_address(url).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let listener = Listener::bind(&address)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {url}: {e}")))?;
+            brokers.push(Broker::new(listener, Arc::clone(&context)));
+        }
+        Ok(Server { brokers, context })
+    }
+
+    /// The addresses actually bound, in configuration order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.brokers.iter().filter_map(|b| b.listener().local_addr().ok()).collect()
+    }
+
+    /// The server's shared state, for inspection.
+    pub fn context(&self) -> &Arc<Context> {
+        &self.context
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, closes every connection and
+    /// waits for the connection tasks, at most `shutdown_timeout_secs`. Returns true if every
+    /// task finished in time.
+    pub async fn run(self, shutdown: CancellationToken) -> bool {
+        let tracker = TaskTracker::new();
+        for broker in self.brokers {
+            let scheme = broker.listener().scheme();
+            if let Ok(address) = broker.listener().local_addr() {
+                tracing::info!("listening on {scheme}://{address}");
+            }
+            tokio::spawn(broker.run(shutdown.child_token(), tracker.clone()));
+        }
+        let expiry = tokio::spawn(expire_sessions(Arc::clone(&self.context), shutdown.child_token()));
+        shutdown.cancelled().await;
+        tracing::info!("shutting down: closing connections");
+        tracker.close();
+        let deadline = Duration::from_secs(self.context.config.shutdown_timeout_secs);
+        let finished = tokio::time::timeout(deadline, tracker.wait()).await.is_ok();
+        expiry.abort();
+        if !finished {
+            tracing::warn!(remaining = tracker.len(), "shutdown deadline passed with connections still open");
+        }
+        tracing::info!("stopped; {}", self.context.metrics);
+        finished
+    }
+}
+
+/// Discards offline sessions whose `session_timeout_secs` has passed.
+async fn expire_sessions(context: Arc<Context>, shutdown: CancellationToken) {
+    let Some(timeout) = context.config.session_timeout() else {
+        return;
+    };
+    let period = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        for mut session in context.registry.expire(Instant::now()) {
+            tracing::info!(client_id = %session.client_id, "session expired");
+            session.unsubscribe_all(&context.router);
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The session registry: which client identifiers are connected, and the sessions of those that
+//! are not.
+//!
+//! A new connection claims its client identifier here. If another connection holds it, that one
+//! is told to close [MQTT-3.1.4-2] and the claim waits until it has handed its session back, so a
+//! session is owned by one task at a time and never shared.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytestring::ByteString;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Session;
+
+/// Lets a newer connection with the same client identifier close the current one.
+#[derive(Debug, Default)]
+pub struct Takeover {
+    /// Cancelled when the connection must close.
+    kick: CancellationToken,
+    /// 0 until taken over; then 1 if the successor asked for a persistent session, 2 for a clean
+    /// one.
+    successor: AtomicU8,
+}
+
+impl Takeover {
+    /// A token cancelled when this connection is taken over.
+    pub fn kicked(&self) -> &CancellationToken {
+        &self.kick
+    }
+
+    /// Tells the connection to close because a successor with the given clean session flag
+    /// arrived.
+    fn kick(&self, successor_clean: bool) {
+        self.successor.store(if successor_clean { 2 } else { 1 }, Ordering::Release);
+        self.kick.cancel();
+    }
+
+    /// `Some(clean flag of the successor)` if this connection was taken over.
+    pub fn successor_clean(&self) -> Option<bool> {
+        match self.successor.load(Ordering::Acquire) {
+            0 => None,
+            value => Some(value == 2),
+        }
+    }
+}
+
+enum Slot {
+    /// A connection owns the session.
+    Online {
+        /// Which connection.
+        connection_id: u64,
+        /// How to close it.
+        takeover: Arc<Takeover>,
+        /// Reports the connection's end: its sender is dropped after the session is handed back.
+        closed: watch::Receiver<()>,
+    },
+    /// No connection owns the session; it is kept until `expires_at`.
+    Offline {
+        /// The stored session.
+        session: Box<Session>,
+        /// When it is discarded; `None` for never.
+        expires_at: Option<Instant>,
+    },
+}
+
+/// All sessions of a server, by client identifier.
+#[derive(Default)]
+pub struct Registry {
+    /// The slots; the lock is held for map operations only, never across an `.await`.
+    slots: Mutex<HashMap<ByteString, Slot>>,
+    /// Source of unique connection and session identifiers.
+    next_id: AtomicU64,
+}
+
+/// How long a claim waits for a previous connection to hand its session back before asking
+/// again.
+const HANDBACK_WAIT: Duration = Duration::from_secs(1);
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ByteString, Slot>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A process-unique identifier for a connection or a session.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Number of client identifiers known, connected or not.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when no session is known.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Claims `client_id` for connection `connection_id`, closing any connection that holds it
+    /// and waiting for its session. Returns the stored session, if there is one.
+    pub async fn claim(
+        &self,
+        client_id: &ByteString,
+        connection_id: u64,
+        takeover: &Arc<Takeover>,
+        closed: &watch::Receiver<()>,
+        clean: bool,
+    ) -> Option<Box<Session>> {
+        loop {
+            let mut previous_closed = {
+                let mut slots = self.lock();
+                match slots.get(client_id) {
+                    Some(Slot::Online { takeover: previous, closed: previous_closed, .. }) => {
+                        previous.kick(clean);
+                        previous_closed.clone()
+                    }
+                    _ => {
+                        let slot = Slot::Online {
+                            connection_id,
+                            takeover: Arc::clone(takeover),
+                            closed: closed.clone(),
+                        };
+                        return match slots.insert(client_id.clone(), slot) {
+                            Some(Slot::Offline { session, .. }) => Some(session),
+                            _ => None,
+                        };
+                    }
+                }
+            };
+            // The previous owner drops its sender once it has handed the session back; until
+            // then `changed` waits. Its result does not matter: the loop looks again.
+            let _ = tokio::time::timeout(HANDBACK_WAIT, previous_closed.changed()).await;
+        }
+    }
+
+    /// Hands a session back at the end of connection `connection_id`: kept until `expires_at`
+    /// if `keep`, discarded otherwise. Returns the session when the caller must discard it (its
+    /// subscriptions are still in the router).
+    pub fn release(
+        &self,
+        session: Box<Session>,
+        connection_id: u64,
+        keep: bool,
+        expires_at: Option<Instant>,
+    ) -> Option<Box<Session>> {
+        let mut slots = self.lock();
+        let owned = matches!(slots.get(&session.client_id),
+            Some(Slot::Online { connection_id: owner, .. }) if *owner == connection_id);
+        if !owned {
+            return Some(session);
+        }
+        if keep {
+            session.mailbox().set_online(false);
+            slots.insert(session.client_id.clone(), Slot::Offline { session, expires_at });
+            None
+        } else {
+            slots.remove(&session.client_id);
+            Some(session)
+        }
+    }
+
+    /// Removes and returns every offline session whose expiry time has passed.
+    pub fn expire(&self, now: Instant) -> Vec<Box<Session>> {
+        let mut slots = self.lock();
+        let expired: Vec<ByteString> = slots
+            .iter()
+            .filter_map(|(id, slot)| match slot {
+                Slot::Offline { expires_at: Some(at), .. } if *at <= now => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|id| match slots.remove(&id) {
+                Some(Slot::Offline { session, .. }) => Some(session),
+                _ => None,
+            })
+            .collect()
+    }
+}
