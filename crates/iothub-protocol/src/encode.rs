@@ -64,8 +64,23 @@ fn publish_body_len(topic: &str, qos: QoS, payload_len: usize) -> usize {
 
 /// Writes a PUBLISH from its parts, so a broker can send one stored message to many subscribers
 /// with a different packet identifier and QoS each, without building a `Publish` per copy.
+/// On error `buf` is left as it was.
 #[allow(clippy::too_many_arguments)] // The fields of a PUBLISH, nothing more.
 pub fn encode_publish(
+    buf: &mut BytesMut,
+    dup: bool,
+    qos: QoS,
+    retain: bool,
+    topic: &str,
+    packet_id: Option<PacketId>,
+    payload: &[u8],
+) -> Result<(), EncodeError> {
+    let start = buf.len();
+    write_publish(buf, dup, qos, retain, topic, packet_id, payload).inspect_err(|_| buf.truncate(start))
+}
+
+#[allow(clippy::too_many_arguments)] // The fields of a PUBLISH, nothing more.
+fn write_publish(
     buf: &mut BytesMut,
     dup: bool,
     qos: QoS,
@@ -160,11 +175,17 @@ impl Packet {
         1 + varint_len(body) + body
     }
 
-    /// Appends the packet's bytes to `buf` in the wire format of `version`.
+    /// Appends the packet's bytes to `buf` in the wire format of `version`. On error `buf` is left
+    /// as it was, so the packets already in it can still be sent.
     pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
         if version == ProtocolVersion::V5 {
             return Err(EncodeError::Unsupported(self.name()));
         }
+        let start = buf.len();
+        self.write_v3(buf).inspect_err(|_| buf.truncate(start))
+    }
+
+    fn write_v3(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
         let body = body_len(self);
         match self {
             Packet::Connect(c) => encode_connect(c, buf)?,
