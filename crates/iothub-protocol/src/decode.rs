@@ -14,8 +14,8 @@ use bytestring::ByteString;
 
 use crate::error::DecodeError;
 use crate::packet::{
-    ConnAck, Connect, Disconnect, Packet, Publish, PublishResponse, SubAck, Subscribe,
-    SubscriptionOptions, UnsubAck, Unsubscribe, Will,
+    ConnAck, Connect, Disconnect, Packet, Publish, PublishResponse, SubAck, Subscribe, SubscriptionOptions,
+    UnsubAck, Unsubscribe, Will,
 };
 use crate::topic::{validate_topic_filter, validate_topic_name};
 use crate::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
@@ -207,10 +207,12 @@ fn parse_connect(mut r: Reader) -> Result<Connect, DecodeError> {
     if !will_flag && will_retain {
         return Err(DecodeError::Malformed("[MQTT-3.1.2-15] will retain is set without the will flag"));
     }
-    let will_qos = QoS::from_bits(will_qos_bits)
-        .ok_or(DecodeError::Malformed("[MQTT-3.1.2-14] will QoS is 3"))?;
+    let will_qos =
+        QoS::from_bits(will_qos_bits).ok_or(DecodeError::Malformed("[MQTT-3.1.2-14] will QoS is 3"))?;
     if password_flag && !username_flag {
-        return Err(DecodeError::Malformed("[MQTT-3.1.2-22] password flag is set without the user name flag"));
+        return Err(DecodeError::Malformed(
+            "[MQTT-3.1.2-22] password flag is set without the user name flag",
+        ));
     }
     let keep_alive = r.u16()?;
     let client_id = r.string()?;
@@ -251,10 +253,12 @@ fn parse_subscribe(mut r: Reader) -> Result<Subscribe, DecodeError> {
         validate_topic_filter(&filter)?;
         let options = r.u8()?;
         if options & 0xFC != 0 {
-            return Err(DecodeError::Malformed("[MQTT-3.8.3-4] reserved bits of the requested QoS byte are set"));
+            return Err(DecodeError::Malformed(
+                "[MQTT-3.8.3-4] reserved bits of the requested QoS byte are set",
+            ));
         }
-        let qos = QoS::from_bits(options)
-            .ok_or(DecodeError::Malformed("[MQTT-3.8.3-4] requested QoS is 3"))?;
+        let qos =
+            QoS::from_bits(options).ok_or(DecodeError::Malformed("[MQTT-3.8.3-4] requested QoS is 3"))?;
         filters.push((filter, SubscriptionOptions { qos, ..SubscriptionOptions::default() }));
     }
     if filters.is_empty() {
