@@ -220,7 +220,7 @@ fn describe(kind: Kind) -> &'static str {
 fn parse_text(origin: &str, name: &str, kind: Kind, text: &str) -> Result<toml::Value, ConfigError> {
     let bad = || error(origin, name, format!("expected {}, found {text:?}", describe(kind)));
     Ok(match kind {
-        Kind::Uint => toml::Value::Integer(text.trim().parse::<u32>().map_err(|_| bad())?.into()),
+        Kind::Uint => toml::Value::Integer(text.trim().parse::<u32>().map(i64::from).map_err(|_| bad())?),
         Kind::Bool => toml::Value::Boolean(text.trim().parse().map_err(|_| bad())?),
         Kind::Str => toml::Value::String(text.to_owned()),
         Kind::StrList => toml::Value::Array(
@@ -325,6 +325,9 @@ impl ConfigBuilder {
     }
 }
 
+/// Largest number of seconds any duration setting accepts: ten years.
+const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
 /// A listener address taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenAddress {
@@ -387,6 +390,15 @@ impl Config {
         for (key, value, max) in positive {
             if value == 0 || value > max {
                 return Err(error(origin, key, format!("must be between 1 and {max}, found {value}")));
+            }
+        }
+        let seconds = [
+            ("server.session_timeout_secs", s.session_timeout_secs),
+            ("server.shutdown_timeout_secs", s.shutdown_timeout_secs),
+        ];
+        for (key, value) in seconds {
+            if value > MAX_SECONDS {
+                return Err(error(origin, key, format!("must be at most {MAX_SECONDS} (ten years), found {value}")));
             }
         }
         if !(16..=268_435_460).contains(&s.max_packet_size) {

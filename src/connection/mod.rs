@@ -36,6 +36,10 @@ const SHRINK_ABOVE: usize = 256 * 1024;
 /// How long the last bytes (a CONNACK refusal, say) may take to leave before the socket closes.
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
 
+/// A deadline that never comes, for a disabled keep-alive; far enough not to fire, near enough
+/// not to overflow `Instant`.
+const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Why a connection ended.
 #[derive(Debug)]
 pub enum Exit {
@@ -258,7 +262,7 @@ impl Connection {
         let keep_alive =
             (connect.keep_alive > 0).then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
         let mut last_read = Instant::now();
-        let idle_deadline = tokio::time::sleep_until(last_read + keep_alive.unwrap_or(Duration::MAX / 4));
+        let idle_deadline = tokio::time::sleep_until(last_read + keep_alive.unwrap_or(NEVER));
         tokio::pin!(idle_deadline);
         loop {
             if self.wbuf.len() < HIGH_WATER {
