@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::router::{Message, Subscriber};
 use crate::server::Context;
-use crate::session::{write, Delivery, Session, Takeover};
+use crate::session::{is_reserved_for_broker, write, Delivery, Session, Takeover};
 use crate::transport::Transport;
 
 /// Above this many buffered outbound bytes the task stops reading and pulling messages.
@@ -198,7 +198,8 @@ impl Connection {
             Exit::TakenOver => session.clean || takeover.successor_clean().unwrap_or(true),
             other => other.publishes_will(),
         };
-        if let (true, Some(will)) = (will_due, &connect.will) {
+        let will = connect.will.as_ref().filter(|will| !is_reserved_for_broker(&will.topic));
+        if let (true, Some(will)) = (will_due, will) {
             let message = Arc::new(Message {
                 topic: will.topic.clone(),
                 payload: will.payload.clone(),

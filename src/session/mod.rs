@@ -270,9 +270,9 @@ impl Session {
     }
 }
 
-/// Topics under "$SYS/" belong to the broker: clients' publications to them are acknowledged and
-/// discarded, as Mosquitto does.
-fn is_reserved_for_broker(topic: &str) -> bool {
+/// Topics under "$SYS/" belong to the broker: clients' publications to them, wills included, are
+/// acknowledged and discarded, as Mosquitto does.
+pub fn is_reserved_for_broker(topic: &str) -> bool {
     topic.starts_with("$SYS/") || topic == "$SYS"
 }
 
