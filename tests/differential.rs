@@ -1,0 +1,912 @@
+//! Differential checks against Mosquitto 2.x: the same raw byte exchanges run against a private
+//! `mosquitto` process and against IoTHub, and the exact bytes each client receives, and whether
+//! its connection is closed, must be the same.
+//!
+//! Each test runs one exchange on a fresh IoTHub `TestBroker` and then on a fresh Mosquitto on an
+//! ephemeral loopback port. The exchange records what every client saw as a transcript (a packet
+//! in hex, "closed" or "silent"); the two transcripts are compared line by line. Where the
+//! specification allows both behaviours and IoTHub deliberately differs, or where Mosquitto
+//! breaks the specification, the test asserts each broker's behaviour separately and says why. `scripts/differential` runs this file and prints
+//! one summary line per exchange; `docs/differential.md` lists the outcomes.
+
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use common::{connect_packet, with_header, TestBroker, WAIT};
+
+/// Where Debian's package installs the broker.
+const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+
+/// How long a client waits before a missing packet counts as "silent". Used only where the point
+/// of the step is that something may not happen; a broker that closes the connection or sends a
+/// packet is seen at once.
+const QUIET: Duration = Duration::from_millis(400);
+
+/// How long a client waits where one broker sends a packet and the other, correctly too, does
+/// not: long enough that a slow broker is not taken for a silent one.
+const EITHER: Duration = Duration::from_secs(2);
+
+/// How long Mosquitto may take to accept its first connection.
+const STARTUP: Duration = Duration::from_secs(10);
+
+/// Fails the test, never skips it, when Mosquitto is not installed.
+fn require_mosquitto() {
+    assert!(
+        Path::new(MOSQUITTO).exists(),
+        "{MOSQUITTO} is missing: the differential tests need Mosquitto 2.x; run scripts/test, \
+         which installs the test dependencies"
+    );
+}
+
+/// A private Mosquitto process on an ephemeral loopback port, killed when dropped.
+struct Mosquitto {
+    addr: SocketAddr,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Mosquitto {
+    /// Starts Mosquitto with anonymous access and no persistence. The port is chosen by binding a
+    /// listener to port 0 and dropping it; should another process take it first, Mosquitto exits
+    /// and the start is retried on a new port.
+    fn start() -> Mosquitto {
+        require_mosquitto();
+        for _ in 0..5 {
+            if let Some(mosquitto) = Mosquitto::try_start() {
+                return mosquitto;
+            }
+        }
+        panic!("mosquitto did not start on any of five ephemeral ports");
+    }
+
+    fn try_start() -> Option<Mosquitto> {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("iothub-differential-{}-{port}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("mosquitto.conf");
+        fs::write(
+            &config,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 sys_interval 0\nlog_dest stderr\nlog_type all\n"
+            ),
+        )
+        .unwrap();
+        let log = File::create(dir.join("mosquitto.log")).unwrap();
+        let child = Command::new(MOSQUITTO)
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {MOSQUITTO}: {e}; run scripts/test"));
+        let mut mosquitto = Mosquitto { addr: SocketAddr::from(([127, 0, 0, 1], port)), child, dir };
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            // Mosquitto logs "running" once its listener is bound; the connect then proves the
+            // port answers. Without the log line, a connect could reach another process that
+            // took the port, while Mosquitto exits on "Address already in use".
+            if mosquitto.log().contains(" running")
+                && TcpStream::connect_timeout(&mosquitto.addr, Duration::from_secs(1)).is_ok()
+            {
+                return Some(mosquitto);
+            }
+            if mosquitto.child.try_wait().unwrap().is_some() {
+                eprintln!("mosquitto exited at start:\n{}", mosquitto.log());
+                return None;
+            }
+            assert!(Instant::now() < deadline, "mosquitto did not accept connections:\n{}", mosquitto.log());
+            // Polling is the only readiness signal Mosquitto gives; each try is bounded and the
+            // loop ends at the deadline.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("mosquitto log:\n{}", self.log());
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What one exchange saw, one line per event, shared by the clients of the exchange.
+type Transcript = Rc<RefCell<Vec<String>>>;
+
+/// One run of an exchange against one broker.
+struct Exchange {
+    addr: SocketAddr,
+    transcript: Transcript,
+}
+
+impl Exchange {
+    /// Opens a TCP connection without sending anything.
+    fn client(&self, name: &str) -> Peer {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Peer { name: name.to_owned(), stream, transcript: Rc::clone(&self.transcript) }
+    }
+
+    /// Opens a connection, sends a 3.1.1 CONNECT and records the answer.
+    fn connected(&self, name: &str, client_id: &str, clean: bool) -> Peer {
+        let mut peer = self.client(name);
+        peer.send(&connect_packet(client_id, clean, 60));
+        peer.recv();
+        peer
+    }
+}
+
+/// One client connection of an exchange.
+struct Peer {
+    name: String,
+    stream: TcpStream,
+    transcript: Transcript,
+}
+
+/// What a client saw when it waited for a packet.
+enum Seen {
+    Packet(Vec<u8>),
+    Closed,
+    Silent,
+}
+
+impl Peer {
+    /// Sends bytes; a broker that already closed the connection shows in the next `recv`.
+    fn send(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// Waits up to `WAIT` for a packet and records it (or the close, or the silence).
+    fn recv(&mut self) -> Option<Vec<u8>> {
+        self.wait(WAIT)
+    }
+
+    /// Waits up to `QUIET` for a packet and records it (or the close, or the silence).
+    fn quiet(&mut self) -> Option<Vec<u8>> {
+        self.wait(QUIET)
+    }
+
+    /// Waits up to `EITHER` for a packet that one broker sends and the other does not.
+    fn either(&mut self) -> Option<Vec<u8>> {
+        self.wait(EITHER)
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        let seen = self.read_packet(timeout);
+        let line = match &seen {
+            Seen::Packet(bytes) => hex(bytes),
+            Seen::Closed => "closed".to_owned(),
+            Seen::Silent => "silent".to_owned(),
+        };
+        self.transcript.borrow_mut().push(format!("{}: {line}", self.name));
+        match seen {
+            Seen::Packet(bytes) => Some(bytes),
+            Seen::Closed | Seen::Silent => None,
+        }
+    }
+
+    fn read_packet(&mut self, timeout: Duration) -> Seen {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        let mut first = [0u8; 1];
+        match self.stream.read(&mut first) {
+            Ok(0) => return Seen::Closed,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return Seen::Silent,
+            Err(_) => return Seen::Closed,
+        }
+        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut packet = vec![first[0]];
+        let mut len = 0usize;
+        let mut shift = 0;
+        loop {
+            let mut byte = [0u8; 1];
+            if self.stream.read_exact(&mut byte).is_err() {
+                return Seen::Closed;
+            }
+            packet.push(byte[0]);
+            len |= usize::from(byte[0] & 0x7F) << shift;
+            shift += 7;
+            if byte[0] & 0x80 == 0 || shift > 21 {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        if self.stream.read_exact(&mut body).is_err() {
+            return Seen::Closed;
+        }
+        packet.extend(body);
+        Seen::Packet(packet)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for (i, byte) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        write!(out, "{byte:02x}").unwrap();
+    }
+    out
+}
+
+/// The transcripts of one exchange on IoTHub and on Mosquitto.
+struct Outcome {
+    iothub: Vec<String>,
+    mosquitto: Vec<String>,
+}
+
+/// Runs `exchange` against a fresh IoTHub and then a fresh Mosquitto.
+fn run_both(exchange: impl Fn(&Exchange)) -> Outcome {
+    require_mosquitto();
+    let run = |addr: SocketAddr| {
+        let run = Exchange { addr, transcript: Rc::default() };
+        exchange(&run);
+        let lines = run.transcript.borrow().clone();
+        lines
+    };
+    let iothub = {
+        let broker = TestBroker::start();
+        run(broker.addr)
+    };
+    let mosquitto = {
+        let broker = Mosquitto::start();
+        run(broker.addr)
+    };
+    Outcome { iothub, mosquitto }
+}
+
+/// Asserts that both brokers gave the same transcript, and that it is `expected`.
+fn same(name: &str, expected: &[&str], exchange: impl Fn(&Exchange)) {
+    let outcome = run_both(exchange);
+    assert_eq!(
+        outcome.iothub, outcome.mosquitto,
+        "{name}: IoTHub (left) and Mosquitto (right) answered differently"
+    );
+    assert_eq!(outcome.mosquitto, expected, "{name}: both brokers answered, but not as expected");
+    println!("differential: {name}: same");
+}
+
+/// Asserts each broker's transcript separately where they differ for a documented reason.
+fn differs(name: &str, why: &str, iothub: &[&str], mosquitto: &[&str], exchange: impl Fn(&Exchange)) {
+    let outcome = run_both(exchange);
+    assert_eq!(outcome.iothub, iothub, "{name}: IoTHub's transcript");
+    assert_eq!(outcome.mosquitto, mosquitto, "{name}: Mosquitto's transcript");
+    println!("differential: {name}: differs: {why}");
+}
+
+/// A CONNECT with any protocol name, level and flags, keep-alive 60 and the given client id.
+fn custom_connect(name: &[u8], level: u8, flags: u8, client_id: &str) -> Vec<u8> {
+    let mut body = u16::try_from(name.len()).unwrap().to_be_bytes().to_vec();
+    body.extend(name);
+    body.push(level);
+    body.push(flags);
+    body.extend(60u16.to_be_bytes());
+    body.extend(u16::try_from(client_id.len()).unwrap().to_be_bytes());
+    body.extend(client_id.as_bytes());
+    with_header(0x10, &body)
+}
+
+/// A 3.1.1 CONNECT with a QoS 0 will message.
+fn connect_with_will(client_id: &str, clean: bool, topic: &str, payload: &[u8]) -> Vec<u8> {
+    let flags = 0x04 | if clean { 0x02 } else { 0 };
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, flags];
+    body.extend(60u16.to_be_bytes());
+    for field in [client_id.as_bytes(), topic.as_bytes(), payload] {
+        body.extend(u16::try_from(field.len()).unwrap().to_be_bytes());
+        body.extend(field);
+    }
+    with_header(0x10, &body)
+}
+
+/// A SUBSCRIBE with packet identifier `id` for each (filter, QoS) pair.
+fn subscribe(id: u16, filters: &[(&str, u8)]) -> Vec<u8> {
+    let mut body = id.to_be_bytes().to_vec();
+    for (filter, qos) in filters {
+        body.extend(u16::try_from(filter.len()).unwrap().to_be_bytes());
+        body.extend(filter.as_bytes());
+        body.push(*qos);
+    }
+    with_header(0x82, &body)
+}
+
+/// An UNSUBSCRIBE with packet identifier `id`.
+fn unsubscribe(id: u16, filters: &[&str]) -> Vec<u8> {
+    let mut body = id.to_be_bytes().to_vec();
+    for filter in filters {
+        body.extend(u16::try_from(filter.len()).unwrap().to_be_bytes());
+        body.extend(filter.as_bytes());
+    }
+    with_header(0xA2, &body)
+}
+
+/// A PUBLISH; `id` is used for QoS 1 and 2.
+fn publish(topic: &str, payload: &[u8], qos: u8, retain: bool, dup: bool, id: u16) -> Vec<u8> {
+    let first = 0x30 | (u8::from(dup) << 3) | (qos << 1) | u8::from(retain);
+    let mut body = u16::try_from(topic.len()).unwrap().to_be_bytes().to_vec();
+    body.extend(topic.as_bytes());
+    if qos > 0 {
+        body.extend(id.to_be_bytes());
+    }
+    body.extend(payload);
+    with_header(first, &body)
+}
+
+/// PUBACK, PUBREC, PUBREL or PUBCOMP (by first byte) for packet identifier `id`.
+fn ack(first: u8, id: u16) -> Vec<u8> {
+    let [high, low] = id.to_be_bytes();
+    vec![first, 0x02, high, low]
+}
+
+const PINGREQ: [u8; 2] = [0xC0, 0x00];
+
+/// Sends PINGREQ and records PINGRESP: once it arrives, everything the client sent before it
+/// has been handled by the broker.
+fn sync(peer: &mut Peer) {
+    peer.send(&PINGREQ);
+    peer.recv();
+}
+
+// [MQTT-3.2.2-1], [MQTT-3.2.2-3]: an accepted clean-session CONNECT gets CONNACK with session
+// present 0 and return code 0, and the connection stays open.
+#[test]
+fn mqtt_3_2_2_3_connack_for_accepted_3_1_1_connect() {
+    same("CONNACK for an accepted 3.1.1 CONNECT", &["c: 20 02 00 00", "c: silent"], |x| {
+        let mut c = x.connected("c", "diff-accept", true);
+        c.quiet();
+    });
+}
+
+// [MQTT-3.1.2-2]: an unsupported protocol level gets CONNACK 0x01 and the connection closes.
+// Level 6 is used because Mosquitto supports level 5.
+#[test]
+fn mqtt_3_1_2_2_unsupported_level_6_refused_with_0x01() {
+    same("unsupported protocol level 6", &["c: 20 02 00 01", "c: closed"], |x| {
+        let mut c = x.client("c");
+        c.send(&custom_connect(b"MQTT", 6, 0x02, "diff-level6"));
+        c.recv();
+        c.recv();
+    });
+}
+
+// [MQTT-3.1.2-2]: level 3 is only valid with the 3.1 name "MQIsdp"; with "MQTT" it is an
+// unsupported level.
+#[test]
+fn mqtt_3_1_2_2_level_3_with_name_mqtt_refused_with_0x01() {
+    same("protocol level 3 with name MQTT", &["c: 20 02 00 01", "c: closed"], |x| {
+        let mut c = x.client("c");
+        c.send(&custom_connect(b"MQTT", 3, 0x02, "diff-level3"));
+        c.recv();
+        c.recv();
+    });
+}
+
+// MQTT 3.1 (protocol name "MQIsdp", level 3) is accepted.
+#[test]
+fn mqisdp_level_3_accepted() {
+    same("MQIsdp level 3 accepted", &["c: 20 02 00 00", "c: d0 00"], |x| {
+        let mut c = x.client("c");
+        c.send(&custom_connect(b"MQIsdp", 3, 0x02, "diff-mqisdp"));
+        c.recv();
+        sync(&mut c);
+    });
+}
+
+// [MQTT-3.1.3-8]: a zero-length client identifier with clean session 0 gets CONNACK 0x02 and the
+// connection closes.
+#[test]
+fn mqtt_3_1_3_8_empty_client_id_without_clean_session_refused() {
+    same("empty client id with clean session 0", &["c: 20 02 00 02", "c: closed"], |x| {
+        let mut c = x.client("c");
+        c.send(&connect_packet("", false, 60));
+        c.recv();
+        c.recv();
+    });
+}
+
+// [MQTT-3.1.3-6]: a zero-length client identifier with clean session 1 is accepted and the
+// server assigns one.
+#[test]
+fn mqtt_3_1_3_6_empty_client_id_with_clean_session_accepted() {
+    same("empty client id with clean session 1", &["c: 20 02 00 00", "c: d0 00"], |x| {
+        let mut c = x.client("c");
+        c.send(&connect_packet("", true, 60));
+        c.recv();
+        sync(&mut c);
+    });
+}
+
+// [MQTT-3.1.0-1]: a first packet other than CONNECT closes the connection.
+#[test]
+fn mqtt_3_1_0_1_first_packet_not_connect_closes() {
+    same("first packet is not CONNECT", &["c: closed"], |x| {
+        let mut c = x.client("c");
+        c.send(&PINGREQ);
+        c.recv();
+    });
+}
+
+// [MQTT-3.1.0-2]: a second CONNECT is a protocol violation and closes the connection.
+#[test]
+fn mqtt_3_1_0_2_second_connect_closes() {
+    same("second CONNECT", &["c: 20 02 00 00", "c: closed"], |x| {
+        let mut c = x.connected("c", "diff-second", true);
+        c.send(&connect_packet("diff-second", true, 60));
+        c.recv();
+    });
+}
+
+// [MQTT-3.1.2-3]: the reserved CONNECT flag must be 0, or the connection closes without CONNACK.
+#[test]
+fn mqtt_3_1_2_3_reserved_connect_flag_closes() {
+    same("reserved CONNECT flag set", &["c: closed"], |x| {
+        let mut c = x.client("c");
+        c.send(&custom_connect(b"MQTT", 4, 0x03, "diff-reserved"));
+        c.recv();
+    });
+}
+
+// [MQTT-3.8.4-5], [MQTT-3.9.3-1]: one SUBACK return code per filter, in order, each the granted
+// QoS.
+#[test]
+fn mqtt_3_9_3_1_suback_return_codes_per_filter() {
+    let expected = [
+        "c: 20 02 00 00",
+        "c: 90 03 00 01 00",
+        "c: 90 03 00 02 01",
+        "c: 90 03 00 03 02",
+        "c: 90 06 00 04 02 00 01 00",
+    ];
+    same("SUBACK for QoS 0, 1, 2 and mixed filters", &expected, |x| {
+        let mut c = x.connected("c", "diff-suback", true);
+        c.send(&subscribe(1, &[("s/0", 0)]));
+        c.recv();
+        c.send(&subscribe(2, &[("s/1", 1)]));
+        c.recv();
+        c.send(&subscribe(3, &[("s/2", 2)]));
+        c.recv();
+        c.send(&subscribe(4, &[("m/a", 2), ("m/+", 0), ("m/#", 1), ("#", 0)]));
+        c.recv();
+    });
+}
+
+// [MQTT-4.7.1-2]: "#" must be the last level of a filter. Both brokers treat the invalid filter
+// as a protocol violation and close the connection without SUBACK.
+#[test]
+fn mqtt_4_7_1_2_subscribe_with_invalid_filter_closes() {
+    same("SUBSCRIBE with invalid filter a/#/b", &["c: 20 02 00 00", "c: closed"], |x| {
+        let mut c = x.connected("c", "diff-badfilter", true);
+        c.send(&subscribe(1, &[("a/#/b", 0)]));
+        c.recv();
+    });
+}
+
+// [MQTT-3.10.4-5]: UNSUBACK is sent even when no subscription matched.
+#[test]
+fn mqtt_3_10_4_5_unsubscribe_unknown_filter_gets_unsuback() {
+    same("UNSUBSCRIBE of an unknown filter", &["c: 20 02 00 00", "c: b0 02 00 09"], |x| {
+        let mut c = x.connected("c", "diff-unsub", true);
+        c.send(&unsubscribe(9, &["never/subscribed"]));
+        c.recv();
+    });
+}
+
+// [MQTT-4.3.2-2]: a QoS 1 PUBLISH is acknowledged with PUBACK carrying its packet identifier.
+#[test]
+fn mqtt_4_3_2_2_publish_qos1_gets_puback() {
+    same("PUBLISH QoS 1 gets PUBACK", &["c: 20 02 00 00", "c: 40 02 12 34"], |x| {
+        let mut c = x.connected("c", "diff-qos1", true);
+        c.send(&publish("q/1", b"hi", 1, false, false, 0x1234));
+        c.recv();
+    });
+}
+
+// [MQTT-4.3.3-1], [MQTT-4.3.3-2]: the QoS 2 flow in both directions: the publisher gets PUBREC and
+// PUBCOMP, the QoS 2 subscriber gets PUBLISH and then PUBREL for its PUBREC.
+#[test]
+fn mqtt_4_3_3_2_qos2_flow_pubrec_pubrel_pubcomp() {
+    let expected = [
+        "sub: 20 02 00 00",
+        "sub: 90 03 00 01 02",
+        "pub: 20 02 00 00",
+        "pub: 50 02 00 05",
+        "pub: 70 02 00 05",
+        "sub: 34 08 00 03 71 2f 32 00 01 78",
+        "sub: 62 02 00 01",
+        "sub: d0 00",
+    ];
+    same("QoS 2 flow PUBREC/PUBREL/PUBCOMP", &expected, |x| {
+        let mut sub = x.connected("sub", "diff-q2-sub", true);
+        sub.send(&subscribe(1, &[("q/2", 2)]));
+        sub.recv();
+        let mut publisher = x.connected("pub", "diff-q2-pub", true);
+        publisher.send(&publish("q/2", b"x", 2, false, false, 5));
+        publisher.recv();
+        publisher.send(&ack(0x62, 5));
+        publisher.recv();
+        sub.recv();
+        sub.send(&ack(0x50, 1));
+        sub.recv();
+        sub.send(&ack(0x70, 1));
+        sync(&mut sub);
+    });
+}
+
+// [MQTT-4.3.3-2]: PUBCOMP answers a PUBREL even for a packet identifier the server does not know
+// (it may be a PUBREL re-sent after a reconnect).
+#[test]
+fn mqtt_4_3_3_2_pubrel_for_unknown_id_gets_pubcomp() {
+    same("PUBREL for an unknown packet id", &["c: 20 02 00 00", "c: 70 02 00 2a"], |x| {
+        let mut c = x.connected("c", "diff-pubrel", true);
+        c.send(&ack(0x62, 42));
+        c.recv();
+    });
+}
+
+// [MQTT-4.3.3-2]: a QoS 2 PUBLISH re-sent with the same packet identifier before PUBREL is
+// acknowledged again and not delivered twice.
+#[test]
+fn mqtt_4_3_3_2_qos2_duplicate_before_pubrel_delivered_once() {
+    let expected = [
+        "sub: 20 02 00 00",
+        "sub: 90 03 00 01 00",
+        "pub: 20 02 00 00",
+        "pub: 50 02 00 07",
+        "pub: 50 02 00 07",
+        "pub: 70 02 00 07",
+        "sub: 30 08 00 03 64 2f 32 6f 6e 65",
+        "sub: silent",
+    ];
+    same("QoS 2 duplicate before PUBREL", &expected, |x| {
+        let mut sub = x.connected("sub", "diff-dup-sub", true);
+        sub.send(&subscribe(1, &[("d/2", 0)]));
+        sub.recv();
+        let mut publisher = x.connected("pub", "diff-dup-pub", true);
+        publisher.send(&publish("d/2", b"one", 2, false, false, 7));
+        publisher.recv();
+        publisher.send(&publish("d/2", b"one", 2, false, true, 7));
+        publisher.recv();
+        publisher.send(&ack(0x62, 7));
+        publisher.recv();
+        sub.recv();
+        sub.quiet();
+    });
+}
+
+// [MQTT-4.3.3-1]: when a QoS 2 message is passed on is the receiver's choice: Figure 4.3 shows
+// onward delivery either after PUBLISH ("Method B") or after PUBREL ("Method A"). Mosquitto uses
+// method A; IoTHub uses method B, a decision recorded in docs/ARCHITECTURE.md ("QoS 2 inbound:
+// forward on PUBLISH"): it keeps one publisher's messages in order across QoS levels (see the
+// next exchange), delivers a round trip sooner and holds no message bodies per publisher.
+#[test]
+fn mqtt_4_3_3_qos2_onward_delivery_timing() {
+    let head = ["sub: 20 02 00 00", "sub: 90 03 00 01 00", "pub: 20 02 00 00", "pub: 50 02 00 03"];
+    let delivery = "sub: 30 06 00 03 74 2f 32 78";
+    let iothub: Vec<&str> =
+        head.iter().copied().chain([delivery, "pub: 70 02 00 03", "sub: silent"]).collect();
+    let mosquitto: Vec<&str> =
+        head.iter().copied().chain(["sub: silent", "pub: 70 02 00 03", delivery]).collect();
+    let why = "4.3.3 allows both; IoTHub passes a QoS 2 message on at PUBLISH (method B, \
+               docs/ARCHITECTURE.md), Mosquitto at PUBREL (method A)";
+    differs("QoS 2 onward delivery on PUBLISH or on PUBREL", why, &iothub, &mosquitto, |x| {
+        let mut sub = x.connected("sub", "diff-when-sub", true);
+        sub.send(&subscribe(1, &[("t/2", 0)]));
+        sub.recv();
+        let mut publisher = x.connected("pub", "diff-when-pub", true);
+        publisher.send(&publish("t/2", b"x", 2, false, false, 3));
+        publisher.recv();
+        sub.either();
+        publisher.send(&ack(0x62, 3));
+        publisher.recv();
+        sub.either();
+    });
+}
+
+// [MQTT-4.6.0-6]: a server must keep the order of one client's messages per topic and QoS only.
+// A QoS 1, a QoS 2 and a QoS 1 message to one topic, with the QoS 2 PUBREL sent last: IoTHub
+// (method B) delivers them in publication order; Mosquitto (method A) delivers the QoS 2 message
+// last. Both are allowed, since the QoS 1 messages keep their order in both.
+#[test]
+fn mqtt_4_6_0_6_order_across_qos_levels_of_one_publisher() {
+    let head = [
+        "sub: 20 02 00 00",
+        "sub: 90 03 00 01 00",
+        "pub: 20 02 00 00",
+        "pub: 40 02 00 01",
+        "pub: 50 02 00 02",
+        "pub: 40 02 00 03",
+        "pub: 70 02 00 02",
+    ];
+    let (a, b, c) =
+        ("sub: 30 06 00 03 6f 2f 74 61", "sub: 30 06 00 03 6f 2f 74 62", "sub: 30 06 00 03 6f 2f 74 63");
+    let iothub: Vec<&str> = head.iter().copied().chain([a, b, c]).collect();
+    let mosquitto: Vec<&str> = head.iter().copied().chain([a, c, b]).collect();
+    let why = "4.6 orders per topic and QoS only; IoTHub keeps publication order, Mosquitto \
+               delivers the QoS 2 message at its PUBREL";
+    differs("order of QoS 1, 2, 1 messages from one publisher", why, &iothub, &mosquitto, |x| {
+        let mut sub = x.connected("sub", "diff-order-sub", true);
+        sub.send(&subscribe(1, &[("o/t", 0)]));
+        sub.recv();
+        let mut publisher = x.connected("pub", "diff-order-pub", true);
+        publisher.send(&publish("o/t", b"a", 1, false, false, 1));
+        publisher.recv();
+        publisher.send(&publish("o/t", b"b", 2, false, false, 2));
+        publisher.recv();
+        publisher.send(&publish("o/t", b"c", 1, false, false, 3));
+        publisher.recv();
+        publisher.send(&ack(0x62, 2));
+        publisher.recv();
+        sub.recv();
+        sub.recv();
+        sub.recv();
+    });
+}
+
+// [MQTT-3.3.1-8], [MQTT-3.3.1-9]: a retained message sent because of a new subscription has
+// RETAIN=1; a message matching an established subscription is sent with RETAIN=0.
+#[test]
+fn mqtt_3_3_1_8_retained_delivery_sets_retain_and_live_clears_it() {
+    let expected = [
+        "pub: 20 02 00 00",
+        "pub: d0 00",
+        "sub: 20 02 00 00",
+        "sub: 90 03 00 01 00",
+        "sub: 31 08 00 03 72 2f 74 6f 6c 64",
+        "sub: 30 08 00 03 72 2f 74 6e 65 77",
+    ];
+    same("retained delivery RETAIN=1, live RETAIN=0", &expected, |x| {
+        let mut publisher = x.connected("pub", "diff-ret-pub", true);
+        publisher.send(&publish("r/t", b"old", 0, true, false, 0));
+        sync(&mut publisher);
+        let mut sub = x.connected("sub", "diff-ret-sub", true);
+        sub.send(&subscribe(1, &[("r/#", 0)]));
+        sub.recv();
+        sub.recv();
+        publisher.send(&publish("r/t", b"new", 0, true, false, 0));
+        sub.recv();
+    });
+}
+
+// [MQTT-3.3.5-1]: with overlapping subscriptions the server must deliver the message respecting
+// the maximum QoS of all the matching subscriptions, and may send further copies, one per
+// matching subscription. IoTHub deliberately sends one copy at the highest granted QoS.
+//
+// Mosquitto 2.0 also sends one copy (its built-in default is `allow_duplicate_messages false`,
+// although its manual page says true), but at the QoS of the first subscription its topic tree
+// walk meets (a literal level, then "+", then "#"), not the highest. Here it sends QoS 0 for "a/b"
+// and "c/d" although an "a/#" or "c/#" QoS 1 subscription matches, QoS 1 for "e/f" where "e/+"
+// has QoS 1 and "e/#" QoS 0, and QoS 0 for "g/h" where the literal "g/h" has QoS 0 and "g/+"
+// QoS 1. That violates [MQTT-3.3.5-1], so IoTHub follows the specification and this test asserts
+// each broker's behaviour separately. Each delivery is followed by a read of the reply to a
+// packet the subscriber sends, which would show a second copy.
+#[test]
+fn mqtt_3_3_5_1_overlapping_subscriptions_deliver_one_copy_at_max_qos() {
+    let transcript = |a_b: &'static str, c_d: &'static str, g_h: &'static str| {
+        vec![
+            "sub: 20 02 00 00",
+            "sub: 90 04 00 01 00 01",
+            "pub: 20 02 00 00",
+            "pub: 40 02 00 01",
+            a_b,
+            "sub: 90 03 00 02 01",
+            "sub: 90 03 00 03 00",
+            "pub: 40 02 00 02",
+            c_d,
+            "sub: 90 04 00 04 01 00",
+            "pub: 40 02 00 03",
+            "sub: 32 08 00 03 65 2f 66 00 03 7a",
+            "sub: 90 04 00 05 00 01",
+            "pub: 40 02 00 04",
+            g_h,
+            "sub: d0 00",
+        ]
+    };
+    let iothub = transcript(
+        "sub: 32 08 00 03 61 2f 62 00 01 78",
+        "sub: 32 08 00 03 63 2f 64 00 02 79",
+        "sub: 32 08 00 03 67 2f 68 00 04 77",
+    );
+    let mosquitto = transcript(
+        "sub: 30 06 00 03 61 2f 62 78",
+        "sub: 30 06 00 03 63 2f 64 79",
+        "sub: 30 06 00 03 67 2f 68 77",
+    );
+    let why = "both send one copy; IoTHub at the highest matching QoS as [MQTT-3.3.5-1] requires, \
+               Mosquitto 2.0 at the QoS of the first subscription its tree walk meets";
+    differs("overlapping subscriptions (a/+ and a/#, and others)", why, &iothub, &mosquitto, |x| {
+        let mut sub = x.connected("sub", "diff-overlap-sub", true);
+        sub.send(&subscribe(1, &[("a/+", 0), ("a/#", 1)]));
+        sub.recv();
+        let mut publisher = x.connected("pub", "diff-overlap-pub", true);
+        publisher.send(&publish("a/b", b"x", 1, false, false, 1));
+        publisher.recv();
+        sub.recv();
+        sub.send(&subscribe(2, &[("c/#", 1)]));
+        sub.recv();
+        sub.send(&subscribe(3, &[("c/+", 0)]));
+        sub.recv();
+        publisher.send(&publish("c/d", b"y", 1, false, false, 2));
+        publisher.recv();
+        sub.recv();
+        sub.send(&subscribe(4, &[("e/+", 1), ("e/#", 0)]));
+        sub.recv();
+        publisher.send(&publish("e/f", b"z", 1, false, false, 3));
+        publisher.recv();
+        sub.recv();
+        sub.send(&subscribe(5, &[("g/h", 0), ("g/+", 1)]));
+        sub.recv();
+        publisher.send(&publish("g/h", b"w", 1, false, false, 4));
+        publisher.recv();
+        sub.recv();
+        sync(&mut sub);
+    });
+}
+
+// [MQTT-3.1.2-8]: the will is published when the network connection closes without DISCONNECT.
+#[test]
+fn mqtt_3_1_2_8_will_published_on_abrupt_close() {
+    let expected = [
+        "sub: 20 02 00 00",
+        "sub: 90 03 00 01 00",
+        "w: 20 02 00 00",
+        "sub: 30 09 00 03 77 2f 74 67 6f 6e 65",
+    ];
+    same("will on abrupt close", &expected, |x| {
+        let mut sub = x.connected("sub", "diff-will-sub", true);
+        sub.send(&subscribe(1, &[("w/#", 0)]));
+        sub.recv();
+        let mut will = x.client("w");
+        will.send(&connect_with_will("diff-will", true, "w/t", b"gone"));
+        will.recv();
+        drop(will);
+        sub.recv();
+    });
+}
+
+/// The takeover exchange: a client with a will is taken over by a new connection with the same
+/// client identifier; the old connection's close and the will (or its absence) are recorded. The
+/// subscriber waits the full `WAIT` where a will is expected and `QUIET` where none is.
+fn takeover_exchange(x: &Exchange, old_clean: bool, new_clean: bool, will_expected: bool) {
+    let mut sub = x.connected("sub", "diff-take-sub", true);
+    sub.send(&subscribe(1, &[("w/#", 0)]));
+    sub.recv();
+    let mut old = x.client("old");
+    old.send(&connect_with_will("diff-take", old_clean, "w/t", b"gone"));
+    old.recv();
+    let mut new = x.connected("new", "diff-take", new_clean);
+    old.recv();
+    if will_expected {
+        sub.recv();
+    } else {
+        sub.quiet();
+    }
+    sync(&mut new);
+}
+
+// [MQTT-3.1.4-2]: a takeover closes the old connection. Its will is published because the old
+// connection used a clean session (3.1.1 leaves this open; both follow the same rule).
+#[test]
+fn mqtt_3_1_4_2_takeover_publishes_will_when_old_session_clean() {
+    let expected = [
+        "sub: 20 02 00 00",
+        "sub: 90 03 00 01 00",
+        "old: 20 02 00 00",
+        "new: 20 02 00 00",
+        "old: closed",
+        "sub: 30 09 00 03 77 2f 74 67 6f 6e 65",
+        "new: d0 00",
+    ];
+    same("will on takeover, old clean=1, new clean=1", &expected, |x| takeover_exchange(x, true, true, true));
+}
+
+// [MQTT-3.1.4-2]: the new connection asking for a clean session also publishes the old will.
+#[test]
+fn mqtt_3_1_4_2_takeover_publishes_will_when_new_session_clean() {
+    let expected = [
+        "sub: 20 02 00 00",
+        "sub: 90 03 00 01 00",
+        "old: 20 02 00 00",
+        "new: 20 02 00 00",
+        "old: closed",
+        "sub: 30 09 00 03 77 2f 74 67 6f 6e 65",
+        "new: d0 00",
+    ];
+    same("will on takeover, old clean=0, new clean=1", &expected, |x| {
+        takeover_exchange(x, false, true, true)
+    });
+}
+
+// [MQTT-3.1.4-2]: when both connections keep the session, the session continues and the old will
+// is discarded.
+#[test]
+fn mqtt_3_1_4_2_takeover_without_will_when_both_persistent() {
+    let expected = [
+        "sub: 20 02 00 00",
+        "sub: 90 03 00 01 00",
+        "old: 20 02 00 00",
+        "new: 20 02 01 00",
+        "old: closed",
+        "sub: silent",
+        "new: d0 00",
+    ];
+    same("no will on takeover, old clean=0, new clean=0", &expected, |x| {
+        takeover_exchange(x, false, false, false)
+    });
+}
+
+// [MQTT-4.4.0-1]: on reconnect with clean session 0 the unacknowledged QoS 1 PUBLISH is re-sent
+// with DUP=1 and its original packet identifier, after CONNACK with session present 1.
+#[test]
+fn mqtt_4_4_0_1_unacked_publish_resent_with_dup_on_reconnect() {
+    let expected = [
+        "sub: 20 02 00 00",
+        "sub: 90 03 00 01 01",
+        "pub: 20 02 00 00",
+        "pub: 40 02 00 01",
+        "sub: 32 08 00 03 64 2f 74 00 01 78",
+        "sub2: 20 02 01 00",
+        "sub2: 3a 08 00 03 64 2f 74 00 01 78",
+        "sub2: d0 00",
+    ];
+    same("DUP re-send on reconnect with clean session 0", &expected, |x| {
+        let mut sub = x.connected("sub", "diff-dup-resend", false);
+        sub.send(&subscribe(1, &[("d/t", 1)]));
+        sub.recv();
+        let mut publisher = x.connected("pub", "diff-dup-resend-pub", true);
+        publisher.send(&publish("d/t", b"x", 1, false, false, 1));
+        publisher.recv();
+        sub.recv();
+        drop(sub);
+        let mut again = x.connected("sub2", "diff-dup-resend", false);
+        again.recv();
+        again.send(&ack(0x40, 1));
+        sync(&mut again);
+    });
+}
+
+// [MQTT-3.12.4-1]: PINGREQ is answered with PINGRESP.
+#[test]
+fn mqtt_3_12_4_1_pingreq_gets_pingresp() {
+    same("PINGREQ", &["c: 20 02 00 00", "c: d0 00"], |x| {
+        let mut c = x.connected("c", "diff-ping", true);
+        sync(&mut c);
+    });
+}
+
+// [MQTT-4.7.2-1]: a "#" subscription does not match topics starting with "$". The QoS 1 publish to
+// "$SYS/x" by a client is acknowledged and not delivered.
+#[test]
+fn mqtt_4_7_2_1_sys_publish_not_delivered_to_hash_subscriber() {
+    let expected =
+        ["sub: 20 02 00 00", "sub: 90 03 00 01 00", "pub: 20 02 00 00", "pub: 40 02 00 01", "sub: silent"];
+    same("$SYS/x publish and a # subscriber", &expected, |x| {
+        let mut sub = x.connected("sub", "diff-sys-sub", true);
+        sub.send(&subscribe(1, &[("#", 0)]));
+        sub.recv();
+        let mut publisher = x.connected("pub", "diff-sys-pub", true);
+        publisher.send(&publish("$SYS/x", b"x", 1, false, false, 1));
+        publisher.recv();
+        sub.quiet();
+    });
+}
