@@ -1,0 +1,549 @@
+//! Sessions: clean sessions discarded at disconnect, persistent sessions resumed with their
+//! subscriptions and the QoS 1 and 2 messages queued while offline (with raw bytes,
+//! `mosquitto_sub -c` and rumqttc), re-sending of unacknowledged PUBLISH and PUBREL after a
+//! reconnect, the bound of the offline queue, session expiry and takeover of a persistent
+//! session.
+
+// The helpers unwrap: a failure there is a test failure with a message.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{Shutdown, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{connect_packet, raw_connected, require_tool, with_header, RawClient, TestBroker, WAIT};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+/// CONNACK accepted without a stored session.
+const CONNACK_NEW: [u8; 4] = [0x20, 0x02, 0x00, 0x00];
+/// CONNACK accepted with a stored session resumed.
+const CONNACK_PRESENT: [u8; 4] = [0x20, 0x02, 0x01, 0x00];
+
+/// A PUBLISH as received by a raw client.
+#[derive(Debug)]
+struct Received {
+    /// The first byte: type, DUP, QoS and RETAIN.
+    first_byte: u8,
+    topic: String,
+    packet_id: Option<u16>,
+    payload: Vec<u8>,
+}
+
+impl Received {
+    fn qos(&self) -> u8 {
+        (self.first_byte >> 1) & 0x03
+    }
+}
+
+/// Connects a raw client with the given clean session flag and checks the CONNACK bytes.
+fn connect_raw(addr: SocketAddr, client_id: &str, clean: bool, connack: [u8; 4]) -> RawClient {
+    let mut client = RawClient::connect(addr);
+    client.send(&connect_packet(client_id, clean, 60));
+    client.expect(&connack);
+    client
+}
+
+/// Subscribes to one filter and checks that the SUBACK grants the requested QoS.
+fn subscribe(client: &mut RawClient, packet_id: u16, filter: &str, qos: u8) {
+    let mut body = packet_id.to_be_bytes().to_vec();
+    body.extend(u16::try_from(filter.len()).unwrap().to_be_bytes());
+    body.extend(filter.as_bytes());
+    body.push(qos);
+    client.send(&with_header(0x82, &body));
+    let [high, low] = packet_id.to_be_bytes();
+    client.expect(&[0x90, 0x03, high, low, qos]);
+}
+
+/// Publishes one message and completes the QoS 1 or 2 exchange with the broker.
+fn publish(client: &mut RawClient, topic: &str, payload: &[u8], qos: u8, packet_id: u16) {
+    let mut body = u16::try_from(topic.len()).unwrap().to_be_bytes().to_vec();
+    body.extend(topic.as_bytes());
+    if qos > 0 {
+        body.extend(packet_id.to_be_bytes());
+    }
+    body.extend(payload);
+    client.send(&with_header(0x30 | (qos << 1), &body));
+    let [high, low] = packet_id.to_be_bytes();
+    match qos {
+        1 => client.expect(&[0x40, 0x02, high, low]),
+        2 => {
+            client.expect(&[0x50, 0x02, high, low]);
+            client.send(&[0x62, 0x02, high, low]);
+            client.expect(&[0x70, 0x02, high, low]);
+        }
+        _ => {}
+    }
+}
+
+/// Reads the next packet, which must be a PUBLISH, and takes it apart.
+fn receive(client: &mut RawClient) -> Received {
+    let packet = client.read_packet();
+    assert_eq!(packet[0] >> 4, 3, "expected a PUBLISH, got {packet:02x?}");
+    let mut at = 1;
+    while packet[at] & 0x80 != 0 {
+        at += 1;
+    }
+    at += 1;
+    let topic_len = usize::from(u16::from_be_bytes([packet[at], packet[at + 1]]));
+    at += 2;
+    let topic = String::from_utf8(packet[at..at + topic_len].to_vec()).unwrap();
+    at += topic_len;
+    let packet_id = if (packet[0] >> 1) & 0x03 > 0 {
+        at += 2;
+        Some(u16::from_be_bytes([packet[at - 2], packet[at - 1]]))
+    } else {
+        None
+    };
+    Received { first_byte: packet[0], topic, packet_id, payload: packet[at..].to_vec() }
+}
+
+/// Completes the receiver's side of a QoS 1 or 2 delivery.
+fn acknowledge(client: &mut RawClient, received: &Received) {
+    let Some(packet_id) = received.packet_id else {
+        return;
+    };
+    let [high, low] = packet_id.to_be_bytes();
+    if received.qos() == 1 {
+        client.send(&[0x40, 0x02, high, low]);
+    } else {
+        client.send(&[0x50, 0x02, high, low]);
+        client.expect(&[0x62, 0x02, high, low]);
+        client.send(&[0x70, 0x02, high, low]);
+    }
+}
+
+/// Sends DISCONNECT and waits for the broker to close the socket, which it does only after the
+/// session has been stored or discarded.
+fn disconnect(mut client: RawClient) {
+    client.send(&[0xE0, 0x00]);
+    client.expect_closed();
+}
+
+/// Closes the client's side without DISCONNECT and waits for the broker to close its side,
+/// which it does only after the session has been stored.
+fn drop_connection(mut client: RawClient) {
+    client.stream.shutdown(Shutdown::Write).unwrap();
+    client.expect_closed();
+}
+
+/// A command-line client whose standard output is read line by line; killed when dropped.
+struct Tool {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Tool {
+    fn spawn(command: &mut Command) -> Tool {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Tool { child, lines }
+    }
+
+    /// Waits for a line satisfying `wanted`, failing the test after `WAIT`; returns it.
+    fn expect_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if wanted(&line) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no line with {what} from the tool: {error}"),
+            }
+        }
+    }
+}
+
+impl Drop for Tool {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command to completion, failing the test if it takes longer than `WAIT` or fails.
+fn run_to_completion(command: &mut Command) {
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{command:?} failed: {status}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `mosquitto_sub` with a persistent session, debug output and verbose message lines.
+fn persistent_mosquitto_sub(broker: &TestBroker, client_id: &str, topic: &str) -> Tool {
+    // Line-buffered output: through a pipe, the debug lines would otherwise wait in stdio's
+    // buffer until the process exits.
+    Tool::spawn(Command::new("stdbuf").args([
+        "-oL",
+        "mosquitto_sub",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &broker.port(),
+        "-c",
+        "-i",
+        client_id,
+        "-q",
+        "1",
+        "-t",
+        topic,
+        "-d",
+        "-v",
+    ]))
+}
+
+fn mosquitto_pub_qos1(broker: &TestBroker, topic: &str, message: &str) {
+    run_to_completion(Command::new("mosquitto_pub").args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &broker.port(),
+        "-q",
+        "1",
+        "-t",
+        topic,
+        "-m",
+        message,
+    ]));
+}
+
+// [MQTT-3.1.2-6]: the state of a clean session is not reused by any later session, so a
+// persistent reconnect finds no session and none of the old subscriptions.
+#[test]
+fn mqtt_3_1_2_6_clean_session_state_is_discarded_at_disconnect() {
+    let broker = TestBroker::start();
+    let mut subscriber = connect_raw(broker.addr, "clean-sub", true, CONNACK_NEW);
+    subscribe(&mut subscriber, 1, "clean/topic", 1);
+    disconnect(subscriber);
+
+    let mut resumed = connect_raw(broker.addr, "clean-sub", false, CONNACK_NEW);
+    subscribe(&mut resumed, 1, "clean/marker", 1);
+    let mut publisher = raw_connected(broker.addr, "clean-pub");
+    publish(&mut publisher, "clean/topic", b"old subscription", 1, 1);
+    publish(&mut publisher, "clean/marker", b"marker", 1, 2);
+    // Messages reach a session in publication order, so the marker coming first shows that the
+    // old subscription is gone.
+    let first = receive(&mut resumed);
+    assert_eq!((first.topic.as_str(), first.payload.as_slice()), ("clean/marker", &b"marker"[..]));
+}
+
+// [MQTT-3.1.2-4], [MQTT-3.1.2-5], [MQTT-3.2.2-2]: a persistent session is resumed with its
+// subscriptions, reported with session present 1, and delivers the QoS 1 and 2 messages
+// published while the client was offline, in order.
+#[test]
+fn mqtt_3_1_2_5_persistent_session_delivers_offline_qos1_and_qos2_messages_in_order() {
+    let broker = TestBroker::start();
+    let mut subscriber = connect_raw(broker.addr, "persist-sub", false, CONNACK_NEW);
+    subscribe(&mut subscriber, 1, "persist/topic", 2);
+    disconnect(subscriber);
+
+    let mut publisher = raw_connected(broker.addr, "persist-pub");
+    publish(&mut publisher, "persist/topic", b"one", 1, 1);
+    publish(&mut publisher, "persist/topic", b"two", 2, 2);
+    publish(&mut publisher, "persist/topic", b"three", 1, 3);
+
+    let mut subscriber = connect_raw(broker.addr, "persist-sub", false, CONNACK_PRESENT);
+    // The broker sends the whole queue at once (it fits the inflight window), so the client
+    // reads all three before acknowledging.
+    let mut deliveries = Vec::new();
+    for (payload, first_byte) in [(&b"one"[..], 0x32), (b"two", 0x34), (b"three", 0x32)] {
+        let received = receive(&mut subscriber);
+        assert_eq!(received.topic, "persist/topic");
+        assert_eq!(received.payload, payload);
+        assert_eq!(received.first_byte, first_byte, "QoS kept, DUP and RETAIN clear");
+        deliveries.push(received);
+    }
+    for received in &deliveries {
+        acknowledge(&mut subscriber, received);
+    }
+    // The subscription itself survived: a message published now is delivered too.
+    publish(&mut publisher, "persist/topic", b"live", 1, 4);
+    assert_eq!(receive(&mut subscriber).payload, b"live");
+}
+
+// As Mosquitto does by default, QoS 0 messages are not queued for an offline session.
+#[test]
+fn qos0_message_published_while_offline_is_not_delivered() {
+    let broker = TestBroker::start();
+    let mut subscriber = connect_raw(broker.addr, "qos0-sub", false, CONNACK_NEW);
+    subscribe(&mut subscriber, 1, "offline/qos0", 1);
+    disconnect(subscriber);
+
+    let mut publisher = raw_connected(broker.addr, "qos0-pub");
+    publish(&mut publisher, "offline/qos0", b"qos 0", 0, 0);
+    publish(&mut publisher, "offline/qos0", b"qos 1", 1, 1);
+
+    let mut subscriber = connect_raw(broker.addr, "qos0-sub", false, CONNACK_PRESENT);
+    // The queue keeps publication order, so a queued QoS 0 message would come first.
+    let first = receive(&mut subscriber);
+    assert_eq!(first.payload, b"qos 1");
+    assert_eq!(first.qos(), 1);
+}
+
+// [MQTT-3.1.2-4], [MQTT-3.1.2-5]: the same with mosquitto_sub -c, killed while offline
+// messages are published with mosquitto_pub.
+#[test]
+fn mqtt_3_1_2_5_persistent_session_with_mosquitto_sub() {
+    require_tool("mosquitto_sub");
+    require_tool("mosquitto_pub");
+    require_tool("stdbuf");
+    let broker = TestBroker::start();
+    let subscriber = persistent_mosquitto_sub(&broker, "mosq-persist", "mosq/persist");
+    subscriber.expect_line("received SUBACK", |line| line.contains("received SUBACK"));
+    drop(subscriber);
+
+    mosquitto_pub_qos1(&broker, "mosq/persist", "first");
+    mosquitto_pub_qos1(&broker, "mosq/persist", "second");
+
+    let subscriber = persistent_mosquitto_sub(&broker, "mosq-persist", "mosq/persist");
+    subscriber.expect_line("the first message", |line| line == "mosq/persist first");
+    subscriber.expect_line("the second message", |line| line == "mosq/persist second");
+}
+
+/// Polls an event loop until `wanted` returns a value, failing after `WAIT`.
+async fn next_event<T>(eventloop: &mut rumqttc::EventLoop, wanted: impl Fn(&Event) -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let event = tokio::time::timeout_at(deadline, eventloop.poll())
+            .await
+            .expect("no expected event in time")
+            .expect("connection error");
+        if let Some(value) = wanted(&event) {
+            return value;
+        }
+    }
+}
+
+fn persistent_options(broker: &TestBroker, client_id: &str) -> MqttOptions {
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", broker.addr.port());
+    options.set_clean_session(false);
+    options
+}
+
+fn session_present(event: &Event) -> Option<bool> {
+    match event {
+        Event::Incoming(Packet::ConnAck(connack)) => Some(connack.session_present),
+        _ => None,
+    }
+}
+
+// [MQTT-3.1.2-4], [MQTT-3.1.2-5], [MQTT-3.2.2-2]: the same with rumqttc and clean_session false.
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt_3_2_2_2_persistent_session_with_rumqttc() {
+    let broker = TestBroker::start();
+    let (client, mut eventloop) = AsyncClient::new(persistent_options(&broker, "rumqttc-persist"), 10);
+    assert!(!next_event(&mut eventloop, session_present).await);
+    client.subscribe("rumqttc/persist", QoS::ExactlyOnce).await.unwrap();
+    next_event(&mut eventloop, |e| matches!(e, Event::Incoming(Packet::SubAck(_))).then_some(())).await;
+    client.disconnect().await.unwrap();
+    next_event(&mut eventloop, |e| matches!(e, Event::Outgoing(rumqttc::Outgoing::Disconnect)).then_some(()))
+        .await;
+    drop(eventloop);
+
+    let (publisher, mut publisher_loop) =
+        AsyncClient::new(MqttOptions::new("rumqttc-pub", "127.0.0.1", broker.addr.port()), 10);
+    next_event(&mut publisher_loop, session_present).await;
+    // Each publication completes before the next starts: the order of messages of different
+    // QoS is defined only by when the broker accepts them, which for QoS 2 is at PUBREL.
+    for (payload, qos) in [("a", QoS::AtLeastOnce), ("b", QoS::ExactlyOnce), ("c", QoS::AtLeastOnce)] {
+        publisher.publish("rumqttc/persist", qos, false, payload).await.unwrap();
+        next_event(&mut publisher_loop, |e| {
+            matches!(e, Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_))).then_some(())
+        })
+        .await;
+    }
+
+    let (_client, mut eventloop) = AsyncClient::new(persistent_options(&broker, "rumqttc-persist"), 10);
+    assert!(next_event(&mut eventloop, session_present).await, "session present must be 1");
+    for (expected, qos) in [("a", QoS::AtLeastOnce), ("b", QoS::ExactlyOnce), ("c", QoS::AtLeastOnce)] {
+        let publish = next_event(&mut eventloop, |e| match e {
+            Event::Incoming(Packet::Publish(publish)) => Some(publish.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(publish.topic, "rumqttc/persist");
+        assert_eq!(publish.payload, expected.as_bytes());
+        assert_eq!(publish.qos, qos);
+    }
+}
+
+// [MQTT-4.4.0-1], [MQTT-3.3.1-1]: a PUBLISH the client did not acknowledge is sent again after
+// the reconnect, with DUP set and the original packet identifier, for QoS 1 and QoS 2.
+#[test]
+fn mqtt_4_4_0_1_unacknowledged_publish_is_resent_with_dup_and_the_same_packet_id() {
+    let broker = TestBroker::start();
+    let mut subscriber = connect_raw(broker.addr, "dup-sub", false, CONNACK_NEW);
+    subscribe(&mut subscriber, 1, "dup/topic", 2);
+    let mut publisher = raw_connected(broker.addr, "dup-pub");
+    publish(&mut publisher, "dup/topic", b"at least once", 1, 1);
+    publish(&mut publisher, "dup/topic", b"exactly once", 2, 2);
+    let first = receive(&mut subscriber);
+    let second = receive(&mut subscriber);
+    assert_eq!((first.first_byte, first.payload.as_slice()), (0x32, &b"at least once"[..]));
+    assert_eq!((second.first_byte, second.payload.as_slice()), (0x34, &b"exactly once"[..]));
+    drop_connection(subscriber);
+
+    let mut subscriber = connect_raw(broker.addr, "dup-sub", false, CONNACK_PRESENT);
+    let first_again = receive(&mut subscriber);
+    assert_eq!(first_again.first_byte, 0x3A, "QoS 1 with DUP set");
+    assert_eq!(first_again.packet_id, first.packet_id);
+    assert_eq!(
+        (first_again.topic.as_str(), first_again.payload.as_slice()),
+        ("dup/topic", &b"at least once"[..])
+    );
+    let second_again = receive(&mut subscriber);
+    assert_eq!(second_again.first_byte, 0x3C, "QoS 2 with DUP set");
+    assert_eq!(second_again.packet_id, second.packet_id);
+    assert_eq!(second_again.payload, b"exactly once");
+    acknowledge(&mut subscriber, &first_again);
+    acknowledge(&mut subscriber, &second_again);
+    // Acknowledged now: the next delivery is a new message, not a third copy.
+    publish(&mut publisher, "dup/topic", b"next", 1, 3);
+    let next = receive(&mut subscriber);
+    assert_eq!((next.first_byte, next.payload.as_slice()), (0x32, &b"next"[..]));
+}
+
+// [MQTT-4.4.0-1]: a PUBREL the client did not answer with PUBCOMP is sent again after the
+// reconnect, and the PUBLISH it releases is not.
+#[test]
+fn mqtt_4_4_0_1_pubrel_is_resent_after_reconnect_when_pubcomp_is_missing() {
+    let broker = TestBroker::start();
+    let mut subscriber = connect_raw(broker.addr, "pubrel-sub", false, CONNACK_NEW);
+    subscribe(&mut subscriber, 1, "pubrel/topic", 2);
+    let mut publisher = raw_connected(broker.addr, "pubrel-pub");
+    publish(&mut publisher, "pubrel/topic", b"exactly once", 2, 1);
+    let received = receive(&mut subscriber);
+    assert_eq!(received.qos(), 2);
+    let [high, low] = received.packet_id.unwrap().to_be_bytes();
+    subscriber.send(&[0x50, 0x02, high, low]);
+    subscriber.expect(&[0x62, 0x02, high, low]);
+    drop_connection(subscriber);
+
+    let mut subscriber = connect_raw(broker.addr, "pubrel-sub", false, CONNACK_PRESENT);
+    subscriber.expect(&[0x62, 0x02, high, low]);
+    subscriber.send(&[0x70, 0x02, high, low]);
+    publish(&mut publisher, "pubrel/topic", b"marker", 1, 2);
+    let next = receive(&mut subscriber);
+    assert_eq!((next.first_byte, next.payload.as_slice()), (0x32, &b"marker"[..]));
+}
+
+// [MQTT-3.1.2-6], [MQTT-3.2.2-1]: a clean session connection discards the stored persistent
+// session of its client identifier; a later persistent connection finds none.
+#[test]
+fn mqtt_3_1_2_6_clean_connection_discards_a_stored_persistent_session() {
+    let broker = TestBroker::start();
+    let mut subscriber = connect_raw(broker.addr, "replace-sub", false, CONNACK_NEW);
+    subscribe(&mut subscriber, 1, "replace/topic", 1);
+    disconnect(subscriber);
+
+    let mut publisher = raw_connected(broker.addr, "replace-pub");
+    publish(&mut publisher, "replace/topic", b"queued", 1, 1);
+    let mut clean = connect_raw(broker.addr, "replace-sub", true, CONNACK_NEW);
+    subscribe(&mut clean, 1, "replace/marker", 1);
+    publish(&mut publisher, "replace/topic", b"old subscription", 1, 2);
+    publish(&mut publisher, "replace/marker", b"marker", 1, 3);
+    // Neither the queued message nor one matching the old subscription comes before the marker.
+    let first = receive(&mut clean);
+    assert_eq!((first.topic.as_str(), first.payload.as_slice()), ("replace/marker", &b"marker"[..]));
+    acknowledge(&mut clean, &first);
+    disconnect(clean);
+
+    let mut persistent = connect_raw(broker.addr, "replace-sub", false, CONNACK_NEW);
+    subscribe(&mut persistent, 1, "replace/marker", 1);
+    publish(&mut publisher, "replace/topic", b"old subscription", 1, 4);
+    publish(&mut publisher, "replace/marker", b"marker", 1, 5);
+    let first = receive(&mut persistent);
+    assert_eq!((first.topic.as_str(), first.payload.as_slice()), ("replace/marker", &b"marker"[..]));
+}
+
+// The offline queue holds at most server.max_queued_messages; once it is full, new messages
+// are dropped, so the oldest ones are delivered.
+#[test]
+fn offline_queue_is_bounded_by_max_queued_messages() {
+    let broker = TestBroker::with_config("[server]\nmax_queued_messages = 10\n");
+    let mut subscriber = connect_raw(broker.addr, "bounded-sub", false, CONNACK_NEW);
+    subscribe(&mut subscriber, 1, "bounded/topic", 1);
+    disconnect(subscriber);
+
+    let mut publisher = raw_connected(broker.addr, "bounded-pub");
+    for n in 0..50u16 {
+        publish(&mut publisher, "bounded/topic", n.to_string().as_bytes(), 1, n + 1);
+    }
+
+    let mut subscriber = connect_raw(broker.addr, "bounded-sub", false, CONNACK_PRESENT);
+    for n in 0..10 {
+        let received = receive(&mut subscriber);
+        assert_eq!(String::from_utf8(received.payload.clone()).unwrap(), n.to_string());
+        acknowledge(&mut subscriber, &received);
+    }
+    // The marker published now is the next delivery: nothing beyond the first ten was kept.
+    publish(&mut publisher, "bounded/topic", b"marker", 1, 100);
+    assert_eq!(receive(&mut subscriber).payload, b"marker");
+}
+
+// An offline session is discarded once server.session_timeout_secs has passed.
+#[test]
+fn offline_session_expires_after_session_timeout() {
+    let broker = TestBroker::with_config("[server]\nsession_timeout_secs = 1\n");
+    let mut subscriber = connect_raw(broker.addr, "expiry-sub", false, CONNACK_NEW);
+    subscribe(&mut subscriber, 1, "expiry/topic", 1);
+    disconnect(subscriber);
+    // Right away, the session is still there.
+    let subscriber = connect_raw(broker.addr, "expiry-sub", false, CONNACK_PRESENT);
+    disconnect(subscriber);
+    let stored_at = Instant::now();
+
+    // Any reconnect before the expiry would resume the session and restart its timeout, so the
+    // test waits for a deadline: the timeout, the expiry task's period (a quarter of it) and a
+    // margin. This is the event under test, not a stand-in for one.
+    let deadline = stored_at + Duration::from_millis(2500);
+    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+
+    let mut subscriber = connect_raw(broker.addr, "expiry-sub", false, CONNACK_NEW);
+    subscribe(&mut subscriber, 1, "expiry/marker", 1);
+    let mut publisher = raw_connected(broker.addr, "expiry-pub");
+    publish(&mut publisher, "expiry/topic", b"old subscription", 1, 1);
+    publish(&mut publisher, "expiry/marker", b"marker", 1, 2);
+    assert_eq!(receive(&mut subscriber).payload, b"marker", "the expired subscription is gone");
+}
+
+// [MQTT-3.1.4-2]: a persistent connection that takes over a connected client identifier closes
+// the old connection and keeps the session: session present 1 and the same subscriptions.
+#[test]
+fn mqtt_3_1_4_2_takeover_with_persistent_session_keeps_the_session() {
+    let broker = TestBroker::start();
+    let mut first = connect_raw(broker.addr, "takeover-sub", false, CONNACK_NEW);
+    subscribe(&mut first, 1, "takeover/topic", 1);
+    let mut second = connect_raw(broker.addr, "takeover-sub", false, CONNACK_PRESENT);
+    first.expect_closed();
+
+    let mut publisher = raw_connected(broker.addr, "takeover-pub");
+    publish(&mut publisher, "takeover/topic", b"after takeover", 1, 1);
+    let received = receive(&mut second);
+    assert_eq!(
+        (received.topic.as_str(), received.payload.as_slice()),
+        ("takeover/topic", &b"after takeover"[..])
+    );
+}
