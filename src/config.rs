@@ -398,7 +398,11 @@ impl Config {
         ];
         for (key, value) in seconds {
             if value > MAX_SECONDS {
-                return Err(error(origin, key, format!("must be at most {MAX_SECONDS} (ten years), found {value}")));
+                return Err(error(
+                    origin,
+                    key,
+                    format!("must be at most {MAX_SECONDS} (ten years), found {value}"),
+                ));
             }
         }
         if !(16..=268_435_460).contains(&s.max_packet_size) {
