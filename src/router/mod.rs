@@ -22,6 +22,18 @@ pub use tree::SubscriptionTree;
 use crate::metrics::Metrics;
 use crate::session::{Delivery, Mailbox, PushOutcome};
 
+/// Most levels a routed topic or a subscribed filter may have, as Mosquitto's topic hierarchy
+/// limit. It bounds the depth of both trees, and so the recursion that walks them.
+pub const MAX_TOPIC_LEVELS: usize = 200;
+
+/// A topic or filter has more than `MAX_TOPIC_LEVELS` levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooDeep;
+
+fn too_deep(topic: &str) -> bool {
+    topic.bytes().filter(|&b| b == b'/').count() >= MAX_TOPIC_LEVELS
+}
+
 /// An application message as the broker holds it: decoded once, shared by every subscriber.
 #[derive(Debug)]
 pub struct Message {
@@ -65,11 +77,14 @@ impl Router {
         }
     }
 
-    /// Adds or replaces (same session, same filter) a subscription. Returns true if it replaced
-    /// one.
-    pub fn subscribe(&self, filter: &str, mailbox: &Arc<Mailbox>, qos: QoS) -> bool {
+    /// Adds or replaces (same session, same filter) a subscription. Returns `Err` for a filter
+    /// deeper than `MAX_TOPIC_LEVELS`, `Ok(true)` if it replaced a subscription.
+    pub fn subscribe(&self, filter: &str, mailbox: &Arc<Mailbox>, qos: QoS) -> Result<bool, TooDeep> {
+        if too_deep(filter) {
+            return Err(TooDeep);
+        }
         let subscriber = Subscriber { mailbox: Arc::clone(mailbox), qos };
-        self.tree.write().unwrap_or_else(PoisonError::into_inner).insert(filter, subscriber)
+        Ok(self.tree.write().unwrap_or_else(PoisonError::into_inner).insert(filter, subscriber))
     }
 
     /// Removes the subscription of session `session_id` to `filter`. Returns true if it existed.
@@ -82,6 +97,10 @@ impl Router {
     /// session's matching subscriptions (3.3.5) capped by the message's QoS. `scratch` is a
     /// buffer the caller reuses between calls. Returns the number of sessions it reached.
     pub fn publish(&self, message: &Arc<Message>, scratch: &mut Vec<Subscriber>) -> usize {
+        if too_deep(&message.topic) {
+            tracing::debug!("message not routed: topic has more than {MAX_TOPIC_LEVELS} levels");
+            return 0;
+        }
         if message.retain {
             self.retain(message);
         }

@@ -216,7 +216,8 @@ impl Session {
         write(out, &Packet::PubComp(PublishResponse::new(packet_id)))
     }
 
-    /// SUBSCRIBE: grants each filter at the requested QoS, replaces an existing subscription to
+    /// SUBSCRIBE: grants each filter at the requested QoS (refusing, with 0x80, a filter of more
+    /// than `MAX_TOPIC_LEVELS` levels), replaces an existing subscription to
     /// an identical filter [MQTT-3.8.4-3], answers with one SUBACK code per filter in order
     /// [MQTT-3.8.4-5], [MQTT-3.8.4-6], then queues the retained messages that match.
     pub fn handle_subscribe(
@@ -231,7 +232,11 @@ impl Session {
         let mut granted_per_retained = Vec::new();
         for (filter, options) in &subscribe.filters {
             let granted = options.qos;
-            router.subscribe(filter, &self.mailbox, granted);
+            if router.subscribe(filter, &self.mailbox, granted).is_err() {
+                tracing::info!(%filter, "subscription refused: too many topic levels");
+                reason_codes.push(ReasonCode::UnspecifiedError);
+                continue;
+            }
             self.subscriptions.insert(filter.clone(), granted);
             reason_codes.push(ReasonCode::granted(granted));
             let before = retained.len();
