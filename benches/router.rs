@@ -1,0 +1,77 @@
+//! Router micro-benchmarks: matching cost as the number of non-matching subscriptions grows
+//! (1k, 100k, 1M; exact and wildcard filters), and a wildcard lookup over 100k retained
+//! messages.
+#![allow(missing_docs)] // criterion_group! generates an undocumented public function.
+
+use std::sync::Arc;
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use iothub::router::{Message, RetainStore, Subscriber, SubscriptionTree};
+use iothub::session::{Mailbox, QueueLimits};
+use iothub_protocol::QoS;
+
+fn subscriber(id: u64) -> Subscriber {
+    let mailbox = Arc::new(Mailbox::new(id, QueueLimits { max_messages: 1, max_bytes: 0 }));
+    Subscriber { mailbox, qos: QoS::AtLeastOnce }
+}
+
+/// A tree with `n` subscriptions, one of which matches `site/7/dev/42/temp`.
+fn tree(n: usize, wildcard: bool) -> SubscriptionTree {
+    let mut tree = SubscriptionTree::default();
+    let shared = subscriber(1);
+    for i in 0..n {
+        let filter = if wildcard { format!("site/{i}/+/temp") } else { format!("site/7/dev/{i}/temp") };
+        tree.insert(&filter, shared.clone());
+    }
+    tree.insert(if wildcard { "site/7/+/42/#" } else { "site/7/dev/42/temp" }, subscriber(2));
+    tree
+}
+
+fn matching(c: &mut Criterion) {
+    let mut group = c.benchmark_group("router_match");
+    group.sample_size(20);
+    for wildcard in [false, true] {
+        for n in [1_000, 100_000, 1_000_000] {
+            let tree = tree(n, wildcard);
+            let mut out = Vec::new();
+            let kind = if wildcard { "wildcard" } else { "exact" };
+            group.bench_with_input(BenchmarkId::new(kind, n), &n, |b, _| {
+                b.iter(|| {
+                    out.clear();
+                    tree.matches(black_box("site/7/dev/42/temp"), &mut out);
+                    black_box(out.len())
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+fn retained(c: &mut Criterion) {
+    let mut store = RetainStore::new(0);
+    for i in 0..100_000 {
+        let message = Arc::new(Message {
+            topic: format!("dev/{i}/temp").into(),
+            payload: vec![1u8; 16].into(),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+        });
+        store.set(&message);
+    }
+    let mut group = c.benchmark_group("retained_100k");
+    group.sample_size(20);
+    for filter in ["dev/+/temp", "dev/#", "#", "dev/99999/temp"] {
+        let mut out = Vec::new();
+        group.bench_function(filter, |b| {
+            b.iter(|| {
+                out.clear();
+                store.matching(black_box(filter), &mut out);
+                black_box(out.len())
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, matching, retained);
+criterion_main!(benches);
