@@ -31,6 +31,8 @@ use crate::transport::Transport;
 const HIGH_WATER: usize = 64 * 1024;
 /// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 4 * 1024;
+/// A transfer smaller than this counts as light traffic: the drained buffer is given back.
+const QUIET_TRANSFER: usize = 512;
 /// A buffer this much larger than needed is given back after use.
 const SHRINK_ABOVE: usize = 256 * 1024;
 /// How long the last bytes (a CONNACK refusal, say) may take to leave before the socket closes.
@@ -235,10 +237,9 @@ impl Connection {
         }
     }
 
+    /// Reads once. CONNECT is small, so no chunk is reserved: an empty buffer reads 64 bytes and
+    /// the decoder reserves the rest of a longer packet once its header is known.
     async fn read_some(&mut self) -> Result<usize, Exit> {
-        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
-            self.rbuf.reserve(READ_CHUNK);
-        }
         match self.reader.read_buf(&mut self.rbuf).await {
             Ok(0) => Err(Exit::PeerClosed),
             Ok(n) => Ok(n),
@@ -256,6 +257,7 @@ impl Connection {
         if let Err(exit) = self.handle_buffered(session) {
             return exit;
         }
+        release_if_quiet(&mut self.rbuf, 0);
         let max_inflight = self.context.config.max_inflight_messages;
         let mailbox = Arc::clone(session.mailbox());
         // [MQTT-3.1.2-24]: one and a half times the keep-alive without a packet closes the
@@ -280,21 +282,21 @@ impl Connection {
                 () = takeover.kicked().cancelled() => return Exit::TakenOver,
                 written = self.writer.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => match written {
                     Ok(0) => return Exit::PeerClosed,
-                    Ok(_) => shrink(&mut self.wbuf),
+                    Ok(n) => release_if_quiet(&mut self.wbuf, n),
                     Err(error) => return Exit::Io(error),
                 },
                 read = self.reader.read_buf(&mut self.rbuf), if room => {
-                    match read {
+                    let n = match read {
                         Ok(0) => return Exit::PeerClosed,
-                        Ok(_) => {}
+                        Ok(n) => n,
                         Err(error) => return Exit::Io(error),
-                    }
+                    };
                     last_read = Instant::now();
                     if let Err(exit) = self.handle_buffered(session) {
                         return exit;
                     }
-                    if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
-                        shrink(&mut self.rbuf);
+                    release_if_quiet(&mut self.rbuf, n);
+                    if self.rbuf.capacity() > 0 && self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
                         self.rbuf.reserve(READ_CHUNK);
                     }
                 }
@@ -365,9 +367,12 @@ impl Connection {
     }
 }
 
-/// Gives back the memory of a drained buffer that grew large.
-fn shrink(buf: &mut BytesMut) {
-    if buf.is_empty() && buf.capacity() > SHRINK_ABOVE {
+/// Gives back the memory of a drained buffer when traffic is light (the last transfer was
+/// small) or the buffer grew large, so an idle connection holds no buffer at all. A buffer with
+/// no capacity makes the next read take 64 bytes; a read that fills it brings the full chunk
+/// back.
+fn release_if_quiet(buf: &mut BytesMut, transferred: usize) {
+    if buf.is_empty() && (transferred < QUIET_TRANSFER || buf.capacity() > SHRINK_ABOVE) {
         *buf = BytesMut::new();
     }
 }
