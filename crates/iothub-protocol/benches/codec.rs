@@ -48,7 +48,9 @@ fn samples() -> Vec<(&'static str, Packet)> {
                 packet_id: packet_id(9),
                 filters: ["a/+/c", "sensors/#", "x/y/z"]
                     .iter()
-                    .map(|f| ((*f).into(), SubscriptionOptions { qos: QoS::AtLeastOnce, ..Default::default() }))
+                    .map(|f| {
+                        ((*f).into(), SubscriptionOptions { qos: QoS::AtLeastOnce, ..Default::default() })
+                    })
                     .collect(),
                 properties: None,
             }),
