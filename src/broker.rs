@@ -64,7 +64,9 @@ impl Broker {
             self.context.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
             let context = Arc::clone(&self.context);
             let span = tracing::info_span!("connection", %peer, client_id = tracing::field::Empty);
-            let token = shutdown.child_token();
+            // A clone, not a child token: nothing cancels one connection through it, and a child
+            // would cost every connection a tree node and a lock on the parent.
+            let token = shutdown.clone();
             tracker.spawn(
                 async move {
                     connection::run(stream, context, token).await;

@@ -18,7 +18,6 @@ use std::time::Duration;
 use bytes::BytesMut;
 use iothub_protocol::{decode, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -154,12 +153,10 @@ impl Connection {
         tracing::Span::current().record("client_id", &*client_id);
         let connection_id = self.context.registry.next_id();
         let takeover = Arc::new(Takeover::default());
-        let (closed_tx, closed_rx) = watch::channel(());
         let claim = self.context.registry.claim(
             &client_id,
             connection_id,
             &takeover,
-            &closed_rx,
             connect.clean_start,
         );
         let previous = tokio::select! {
@@ -181,7 +178,7 @@ impl Connection {
             Err(error) => Exit::Io(io::Error::other(error)),
         };
         self.finish_session(session, &connect, &exit, &takeover, connection_id);
-        drop(closed_tx);
+        takeover.mark_closed();
         exit
     }
 
@@ -279,7 +276,7 @@ impl Connection {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Exit::Shutdown,
-                () = takeover.kicked().cancelled() => return Exit::TakenOver,
+                () = takeover.kicked() => return Exit::TakenOver,
                 written = self.writer.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => match written {
                     Ok(0) => return Exit::PeerClosed,
                     Ok(n) => release_if_quiet(&mut self.wbuf, n),

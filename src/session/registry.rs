@@ -6,38 +6,43 @@
 //! session is owned by one task at a time and never shared.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytestring::ByteString;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::Session;
 
-/// Lets a newer connection with the same client identifier close the current one.
+/// Lets a newer connection with the same client identifier close the current one, and wait
+/// until it has handed its session back. Notify-based rather than a channel: it is one of the
+/// few things every connection holds, so it is kept small.
 #[derive(Debug, Default)]
 pub struct Takeover {
-    /// Cancelled when the connection must close.
-    kick: CancellationToken,
+    /// Woken when the connection must close; a kick before the connection waits is kept.
+    kick: Notify,
     /// 0 until taken over; then 1 if the successor asked for a persistent session, 2 for a clean
     /// one.
     successor: AtomicU8,
+    /// Woken when the connection has handed its session back.
+    closed: Notify,
+    /// Set once the session has been handed back.
+    is_closed: AtomicBool,
 }
 
 impl Takeover {
-    /// A token cancelled when this connection is taken over.
-    pub fn kicked(&self) -> &CancellationToken {
-        &self.kick
+    /// Completes when this connection is taken over.
+    pub async fn kicked(&self) {
+        self.kick.notified().await;
     }
 
     /// Tells the connection to close because a successor with the given clean session flag
     /// arrived.
     fn kick(&self, successor_clean: bool) {
         self.successor.store(if successor_clean { 2 } else { 1 }, Ordering::Release);
-        self.kick.cancel();
+        self.kick.notify_one();
     }
 
     /// `Some(clean flag of the successor)` if this connection was taken over.
@@ -47,6 +52,22 @@ impl Takeover {
             value => Some(value == 2),
         }
     }
+
+    /// Reports that the connection has handed its session back (or never got one).
+    pub fn mark_closed(&self) {
+        self.is_closed.store(true, Ordering::Release);
+        self.closed.notify_waiters();
+    }
+
+    /// Waits until `mark_closed` has been called.
+    async fn closed(&self) {
+        let notified = self.closed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if !self.is_closed.load(Ordering::Acquire) {
+            notified.await;
+        }
+    }
 }
 
 enum Slot {
@@ -54,10 +75,8 @@ enum Slot {
     Online {
         /// Which connection.
         connection_id: u64,
-        /// How to close it.
+        /// How to close it and learn that it has closed.
         takeover: Arc<Takeover>,
-        /// Reports the connection's end: its sender is dropped after the session is handed back.
-        closed: watch::Receiver<()>,
     },
     /// No connection owns the session; it is kept until `expires_at`.
     Offline {
@@ -108,22 +127,20 @@ impl Registry {
         client_id: &ByteString,
         connection_id: u64,
         takeover: &Arc<Takeover>,
-        closed: &watch::Receiver<()>,
         clean: bool,
     ) -> Option<Box<Session>> {
         loop {
-            let mut previous_closed = {
+            let previous = {
                 let mut slots = self.lock();
                 match slots.get(client_id) {
-                    Some(Slot::Online { takeover: previous, closed: previous_closed, .. }) => {
+                    Some(Slot::Online { takeover: previous, .. }) => {
                         previous.kick(clean);
-                        previous_closed.clone()
+                        Arc::clone(previous)
                     }
                     _ => {
                         let slot = Slot::Online {
                             connection_id,
                             takeover: Arc::clone(takeover),
-                            closed: closed.clone(),
                         };
                         return match slots.insert(client_id.clone(), slot) {
                             Some(Slot::Offline { session, .. }) => Some(session),
@@ -132,9 +149,9 @@ impl Registry {
                     }
                 }
             };
-            // The previous owner drops its sender once it has handed the session back; until
-            // then `changed` waits. Its result does not matter: the loop looks again.
-            let _ = tokio::time::timeout(HANDBACK_WAIT, previous_closed.changed()).await;
+            // The previous owner marks itself closed once it has handed the session back. The
+            // wait is bounded and its outcome does not matter: the loop looks again.
+            let _ = tokio::time::timeout(HANDBACK_WAIT, previous.closed()).await;
         }
     }
 
