@@ -1,0 +1,237 @@
+//! Runs every scenario at tiny scale (about a second each) against a real IoTHub broker started
+//! in this process on `127.0.0.1:0`, and checks that the results are sane: deliveries happen,
+//! nothing is lost at QoS 1 and 2 under the closed loop, and the JSON line is one flat object
+//! with the documented keys.
+//!
+//! The engine is called as a library; no process is spawned. Each test has a broker of its own.
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use clap::Parser;
+use iothub::{ConfigBuilder, Server};
+use iothub_bench::{Cli, Report};
+use tokio_util::sync::CancellationToken;
+
+/// Keys of every message scenario's JSON line, in order.
+const PUBSUB_KEYS: &[&str] = &[
+    "scenario",
+    "host",
+    "port",
+    "qos",
+    "payload_bytes",
+    "publishers",
+    "subscribers",
+    "deliveries_per_message",
+    "rate_limit",
+    "inflight",
+    "closed_loop",
+    "duration_s",
+    "warmup_s",
+    "window_s",
+    "published",
+    "published_in_window",
+    "publish_rate",
+    "delivered_in_window",
+    "delivered_rate",
+    "expected_deliveries",
+    "received",
+    "lost",
+    "loss_pct",
+    "acknowledged",
+    "closed_loop_stalls",
+    "latency_samples",
+    "latency_p50_us",
+    "latency_p99_us",
+    "latency_p999_us",
+    "latency_max_us",
+    "latency_mean_us",
+    "broker_cpu_s",
+    "broker_cpu_s_per_million",
+    "broker_rss_start_kib",
+    "broker_rss_end_kib",
+    "errors",
+    "first_error",
+];
+
+/// Keys of the `conn` JSON line, in order.
+const CONN_KEYS: &[&str] = &[
+    "scenario",
+    "host",
+    "port",
+    "connections",
+    "rate_limit",
+    "source_ips",
+    "hold_s",
+    "attempted",
+    "connected",
+    "failed",
+    "failed_tcp",
+    "failed_timeout",
+    "failed_refused",
+    "failed_other",
+    "dropped_during_hold",
+    "connect_phase_s",
+    "connect_rate",
+    "handshake_p50_ms",
+    "handshake_p99_ms",
+    "handshake_max_ms",
+    "handshake_mean_ms",
+    "broker_cpu_s",
+    "broker_rss_before_kib",
+    "broker_rss_after_kib",
+    "broker_rss_per_conn_bytes",
+    "first_error",
+];
+
+/// A broker running in a thread of its own; stopped when dropped.
+struct Broker {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let config = ConfigBuilder::new()
+            .set_flag("--listen", "server.listen_addresses=tcp://127.0.0.1:0")
+            .and_then(ConfigBuilder::build)
+            .expect("a loopback listener is a valid configuration");
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("broker runtime");
+            runtime.block_on(async move {
+                let server = Server::bind(&config).await.expect("binding 127.0.0.1:0");
+                tx.send(server.local_addrs()[0]).expect("the test waits for the address");
+                server.run(token).await;
+            });
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(10)).expect("the broker did not start");
+        Broker { addr, shutdown, thread: Some(thread) }
+    }
+
+    /// Runs `iothub-bench <args> --port <this broker>` and returns the report.
+    fn bench(&self, args: &str) -> Report {
+        let port = self.addr.port().to_string();
+        let argv = std::iter::once("iothub-bench").chain(args.split_whitespace()).chain(["--port", &port]);
+        let cli = Cli::try_parse_from(argv).expect("valid arguments");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("bench runtime");
+        runtime.block_on(iothub_bench::run(&cli.command, false)).expect("the run completes")
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Checks that the JSON line parses as a flat object with exactly `keys`, in order.
+fn assert_flat_json(report: &Report, keys: &[&str]) {
+    let line = report.json_line();
+    assert!(line.starts_with(&format!("{{\"scenario\":\"{}\"", report.scenario)), "{line}");
+    assert!(!line.contains('\n'));
+    let value: serde_json::Value = serde_json::from_str(&line).expect("the JSON line parses");
+    let object = value.as_object().expect("the JSON line is an object");
+    let found: Vec<&str> = object.keys().map(String::as_str).collect();
+    let mut expected = keys.to_vec();
+    expected.sort_unstable();
+    let mut sorted = found.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, expected, "keys of {line}");
+    for (key, value) in object {
+        assert!(!value.is_object() && !value.is_array(), "{key} is nested in {line}");
+    }
+}
+
+fn number(report: &Report, key: &str) -> f64 {
+    report.number(key).unwrap_or_else(|| panic!("{key} missing or null in {}", report.json_line()))
+}
+
+/// Common checks of a closed-loop QoS 1/2 run: traffic flowed, nothing was lost or failed.
+fn assert_lossless(report: &Report) {
+    let line = report.json_line();
+    assert!(number(report, "delivered_in_window") > 0.0, "{line}");
+    assert!(number(report, "published") > 0.0, "{line}");
+    assert_eq!(number(report, "lost"), 0.0, "{line}");
+    assert_eq!(number(report, "errors"), 0.0, "{line}");
+    assert_eq!(number(report, "closed_loop_stalls"), 0.0, "{line}");
+    assert_eq!(
+        number(report, "received"),
+        number(report, "published") * number(report, "deliveries_per_message"),
+        "{line}"
+    );
+    assert_eq!(number(report, "acknowledged"), number(report, "published"), "{line}");
+    assert!(number(report, "latency_samples") > 0.0, "{line}");
+    let percentiles =
+        ["latency_p50_us", "latency_p99_us", "latency_p999_us", "latency_max_us"].map(|k| number(report, k));
+    assert!(percentiles.windows(2).all(|w| w[0] <= w[1]), "{line}");
+    assert_flat_json(report, PUBSUB_KEYS);
+}
+
+#[test]
+fn pairs_at_qos_1_under_the_closed_loop_lose_nothing() {
+    let broker = Broker::start();
+    let pid = std::process::id();
+    let report = broker.bench(&format!(
+        "pairs --pairs 2 --qos 1 --closed-loop 100 --duration 1 --warmup 0.2 --broker-pid {pid}"
+    ));
+    assert_lossless(&report);
+    assert!(number(&report, "broker_cpu_s") >= 0.0);
+    assert!(number(&report, "broker_rss_end_kib") > 0.0);
+}
+
+#[test]
+fn fanout_at_qos_1_delivers_every_message_to_every_subscriber() {
+    let broker = Broker::start();
+    let report = broker.bench("fanout --subscribers 3 --qos 1 --closed-loop 100 --duration 1 --warmup 0.2");
+    assert_eq!(number(&report, "deliveries_per_message"), 3.0);
+    assert_lossless(&report);
+}
+
+#[test]
+fn fanin_at_qos_2_completes_every_exchange() {
+    let broker = Broker::start();
+    let report = broker.bench("fanin --publishers 2 --qos 2 --closed-loop 100 --duration 1 --warmup 0.2");
+    assert_eq!(number(&report, "publishers"), 2.0);
+    assert_lossless(&report);
+}
+
+#[test]
+fn latency_holds_the_requested_rate() {
+    let broker = Broker::start();
+    let report = broker.bench("latency --rate 200 --pairs 2 --qos 1 --duration 1.5 --warmup 0.5");
+    let line = report.json_line();
+    let rate = number(&report, "delivered_rate");
+    assert!((100.0..=300.0).contains(&rate), "{line}");
+    assert_eq!(number(&report, "lost"), 0.0, "{line}");
+    assert!(number(&report, "latency_p50_us") <= number(&report, "latency_p99_us"), "{line}");
+    assert_flat_json(&report, PUBSUB_KEYS);
+}
+
+#[test]
+fn conn_opens_holds_and_closes_every_connection() {
+    let broker = Broker::start();
+    let report = broker.bench("conn -c 20 --rate 0 --hold 0.3 --duration 2 --source-ips 2");
+    let line = report.json_line();
+    assert_eq!(number(&report, "connected"), 20.0, "{line}");
+    assert_eq!(number(&report, "failed"), 0.0, "{line}");
+    assert_eq!(number(&report, "dropped_during_hold"), 0.0, "{line}");
+    assert!(number(&report, "handshake_p50_ms") <= number(&report, "handshake_max_ms"), "{line}");
+    assert_flat_json(&report, CONN_KEYS);
+}
