@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::router::{Message, Subscriber};
+use crate::router::{Message, RouteScratch};
 use crate::server::Context;
 use crate::session::{is_reserved_for_broker, write, Delivery, Session, Takeover};
 use crate::transport::Transport;
@@ -103,8 +103,8 @@ struct Connection {
     wbuf: BytesMut,
     /// Shared server state.
     context: Arc<Context>,
-    /// Reused buffer for router matches.
-    subscribers: Vec<Subscriber>,
+    /// Reused routing buffers, and the subscribers to wake after a batch.
+    routing: RouteScratch,
     /// Reused buffer for mailbox pulls.
     deliveries: Vec<Delivery>,
     /// Reused buffer for retained messages matching a new subscription.
@@ -121,7 +121,7 @@ pub async fn run(stream: Box<dyn Transport>, context: Arc<Context>, shutdown: Ca
         rbuf: BytesMut::new(),
         wbuf: BytesMut::new(),
         context: Arc::clone(&context),
-        subscribers: Vec::new(),
+        routing: RouteScratch::default(),
         deliveries: Vec::new(),
         retained: Vec::new(),
     };
@@ -153,12 +153,7 @@ impl Connection {
         tracing::Span::current().record("client_id", &*client_id);
         let connection_id = self.context.registry.next_id();
         let takeover = Arc::new(Takeover::default());
-        let claim = self.context.registry.claim(
-            &client_id,
-            connection_id,
-            &takeover,
-            connect.clean_start,
-        );
+        let claim = self.context.registry.claim(&client_id, connection_id, &takeover, connect.clean_start);
         let previous = tokio::select! {
             () = shutdown.cancelled() => return Exit::Shutdown,
             previous = claim => previous,
@@ -206,7 +201,8 @@ impl Connection {
                 retain: will.retain,
             });
             tracing::debug!(topic = %will.topic, "publishing will message");
-            self.context.router.publish(&message, &mut self.subscribers);
+            self.context.router.publish(&message, &mut self.routing);
+            self.routing.wake_all();
         }
         let keep = !session.clean;
         let expires_at = self.context.config.session_timeout().map(|t| Instant::now() + t);
@@ -310,22 +306,29 @@ impl Connection {
     }
 
     /// Decodes and handles every whole packet in the read buffer.
+    /// Subscribers that received messages are woken once, after the whole batch.
     fn handle_buffered(&mut self, session: &mut Session) -> Result<(), Exit> {
         let max = self.context.config.max_packet_size;
-        loop {
+        let result = loop {
             match decode(&mut self.rbuf, ProtocolVersion::V311, max) {
-                Ok(Some(packet)) => self.handle(packet, session)?,
-                Ok(None) => return Ok(()),
-                Err(error) => return Err(Exit::Violation(error)),
+                Ok(Some(packet)) => {
+                    if let Err(exit) = self.handle(packet, session) {
+                        break Err(exit);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(Exit::Violation(error)),
             }
-        }
+        };
+        self.routing.wake_all();
+        result
     }
 
     fn handle(&mut self, packet: Packet, session: &mut Session) -> Result<(), Exit> {
         let router = &self.context.router;
         let out = &mut self.wbuf;
         let result = match packet {
-            Packet::Publish(publish) => session.handle_publish(publish, router, &mut self.subscribers, out),
+            Packet::Publish(publish) => session.handle_publish(publish, router, &mut self.routing, out),
             Packet::PubAck(ack) => {
                 session.handle_puback(ack.packet_id);
                 Ok(())

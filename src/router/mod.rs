@@ -56,6 +56,33 @@ pub struct Subscriber {
     pub qos: QoS,
 }
 
+/// Buffers a publishing connection reuses: the subscriptions a message matched, and the
+/// mailboxes to wake once the connection has routed everything it read. Waking once per batch
+/// rather than once per message lets each subscriber write the whole batch in one system call.
+/// Dropping the scratch wakes whatever is pending, so no wake-up is ever lost.
+#[derive(Default)]
+pub struct RouteScratch {
+    /// Matches of the message being routed.
+    matches: Vec<Subscriber>,
+    /// Mailboxes that went from empty to non-empty and wait to be woken.
+    wake: Vec<Arc<Mailbox>>,
+}
+
+impl RouteScratch {
+    /// Wakes every mailbox that received its first message since the last call.
+    pub fn wake_all(&mut self) {
+        for mailbox in self.wake.drain(..) {
+            mailbox.wake();
+        }
+    }
+}
+
+impl Drop for RouteScratch {
+    fn drop(&mut self) {
+        self.wake_all();
+    }
+}
+
 /// The routing table and retained store of one server.
 pub struct Router {
     /// Subscriptions by topic filter.
@@ -92,11 +119,12 @@ impl Router {
         self.tree.write().unwrap_or_else(PoisonError::into_inner).remove(filter, session_id)
     }
 
-    /// Routes a message: updates the retained store if the message asks for it, then pushes one
-    /// copy to every session with a matching subscription, at the highest QoS among that
-    /// session's matching subscriptions (3.3.5) capped by the message's QoS. `scratch` is a
-    /// buffer the caller reuses between calls. Returns the number of sessions it reached.
-    pub fn publish(&self, message: &Arc<Message>, scratch: &mut Vec<Subscriber>) -> usize {
+    /// Routes a message: updates the retained store if the message asks for it, then queues one
+    /// copy for every session with a matching subscription, at the highest QoS among that
+    /// session's matching subscriptions (3.3.5) capped by the message's QoS. Mailboxes that need
+    /// waking are collected in `scratch`, which the caller wakes once its batch is routed.
+    /// Returns the number of sessions it reached.
+    pub fn publish(&self, message: &Arc<Message>, scratch: &mut RouteScratch) -> usize {
         if too_deep(&message.topic) {
             tracing::debug!("message not routed: topic has more than {MAX_TOPIC_LEVELS} levels");
             return 0;
@@ -104,22 +132,28 @@ impl Router {
         if message.retain {
             self.retain(message);
         }
-        scratch.clear();
-        self.tree.read().unwrap_or_else(PoisonError::into_inner).matches(&message.topic, scratch);
-        if scratch.len() > 1 {
-            scratch.sort_unstable_by(|a, b| {
+        let matches = &mut scratch.matches;
+        matches.clear();
+        self.tree.read().unwrap_or_else(PoisonError::into_inner).matches(&message.topic, matches);
+        if matches.len() > 1 && matches.iter().any(|s| s.mailbox.subscription_count() > 1) {
+            matches.sort_unstable_by(|a, b| {
                 a.mailbox.session_id().cmp(&b.mailbox.session_id()).then(b.qos.cmp(&a.qos))
             });
-            scratch.dedup_by_key(|s| s.mailbox.session_id());
+            matches.dedup_by_key(|s| s.mailbox.session_id());
         }
         let mut reached = 0;
-        for subscriber in scratch.drain(..) {
+        for subscriber in matches.drain(..) {
             let qos = subscriber.qos.min(message.qos);
             let delivery = Delivery { message: Arc::clone(message), qos, retain: false };
-            match subscriber.mailbox.push(delivery) {
-                PushOutcome::Queued => reached += 1,
-                PushOutcome::Dropped => self.metrics.count_dropped(qos),
-                PushOutcome::Offline => {}
+            match subscriber.mailbox.enqueue(delivery) {
+                (PushOutcome::Queued, wake) => {
+                    reached += 1;
+                    if wake {
+                        scratch.wake.push(subscriber.mailbox);
+                    }
+                }
+                (PushOutcome::Dropped, _) => self.metrics.count_dropped(qos),
+                (PushOutcome::Offline, _) => {}
             }
         }
         reached

@@ -10,7 +10,7 @@
 //! made to wait.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use iothub_protocol::QoS;
@@ -61,6 +61,8 @@ pub struct Mailbox {
     limits: QueueLimits,
     /// Deliveries dropped because the queue was full.
     dropped: AtomicU64,
+    /// Subscriptions held by the owning session.
+    subscriptions: AtomicUsize,
 }
 
 struct Inner {
@@ -83,6 +85,7 @@ impl Mailbox {
             notify: Notify::new(),
             limits,
             dropped: AtomicU64::new(0),
+            subscriptions: AtomicUsize::new(0),
         }
     }
 
@@ -116,18 +119,36 @@ impl Mailbox {
         self.lock().online = online;
     }
 
-    /// Queues a delivery without waiting, applying the overflow policy of this module.
+    /// Queues a delivery without waiting, applying the overflow policy of this module, and wakes
+    /// the owning connection.
     pub fn push(&self, delivery: Delivery) -> PushOutcome {
+        let (outcome, _) = self.enqueue(delivery);
+        if outcome == PushOutcome::Queued {
+            self.wake();
+        }
+        outcome
+    }
+
+    /// Wakes the owning connection so that it pulls what is queued.
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Queues a delivery like `push` but leaves the wake-up to the caller, so that a publisher can
+    /// route a whole batch first and wake each subscriber once. The flag is true when the queue
+    /// was empty: only then must the caller wake the mailbox, because a connection that left
+    /// messages queued is already bound to pull again.
+    pub fn enqueue(&self, delivery: Delivery) -> (PushOutcome, bool) {
         let size = delivery.message.payload.len();
         let mut inner = self.lock();
         if !inner.online && delivery.qos == QoS::AtMostOnce {
-            return PushOutcome::Offline;
+            return (PushOutcome::Offline, false);
         }
         while self.is_full(&inner, size) {
             if delivery.qos == QoS::AtMostOnce || inner.qos0 == 0 {
                 drop(inner);
                 self.count_drop();
-                return PushOutcome::Dropped;
+                return (PushOutcome::Dropped, false);
             }
             inner.evict_oldest_qos0();
             self.count_drop();
@@ -136,10 +157,20 @@ impl Mailbox {
         if delivery.qos == QoS::AtMostOnce {
             inner.qos0 += 1;
         }
+        let was_empty = inner.queue.is_empty();
         inner.queue.push_back(delivery);
-        drop(inner);
-        self.notify.notify_one();
-        PushOutcome::Queued
+        (PushOutcome::Queued, was_empty)
+    }
+
+    /// Records how many subscriptions the owning session holds, so that the router knows when a
+    /// message may match the session twice.
+    pub fn set_subscription_count(&self, count: usize) {
+        self.subscriptions.store(count, Ordering::Relaxed);
+    }
+
+    /// Number of subscriptions the owning session holds.
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.load(Ordering::Relaxed)
     }
 
     fn is_full(&self, inner: &Inner, size: usize) -> bool {

@@ -24,7 +24,7 @@ use iothub_protocol::{
 pub use mailbox::{Delivery, Mailbox, PushOutcome, QueueLimits};
 pub use registry::{Registry, Takeover};
 
-use crate::router::{Message, Router, Subscriber};
+use crate::router::{Message, RouteScratch, Router};
 
 /// An outbound QoS 1 or 2 message that the client has not finished acknowledging.
 #[derive(Debug)]
@@ -96,6 +96,7 @@ impl Session {
         for (filter, _) in self.subscriptions.drain() {
             router.unsubscribe(&filter, id);
         }
+        self.mailbox.set_subscription_count(0);
     }
 
     /// Re-sends, in their original order and with their original packet identifiers, every
@@ -184,7 +185,7 @@ impl Session {
         &mut self,
         publish: Publish,
         router: &Router,
-        scratch: &mut Vec<Subscriber>,
+        scratch: &mut RouteScratch,
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
         let forward = match (publish.qos, publish.packet_id) {
@@ -232,8 +233,13 @@ impl Session {
         let mut granted_per_retained = Vec::new();
         for (filter, options) in &subscribe.filters {
             let granted = options.qos;
+            // The count goes up before the router sees a second subscription, so a concurrent
+            // publish never misses that it must fold overlapping matches into one delivery.
+            let is_new = !self.subscriptions.contains_key(filter);
+            self.mailbox.set_subscription_count(self.subscriptions.len() + usize::from(is_new));
             if router.subscribe(filter, &self.mailbox, granted).is_err() {
                 tracing::info!(%filter, "subscription refused: too many topic levels");
+                self.mailbox.set_subscription_count(self.subscriptions.len());
                 reason_codes.push(ReasonCode::UnspecifiedError);
                 continue;
             }
@@ -269,6 +275,7 @@ impl Session {
                 router.unsubscribe(filter, self.mailbox.session_id());
             }
         }
+        self.mailbox.set_subscription_count(self.subscriptions.len());
         let unsuback =
             UnsubAck { packet_id: unsubscribe.packet_id, reason_codes: Vec::new(), properties: None };
         write(out, &Packet::UnsubAck(unsuback))

@@ -138,10 +138,7 @@ impl Registry {
                         Arc::clone(previous)
                     }
                     _ => {
-                        let slot = Slot::Online {
-                            connection_id,
-                            takeover: Arc::clone(takeover),
-                        };
+                        let slot = Slot::Online { connection_id, takeover: Arc::clone(takeover) };
                         return match slots.insert(client_id.clone(), slot) {
                             Some(Slot::Offline { session, .. }) => Some(session),
                             _ => None,
