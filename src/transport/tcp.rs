@@ -4,7 +4,10 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// Connections the kernel may hold before they are accepted.
+const ACCEPT_BACKLOG: u32 = 8192;
 
 /// A bound TCP listening socket.
 pub struct TcpTransportListener {
@@ -13,9 +16,17 @@ pub struct TcpTransportListener {
 }
 
 impl TcpTransportListener {
-    /// Binds `host:port`.
+    /// Binds `host:port` (the first address it resolves to) with a deep accept backlog, so that
+    /// a burst of connections waits in the kernel instead of having its SYNs dropped and retried
+    /// a second later. The kernel caps the backlog at `net.core.somaxconn`.
     pub async fn bind(address: &str) -> io::Result<TcpTransportListener> {
-        Ok(TcpTransportListener { inner: TcpListener::bind(address).await? })
+        let resolved = tokio::net::lookup_host(address).await?.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{address} resolves to nothing"))
+        })?;
+        let socket = if resolved.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.bind(resolved)?;
+        Ok(TcpTransportListener { inner: socket.listen(ACCEPT_BACKLOG)? })
     }
 
     /// The bound address.
