@@ -30,8 +30,6 @@ use crate::transport::Transport;
 const HIGH_WATER: usize = 64 * 1024;
 /// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 4 * 1024;
-/// A transfer smaller than this counts as light traffic: the drained buffer is given back.
-const QUIET_TRANSFER: usize = 512;
 /// A buffer this much larger than needed is given back after use.
 const SHRINK_ABOVE: usize = 256 * 1024;
 /// How long the last bytes (a CONNACK refusal, say) may take to leave before the socket closes.
@@ -250,7 +248,7 @@ impl Connection {
         if let Err(exit) = self.handle_buffered(session) {
             return exit;
         }
-        release_if_quiet(&mut self.rbuf, 0);
+        release_if_empty(&mut self.rbuf);
         let max_inflight = self.context.config.max_inflight_messages;
         let mailbox = Arc::clone(session.mailbox());
         // [MQTT-3.1.2-24]: one and a half times the keep-alive without a packet closes the
@@ -275,20 +273,20 @@ impl Connection {
                 () = takeover.kicked() => return Exit::TakenOver,
                 written = self.writer.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => match written {
                     Ok(0) => return Exit::PeerClosed,
-                    Ok(n) => release_if_quiet(&mut self.wbuf, n),
+                    Ok(_) => shrink_if_huge(&mut self.wbuf),
                     Err(error) => return Exit::Io(error),
                 },
                 read = self.reader.read_buf(&mut self.rbuf), if room => {
-                    let n = match read {
+                    match read {
                         Ok(0) => return Exit::PeerClosed,
-                        Ok(n) => n,
+                        Ok(_) => {}
                         Err(error) => return Exit::Io(error),
-                    };
+                    }
                     last_read = Instant::now();
                     if let Err(exit) = self.handle_buffered(session) {
                         return exit;
                     }
-                    release_if_quiet(&mut self.rbuf, n);
+                    shrink_if_huge(&mut self.rbuf);
                     if self.rbuf.capacity() > 0 && self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
                         self.rbuf.reserve(READ_CHUNK);
                     }
@@ -299,6 +297,10 @@ impl Connection {
                     if last_read.elapsed() >= limit {
                         return Exit::KeepAliveTimeout;
                     }
+                    // A connection the keep-alive check finds with nothing buffered gives its
+                    // buffers back; a busy one pays one reallocation per keep-alive period.
+                    release_if_empty(&mut self.rbuf);
+                    release_if_empty(&mut self.wbuf);
                     idle_deadline.as_mut().reset(last_read + limit);
                 }
             }
@@ -367,12 +369,19 @@ impl Connection {
     }
 }
 
-/// Gives back the memory of a drained buffer when traffic is light (the last transfer was
-/// small) or the buffer grew large, so an idle connection holds no buffer at all. A buffer with
-/// no capacity makes the next read take 64 bytes; a read that fills it brings the full chunk
-/// back.
-fn release_if_quiet(buf: &mut BytesMut, transferred: usize) {
-    if buf.is_empty() && (transferred < QUIET_TRANSFER || buf.capacity() > SHRINK_ABOVE) {
+/// Gives back the memory of a drained buffer, so an idle connection holds no buffer at all. A
+/// buffer with no capacity makes the next read take 64 bytes; a read that fills it brings the
+/// full chunk back. Called when a connection shows signs of being idle, never per transfer: a
+/// busy connection keeps its buffers.
+fn release_if_empty(buf: &mut BytesMut) {
+    if buf.is_empty() {
         *buf = BytesMut::new();
+    }
+}
+
+/// Gives back a drained buffer that a burst made very large.
+fn shrink_if_huge(buf: &mut BytesMut) {
+    if buf.capacity() > SHRINK_ABOVE {
+        release_if_empty(buf);
     }
 }
