@@ -15,7 +15,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
 use iothub_protocol::{decode, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::Instant;
@@ -139,6 +140,7 @@ impl Connection {
                 Ok(Ok(connect)) => connect,
             },
         };
+        let mut connect = connect;
         if let Some(code) = handshake::refusal(&connect, &self.context) {
             handshake::connack(&mut self.wbuf, false, code);
             return Exit::Refused(code);
@@ -146,7 +148,8 @@ impl Connection {
         let client_id = if connect.client_id.is_empty() {
             handshake::assigned_client_id()
         } else {
-            connect.client_id.clone()
+            // A copy of its own, so the session does not pin the whole CONNECT packet.
+            ByteString::from(&*connect.client_id)
         };
         tracing::Span::current().record("client_id", &*client_id);
         let connection_id = self.context.registry.next_id();
@@ -166,11 +169,23 @@ impl Connection {
             session_present = accepted.session_present,
             "client connected"
         );
+        // Only the keep-alive and the will outlive the handshake; the rest of CONNECT (and the
+        // buffer its fields point into) is freed now rather than held for the connection's life.
+        let keep_alive = connect.keep_alive;
+        let will = connect.will.take().filter(|will| !is_reserved_for_broker(&will.topic)).map(|will| {
+            Arc::new(Message {
+                topic: ByteString::from(&*will.topic),
+                payload: Bytes::copy_from_slice(&will.payload),
+                qos: will.qos,
+                retain: will.retain,
+            })
+        });
+        drop(connect);
         let exit = match session.resend_inflight(&mut self.wbuf) {
-            Ok(()) => self.serve_session(&mut session, &connect, shutdown, &takeover).await,
+            Ok(()) => self.serve_session(&mut session, keep_alive, shutdown, &takeover).await,
             Err(error) => Exit::Io(io::Error::other(error)),
         };
-        self.finish_session(session, &connect, &exit, &takeover, connection_id);
+        self.finish_session(session, will, &exit, &takeover, connection_id);
         takeover.mark_closed();
         exit
     }
@@ -179,7 +194,7 @@ impl Connection {
     fn finish_session(
         &mut self,
         session: Box<Session>,
-        connect: &Connect,
+        will: Option<Arc<Message>>,
         exit: &Exit,
         takeover: &Takeover,
         connection_id: u64,
@@ -190,15 +205,8 @@ impl Connection {
             Exit::TakenOver => session.clean || takeover.successor_clean().unwrap_or(true),
             other => other.publishes_will(),
         };
-        let will = connect.will.as_ref().filter(|will| !is_reserved_for_broker(&will.topic));
-        if let (true, Some(will)) = (will_due, will) {
-            let message = Arc::new(Message {
-                topic: will.topic.clone(),
-                payload: will.payload.clone(),
-                qos: will.qos,
-                retain: will.retain,
-            });
-            tracing::debug!(topic = %will.topic, "publishing will message");
+        if let (true, Some(message)) = (will_due, will) {
+            tracing::debug!(topic = %message.topic, "publishing will message");
             self.context.router.publish(&message, &mut self.routing);
             self.routing.wake_all();
         }
@@ -241,7 +249,7 @@ impl Connection {
     async fn serve_session(
         &mut self,
         session: &mut Session,
-        connect: &Connect,
+        keep_alive: u16,
         shutdown: &CancellationToken,
         takeover: &Takeover,
     ) -> Exit {
@@ -253,8 +261,7 @@ impl Connection {
         let mailbox = Arc::clone(session.mailbox());
         // [MQTT-3.1.2-24]: one and a half times the keep-alive without a packet closes the
         // connection; 0 turns the check off.
-        let keep_alive =
-            (connect.keep_alive > 0).then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
+        let keep_alive = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
         let mut last_read = Instant::now();
         let idle_deadline = tokio::time::sleep_until(last_read + keep_alive.unwrap_or(NEVER));
         tokio::pin!(idle_deadline);
