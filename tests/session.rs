@@ -9,13 +9,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::{Shutdown, SocketAddr};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{connect_packet, raw_connected, require_tool, with_header, RawClient, TestBroker, WAIT};
+use common::{connect_packet, raw_connected, require_tool, with_header, RawClient, TestBroker, Tool, WAIT};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 /// CONNACK accepted without a stored session.
@@ -128,49 +126,6 @@ fn disconnect(mut client: RawClient) {
 fn drop_connection(mut client: RawClient) {
     client.stream.shutdown(Shutdown::Write).unwrap();
     client.expect_closed();
-}
-
-/// A command-line client whose standard output is read line by line; killed when dropped.
-struct Tool {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Tool {
-    fn spawn(command: &mut Command) -> Tool {
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Tool { child, lines }
-    }
-
-    /// Waits for a line satisfying `wanted`, failing the test after `WAIT`; returns it.
-    fn expect_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if wanted(&line) => return line,
-                Ok(_) => {}
-                Err(error) => panic!("no line with {what} from the tool: {error}"),
-            }
-        }
-    }
-}
-
-impl Drop for Tool {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Runs a command to completion, failing the test if it takes longer than `WAIT` or fails.

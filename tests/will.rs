@@ -7,13 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{connect_packet, raw_connected, require_tool, with_header, RawClient, TestBroker, WAIT};
+use common::{connect_packet, raw_connected, require_tool, with_header, RawClient, TestBroker, Tool, WAIT};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 
 /// A will to put in a raw CONNECT.
@@ -89,49 +87,6 @@ fn publish_marker(addr: SocketAddr, topic: &str) {
     publisher.expect(&[0x40, 0x02, 0x00, 0x01]);
     publisher.send(&[0xE0, 0x00]);
     publisher.expect_closed();
-}
-
-/// A command-line client whose standard output is read line by line; killed when dropped.
-struct Tool {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Tool {
-    fn spawn(command: &mut Command) -> Tool {
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Tool { child, lines }
-    }
-
-    /// Waits for a line containing `wanted`, failing the test after `WAIT`.
-    fn expect_line_containing(&self, wanted: &str) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(wanted) => return,
-                Ok(_) => {}
-                Err(error) => panic!("no line containing {wanted:?} from the tool: {error}"),
-            }
-        }
-    }
-}
-
-impl Drop for Tool {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 // [MQTT-3.1.2-8]: the will is published when the network connection closes without

@@ -4,12 +4,12 @@
 //! Every wait here is bounded by a timeout; nothing sleeps to synchronise.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use iothub::{Config, ConfigBuilder, Server};
 use tokio_util::sync::CancellationToken;
@@ -189,4 +189,55 @@ pub fn require_tool(tool: &str) {
     let found =
         Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap().status.success();
     assert!(found, "{tool} is not installed; run scripts/test, which installs the test dependencies");
+}
+
+/// A command-line client whose standard output is read line by line; killed when dropped.
+pub struct Tool {
+    /// The running process.
+    child: Child,
+    /// Lines of its standard output.
+    lines: mpsc::Receiver<String>,
+}
+
+impl Tool {
+    /// Starts the command with its standard output piped to a reader thread.
+    pub fn spawn(command: &mut Command) -> Tool {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Tool { child, lines }
+    }
+
+    /// Waits for a line satisfying `wanted`, failing the test after `WAIT`; returns it.
+    pub fn expect_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if wanted(&line) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no line with {what} from the tool: {error}"),
+            }
+        }
+    }
+
+    /// Waits for a line containing `wanted`, failing the test after `WAIT`.
+    pub fn expect_line_containing(&self, wanted: &str) {
+        self.expect_line(&format!("{wanted:?}"), |line| line.contains(wanted));
+    }
+}
+
+impl Drop for Tool {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
