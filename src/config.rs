@@ -456,26 +456,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    const SEED_EXAMPLE: &str = r#"
-[server]
-listen_addresses = ["tcp://0.0.0.0:1883", "ws://0.0.0.0:9001"]
-max_connections = 10000
-session_timeout_secs = 300
-keep_alive_timeout_secs = 60
-max_packet_size = 1048576
-retained_message_limit = 10000
-
-[auth]
-enabled = false
-backend = "none"
-
-[storage]
-backend = "memory"
-
-[logging]
-level = "info"
-format = "text"
-"#;
+    const SEED_EXAMPLE: &str = include_str!("../tests/data/seed-example.toml");
 
     fn from_toml(text: &str) -> Result<Config, ConfigError> {
         ConfigBuilder::new().toml("test.toml", text)?.build()

@@ -21,26 +21,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_iothub");
 
 /// The example configuration the project started from, with a WebSocket listener that this
 /// release does not have.
-const SEED_EXAMPLE: &str = r#"
-[server]
-listen_addresses = ["tcp://0.0.0.0:1883", "ws://0.0.0.0:9001"]
-max_connections = 10000
-session_timeout_secs = 300
-keep_alive_timeout_secs = 60
-max_packet_size = 1048576
-retained_message_limit = 10000
-
-[auth]
-enabled = false
-backend = "none"
-
-[storage]
-backend = "memory"
-
-[logging]
-level = "info"
-format = "text"
-"#;
+const SEED_EXAMPLE: &str = include_str!("data/seed-example.toml");
 
 /// The seed example without its WebSocket listener.
 fn seed_example_tcp_only() -> String {
