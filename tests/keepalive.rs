@@ -120,3 +120,35 @@ async fn mqtt_3_1_2_24_rumqttc_pings_keep_its_connection_open() {
     assert_eq!(connacks, 1, "one connection, never re-established");
     assert!(pingresps >= 2, "rumqttc pinged and the broker answered: {pingresps} PINGRESP");
 }
+
+/// Only whole control packets count as activity [MQTT-3.1.2-24]: a client with keep-alive 1 that
+/// trickles the bytes of a packet it never completes is still closed after about 1.5 s.
+#[test]
+fn mqtt_3_1_2_24_a_packet_that_never_completes_does_not_keep_the_connection_alive() {
+    use std::io::{ErrorKind, Read, Write};
+    let broker = TestBroker::start();
+    let mut client = RawClient::connect(broker.addr);
+    client.send(&connect_packet("trickle", true, 1));
+    client.expect(&[0x20, 0x02, 0x00, 0x00]);
+    client.stream.set_read_timeout(Some(Duration::from_millis(400))).unwrap();
+    // A PUBLISH announcing 100 bytes, then one byte per 400 ms: never a whole packet.
+    client.send(&[0x30, 100]);
+    let started = Instant::now();
+    let closed_after = loop {
+        assert!(started.elapsed() < Duration::from_secs(4), "still open after 4 s of partial bytes");
+        if client.stream.write_all(&[0x00]).is_err() {
+            break started.elapsed();
+        }
+        let mut byte = [0u8; 1];
+        match client.stream.read(&mut byte) {
+            Ok(0) => break started.elapsed(),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break started.elapsed(),
+            Ok(_) => panic!("unexpected bytes from the broker"),
+        }
+    };
+    assert!(
+        closed_after >= Duration::from_millis(1000),
+        "closed after {closed_after:?}, before 1.5 keep-alives"
+    );
+}

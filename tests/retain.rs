@@ -263,3 +263,41 @@ fn mosquitto_pub_retain_and_mosquitto_sub_walk_through() {
     publish(&mut publisher, "walk/marker", b"again", 0, false, 0);
     assert!(publishes_until(&mut client, "walk/marker").is_empty());
 }
+
+/// A SUBSCRIBE with many wildcard filters over many retained messages costs the broker only as
+/// much as the subscriber's queue can take: with `max_queued_messages = 5` and 20 retained
+/// messages, 500 "#" filters are all granted and exactly 5 retained messages arrive, once.
+#[test]
+fn retained_messages_on_subscribe_are_bounded_by_the_session_queue() {
+    let broker = TestBroker::with_config("[server]\nmax_queued_messages = 5\n");
+    let mut publisher = raw_connected(broker.addr, "retainer");
+    for i in 0..20 {
+        let topic = format!("r/{i:02}");
+        let mut body = u16::try_from(topic.len()).unwrap().to_be_bytes().to_vec();
+        body.extend(topic.as_bytes());
+        body.extend(b"v");
+        publisher.send(&common::with_header(0x31, &body));
+    }
+    publisher.send(&[0xC0, 0x00]);
+    publisher.expect(&[0xD0, 0x00]);
+    let mut subscriber = raw_connected(broker.addr, "greedy");
+    let mut body = vec![0x00, 0x01];
+    for _ in 0..500 {
+        body.extend([0x00, 0x01, b'#', 0x00]);
+    }
+    subscriber.send(&common::with_header(0x82, &body));
+    let suback = subscriber.read_packet();
+    assert_eq!(suback.len(), 3 + 2 + 500, "SUBACK with one code per filter");
+    assert!(suback[5..].iter().all(|&code| code == 0x00), "every filter granted at QoS 0");
+    let mut retained = 0;
+    loop {
+        subscriber.send(&[0xC0, 0x00]);
+        let packet = subscriber.read_packet();
+        match packet[0] {
+            0x31 => retained += 1,
+            0xD0 => break,
+            other => panic!("unexpected packet type {other:#04x}"),
+        }
+    }
+    assert_eq!(retained, 5);
+}

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::router::{Message, RouteScratch};
+use crate::router::{self, Message, RouteScratch};
 use crate::server::Context;
 use crate::session::{is_reserved_for_broker, write, Delivery, Session, Takeover};
 use crate::transport::Transport;
@@ -289,9 +289,12 @@ impl Connection {
                         Ok(_) => {}
                         Err(error) => return Exit::Io(error),
                     }
-                    last_read = Instant::now();
-                    if let Err(exit) = self.handle_buffered(session) {
-                        return exit;
+                    // Only a whole control packet counts as keep-alive activity
+                    // [MQTT-3.1.2-24]; a trickle of bytes that never completes one does not.
+                    match self.handle_buffered(session) {
+                        Ok(0) => {}
+                        Ok(_) => last_read = Instant::now(),
+                        Err(exit) => return exit,
                     }
                     shrink_if_huge(&mut self.rbuf);
                     if self.rbuf.capacity() > 0 && self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
@@ -316,16 +319,19 @@ impl Connection {
 
     /// Decodes and handles every whole packet in the read buffer.
     /// Subscribers that received messages are woken once, after the whole batch.
-    fn handle_buffered(&mut self, session: &mut Session) -> Result<(), Exit> {
+    /// Returns the number of whole packets handled.
+    fn handle_buffered(&mut self, session: &mut Session) -> Result<usize, Exit> {
         let max = self.context.config.max_packet_size;
+        let mut handled = 0;
         let result = loop {
             match decode(&mut self.rbuf, ProtocolVersion::V311, max) {
                 Ok(Some(packet)) => {
+                    handled += 1;
                     if let Err(exit) = self.handle(packet, session) {
                         break Err(exit);
                     }
                 }
-                Ok(None) => break Ok(()),
+                Ok(None) => break Ok(handled),
                 Err(error) => break Err(Exit::Violation(error)),
             }
         };
@@ -337,6 +343,12 @@ impl Connection {
         let router = &self.context.router;
         let out = &mut self.wbuf;
         let result = match packet {
+            Packet::Publish(publish) if router::too_deep(&publish.topic) => {
+                // Refused before it is acknowledged: an acknowledged message must be routable.
+                return Err(Exit::Violation(DecodeError::Protocol(
+                    "topic name has more than 200 levels, the broker's hierarchy limit",
+                )));
+            }
             Packet::Publish(publish) => session.handle_publish(publish, router, &mut self.routing, out),
             Packet::PubAck(ack) => {
                 session.handle_puback(ack.packet_id);

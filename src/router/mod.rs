@@ -30,7 +30,8 @@ pub const MAX_TOPIC_LEVELS: usize = 200;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooDeep;
 
-fn too_deep(topic: &str) -> bool {
+/// True when `topic` has more than `MAX_TOPIC_LEVELS` levels.
+pub fn too_deep(topic: &str) -> bool {
     topic.bytes().filter(|&b| b == b'/').count() >= MAX_TOPIC_LEVELS
 }
 
@@ -170,7 +171,12 @@ impl Router {
 
     /// Appends every retained message whose topic matches `filter` to `out`.
     pub fn retained_matching(&self, filter: &str, out: &mut Vec<Arc<Message>>) {
-        self.retained.read().unwrap_or_else(PoisonError::into_inner).matching(filter, out);
+        self.retained_matching_at_most(filter, out, usize::MAX);
+    }
+
+    /// Like `retained_matching`, stopping once `out` holds `limit` messages.
+    pub fn retained_matching_at_most(&self, filter: &str, out: &mut Vec<Arc<Message>>, limit: usize) {
+        self.retained.read().unwrap_or_else(PoisonError::into_inner).matching_at_most(filter, out, limit);
     }
 
     /// Number of retained messages held.

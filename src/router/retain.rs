@@ -86,20 +86,52 @@ impl RetainStore {
     /// Appends every retained message whose topic matches `filter` to `out`. Wildcards in the
     /// first level do not match topics starting with '$' [MQTT-4.7.2-1].
     pub fn matching(&self, filter: &str, out: &mut Vec<Arc<Message>>) {
+        self.matching_at_most(filter, out, usize::MAX);
+    }
+
+    /// Like `matching`, but stops once `out` holds `limit` messages, so that a subscriber whose
+    /// queue can take only a few messages cannot make the broker walk and copy the whole store.
+    pub fn matching_at_most(&self, filter: &str, out: &mut Vec<Arc<Message>>, limit: usize) {
+        if out.len() >= limit {
+            return;
+        }
         let levels: Vec<&str> = filter.split('/').collect();
-        walk(&self.root, &levels, true, out);
+        walk(&self.root, &levels, true, &mut Collector { out, limit });
     }
 }
 
-fn walk(node: &Node, levels: &[&str], at_root: bool, out: &mut Vec<Arc<Message>>) {
+/// The output of a walk and the size at which it stops.
+struct Collector<'a> {
+    /// Where matches go.
+    out: &'a mut Vec<Arc<Message>>,
+    /// Length of `out` at which the walk stops.
+    limit: usize,
+}
+
+impl Collector<'_> {
+    fn full(&self) -> bool {
+        self.out.len() >= self.limit
+    }
+
+    fn take(&mut self, node: &Node) {
+        if let (false, Some(message)) = (self.full(), &node.message) {
+            self.out.push(Arc::clone(message));
+        }
+    }
+}
+
+fn walk(node: &Node, levels: &[&str], at_root: bool, out: &mut Collector<'_>) {
     let visible = |name: &str| !(at_root && name.starts_with('$'));
     match levels {
-        [] => out.extend(node.message.iter().cloned()),
+        [] => out.take(node),
         ["#"] => {
             if !at_root {
-                out.extend(node.message.iter().cloned());
+                out.take(node);
             }
             for (name, child) in &node.children {
+                if out.full() {
+                    return;
+                }
                 if visible(name) {
                     everything(child, out);
                 }
@@ -107,6 +139,9 @@ fn walk(node: &Node, levels: &[&str], at_root: bool, out: &mut Vec<Arc<Message>>
         }
         ["+", rest @ ..] => {
             for (name, child) in &node.children {
+                if out.full() {
+                    return;
+                }
                 if visible(name) {
                     walk(child, rest, false, out);
                 }
@@ -120,9 +155,12 @@ fn walk(node: &Node, levels: &[&str], at_root: bool, out: &mut Vec<Arc<Message>>
     }
 }
 
-fn everything(node: &Node, out: &mut Vec<Arc<Message>>) {
-    out.extend(node.message.iter().cloned());
+fn everything(node: &Node, out: &mut Collector<'_>) {
+    out.take(node);
     for child in node.children.values() {
+        if out.full() {
+            return;
+        }
         everything(child, out);
     }
 }

@@ -108,6 +108,11 @@ impl Mailbox {
         self.lock().queue.len()
     }
 
+    /// How many more deliveries the queue takes before it is full by count.
+    pub fn room(&self) -> usize {
+        self.limits.max_messages.saturating_sub(self.lock().queue.len())
+    }
+
     /// True when nothing is waiting.
     pub fn is_empty(&self) -> bool {
         self.lock().queue.is_empty()

@@ -229,9 +229,7 @@ impl Session {
         retained: &mut Vec<Arc<Message>>,
     ) -> Result<(), EncodeError> {
         let mut reason_codes = Vec::with_capacity(subscribe.filters.len());
-        retained.clear();
-        let mut granted_per_retained = Vec::new();
-        for (filter, options) in &subscribe.filters {
+        for (index, (filter, options)) in subscribe.filters.iter().enumerate() {
             let granted = options.qos;
             // The count goes up before the router sees a second subscription, so a concurrent
             // publish never misses that it must fold overlapping matches into one delivery.
@@ -245,21 +243,31 @@ impl Session {
             }
             self.subscriptions.insert(filter.clone(), granted);
             reason_codes.push(ReasonCode::granted(granted));
-            let before = retained.len();
-            router.retained_matching(filter, retained);
-            granted_per_retained.extend(std::iter::repeat_n(granted, retained.len() - before));
+            // A filter repeated later in the same packet gets its retained messages then.
+            if subscribe.filters[index + 1..].iter().all(|(later, _)| later != filter) {
+                self.queue_retained(filter, granted, router, retained);
+            }
         }
-        write(
-            out,
-            &Packet::SubAck(SubAck { packet_id: subscribe.packet_id, reason_codes, properties: None }),
-        )?;
-        for (message, granted) in retained.drain(..).zip(granted_per_retained) {
+        // The retained messages are only queued; they are written after this SUBACK, when the
+        // connection next pulls from the mailbox.
+        write(out, &Packet::SubAck(SubAck { packet_id: subscribe.packet_id, reason_codes, properties: None }))
+    }
+
+    /// Queues the retained messages matching a new subscription, with RETAIN=1 [MQTT-3.3.1-8],
+    /// at most as many as the mailbox has room for: the walk of the retained store stops there,
+    /// so one SUBSCRIBE cannot make the broker copy the store once per filter.
+    fn queue_retained(&self, filter: &str, granted: QoS, router: &Router, retained: &mut Vec<Arc<Message>>) {
+        retained.clear();
+        router.retained_matching_at_most(filter, retained, self.mailbox.room());
+        for message in retained.drain(..) {
             let qos = message.qos.min(granted);
             if self.mailbox.push(Delivery { message, qos, retain: true }) == PushOutcome::Dropped {
                 tracing::debug!("retained message dropped: session queue full");
             }
         }
-        Ok(())
+        if retained.capacity() > RETAINED_SCRATCH_KEEP {
+            *retained = Vec::new();
+        }
     }
 
     /// UNSUBSCRIBE: removes each filter's subscription and always answers UNSUBACK
@@ -281,6 +289,9 @@ impl Session {
         write(out, &Packet::UnsubAck(unsuback))
     }
 }
+
+/// Capacity of the retained-message scratch buffer kept between subscriptions.
+const RETAINED_SCRATCH_KEEP: usize = 1024;
 
 /// Topics under "$SYS/" belong to the broker: clients' publications to them, wills included, are
 /// acknowledged and discarded, as Mosquitto does.

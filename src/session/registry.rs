@@ -41,7 +41,9 @@ impl Takeover {
     /// Tells the connection to close because a successor with the given clean session flag
     /// arrived.
     fn kick(&self, successor_clean: bool) {
-        self.successor.store(if successor_clean { 2 } else { 1 }, Ordering::Release);
+        // The first successor decides; a later claimer waits behind it and must not rewrite it.
+        let value = if successor_clean { 2 } else { 1 };
+        let _ = self.successor.compare_exchange(0, value, Ordering::AcqRel, Ordering::Acquire);
         self.kick.notify_one();
     }
 

@@ -23,6 +23,9 @@ use crate::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
 /// The largest remaining length four bytes can encode.
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
 
+/// Most bytes reserved ahead of a packet's body arriving.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// What the fixed header of a packet says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FixedHeader {
@@ -83,7 +86,7 @@ fn check_type_and_flags(first_byte: u8) -> Result<(), DecodeError> {
 
 /// Decodes one packet from the front of `buf`, consuming it. `version` is the connection's
 /// protocol version (CONNECT carries its own). Returns `Ok(None)` when `buf` does not yet hold a
-/// whole packet; it then reserves room for the rest, at most `max_packet_size` bytes.
+/// whole packet; it then reserves room for more of it, at most 64 KiB ahead of what arrived.
 pub fn decode(
     buf: &mut BytesMut,
     version: ProtocolVersion,
@@ -94,7 +97,9 @@ pub fn decode(
     };
     let total = header.packet_len();
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        // Room for the rest, but not all at once on the say-so of a header: a large packet's
+        // buffer grows as its bytes actually arrive.
+        buf.reserve((total - buf.len()).min(RESERVE_AHEAD));
         return Ok(None);
     }
     let packet = parse(header, &buf[header.header_len..total], version);
