@@ -125,17 +125,24 @@ impl Session {
         let room = max_inflight.saturating_sub(self.inflight.len());
         scratch.clear();
         self.mailbox.pull(scratch, room, byte_budget);
+        // A QoS 1/2 delivery enters the inflight window whether or not it could be written, so
+        // a failure here (which ends the connection) never loses one: it is re-sent on resume.
+        let mut result = Ok(());
         for delivery in scratch.drain(..) {
             if delivery.qos == QoS::AtMostOnce {
-                write_delivery(out, &delivery, false, None)?;
+                if result.is_ok() {
+                    result = write_delivery(out, &delivery, false, None);
+                }
                 continue;
             }
             let packet_id = self.next_packet_id();
-            write_delivery(out, &delivery, false, Some(packet_id))?;
+            if result.is_ok() {
+                result = write_delivery(out, &delivery, false, Some(packet_id));
+            }
             let state = if delivery.qos == QoS::AtLeastOnce { Awaiting::Ack } else { Awaiting::Rec };
             self.inflight.push_back(Outgoing { packet_id, state, delivery });
         }
-        Ok(())
+        result
     }
 
     fn next_packet_id(&mut self) -> PacketId {
