@@ -4,8 +4,9 @@
 //! It owns the subscription tree and the retained store. It never touches a socket and never
 //! waits: delivery is a non-blocking push into each subscriber's bounded mailbox.
 //!
-//! **Architecture Invariant:** no lock of the router is held while a mailbox is pushed to, and
-//! none is held across an `.await`.
+//! **Architecture Invariant:** no lock of the router is held across an `.await`, and the tree is
+//! never locked while a mailbox is pushed to. Lock order is retained store, then tree; only
+//! `subscribe` holds both.
 
 mod retain;
 mod tree;
@@ -25,6 +26,9 @@ use crate::session::{Delivery, Mailbox, PushOutcome};
 /// Most levels a routed topic or a subscribed filter may have, as Mosquitto's topic hierarchy
 /// limit. It bounds the depth of both trees, and so the recursion that walks them.
 pub const MAX_TOPIC_LEVELS: usize = 200;
+
+/// Capacity of a retained-message scratch buffer kept between subscriptions.
+const RETAINED_SCRATCH_KEEP: usize = 1024;
 
 /// A topic or filter has more than `MAX_TOPIC_LEVELS` levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,12 +111,41 @@ impl Router {
 
     /// Adds or replaces (same session, same filter) a subscription. Returns `Err` for a filter
     /// deeper than `MAX_TOPIC_LEVELS`, `Ok(true)` if it replaced a subscription.
-    pub fn subscribe(&self, filter: &str, mailbox: &Arc<Mailbox>, qos: QoS) -> Result<bool, TooDeep> {
+    ///
+    /// With `retained` (a scratch buffer) it also queues the retained messages matching the
+    /// filter, with RETAIN=1 [MQTT-3.3.1-8] and at the lower of their QoS and `qos`, at most as
+    /// many as the mailbox has room for, so one SUBSCRIBE cannot make the broker copy the store
+    /// once per filter. The retained store stays read-locked from before the subscription is
+    /// visible until they are queued: a publication stored meanwhile waits, and is then queued
+    /// after them, so an older retained copy never overtakes a newer live message
+    /// [MQTT-4.6.0-6].
+    pub fn subscribe(
+        &self,
+        filter: &str,
+        mailbox: &Arc<Mailbox>,
+        qos: QoS,
+        retained: Option<&mut Vec<Arc<Message>>>,
+    ) -> Result<bool, TooDeep> {
         if too_deep(filter) {
             return Err(TooDeep);
         }
+        let store = self.retained.read().unwrap_or_else(PoisonError::into_inner);
         let subscriber = Subscriber { mailbox: Arc::clone(mailbox), qos };
-        Ok(self.tree.write().unwrap_or_else(PoisonError::into_inner).insert(filter, subscriber))
+        let replaced = self.tree.write().unwrap_or_else(PoisonError::into_inner).insert(filter, subscriber);
+        if let Some(scratch) = retained {
+            scratch.clear();
+            store.matching_at_most(filter, scratch, mailbox.room());
+            for message in scratch.drain(..) {
+                let qos = message.qos.min(qos);
+                if mailbox.push(Delivery { message, qos, retain: true }) == PushOutcome::Dropped {
+                    self.metrics.count_dropped(qos);
+                }
+            }
+            if scratch.capacity() > RETAINED_SCRATCH_KEEP {
+                *scratch = Vec::new();
+            }
+        }
+        Ok(replaced)
     }
 
     /// Removes the subscription of session `session_id` to `filter`. Returns true if it existed.
@@ -171,12 +204,7 @@ impl Router {
 
     /// Appends every retained message whose topic matches `filter` to `out`.
     pub fn retained_matching(&self, filter: &str, out: &mut Vec<Arc<Message>>) {
-        self.retained_matching_at_most(filter, out, usize::MAX);
-    }
-
-    /// Like `retained_matching`, stopping once `out` holds `limit` messages.
-    pub fn retained_matching_at_most(&self, filter: &str, out: &mut Vec<Arc<Message>>, limit: usize) {
-        self.retained.read().unwrap_or_else(PoisonError::into_inner).matching_at_most(filter, out, limit);
+        self.retained.read().unwrap_or_else(PoisonError::into_inner).matching(filter, out);
     }
 
     /// Number of retained messages held.

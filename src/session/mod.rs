@@ -242,7 +242,10 @@ impl Session {
             // publish never misses that it must fold overlapping matches into one delivery.
             let is_new = !self.subscriptions.contains_key(filter);
             self.mailbox.set_subscription_count(self.subscriptions.len() + usize::from(is_new));
-            if router.subscribe(filter, &self.mailbox, granted).is_err() {
+            // A filter repeated later in the same packet gets its retained messages then.
+            let last = subscribe.filters[index + 1..].iter().all(|(later, _)| later != filter);
+            let scratch = if last { Some(&mut *retained) } else { None };
+            if router.subscribe(filter, &self.mailbox, granted, scratch).is_err() {
                 tracing::info!(%filter, "subscription refused: too many topic levels");
                 self.mailbox.set_subscription_count(self.subscriptions.len());
                 reason_codes.push(ReasonCode::UnspecifiedError);
@@ -250,31 +253,10 @@ impl Session {
             }
             self.subscriptions.insert(filter.clone(), granted);
             reason_codes.push(ReasonCode::granted(granted));
-            // A filter repeated later in the same packet gets its retained messages then.
-            if subscribe.filters[index + 1..].iter().all(|(later, _)| later != filter) {
-                self.queue_retained(filter, granted, router, retained);
-            }
         }
         // The retained messages are only queued; they are written after this SUBACK, when the
         // connection next pulls from the mailbox.
         write(out, &Packet::SubAck(SubAck { packet_id: subscribe.packet_id, reason_codes, properties: None }))
-    }
-
-    /// Queues the retained messages matching a new subscription, with RETAIN=1 [MQTT-3.3.1-8],
-    /// at most as many as the mailbox has room for: the walk of the retained store stops there,
-    /// so one SUBSCRIBE cannot make the broker copy the store once per filter.
-    fn queue_retained(&self, filter: &str, granted: QoS, router: &Router, retained: &mut Vec<Arc<Message>>) {
-        retained.clear();
-        router.retained_matching_at_most(filter, retained, self.mailbox.room());
-        for message in retained.drain(..) {
-            let qos = message.qos.min(granted);
-            if self.mailbox.push(Delivery { message, qos, retain: true }) == PushOutcome::Dropped {
-                tracing::debug!("retained message dropped: session queue full");
-            }
-        }
-        if retained.capacity() > RETAINED_SCRATCH_KEEP {
-            *retained = Vec::new();
-        }
     }
 
     /// UNSUBSCRIBE: removes each filter's subscription and always answers UNSUBACK
@@ -296,9 +278,6 @@ impl Session {
         write(out, &Packet::UnsubAck(unsuback))
     }
 }
-
-/// Capacity of the retained-message scratch buffer kept between subscriptions.
-const RETAINED_SCRATCH_KEEP: usize = 1024;
 
 /// Topics under "$SYS/" belong to the broker: clients' publications to them, wills included, are
 /// acknowledged and discarded, as Mosquitto does.
