@@ -201,14 +201,4 @@ impl Router {
             tracing::warn!(topic = %message.topic, "retained message limit reached; message forwarded but not retained");
         }
     }
-
-    /// Appends every retained message whose topic matches `filter` to `out`.
-    pub fn retained_matching(&self, filter: &str, out: &mut Vec<Arc<Message>>) {
-        self.retained.read().unwrap_or_else(PoisonError::into_inner).matching(filter, out);
-    }
-
-    /// Number of retained messages held.
-    pub fn retained_count(&self) -> usize {
-        self.retained.read().unwrap_or_else(PoisonError::into_inner).len()
-    }
 }

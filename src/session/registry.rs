@@ -112,16 +112,6 @@ impl Registry {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Number of client identifiers known, connected or not.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// True when no session is known.
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
     /// Claims `client_id` for connection `connection_id`, closing any connection that holds it
     /// and waiting for its session. Returns the stored session, if there is one.
     pub async fn claim(
