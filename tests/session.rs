@@ -13,7 +13,9 @@ use std::net::{Shutdown, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{connect_packet, raw_connected, require_tool, with_header, RawClient, TestBroker, Tool, WAIT};
+use common::{
+    connect_packet, next_event, raw_connected, require_tool, with_header, RawClient, TestBroker, Tool, WAIT,
+};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 /// CONNACK accepted without a stored session.
@@ -275,20 +277,6 @@ fn mqtt_3_1_2_5_persistent_session_with_mosquitto_sub() {
     let subscriber = persistent_mosquitto_sub(&broker, "mosq-persist", "mosq/persist");
     subscriber.expect_line("the first message", |line| line == "mosq/persist first");
     subscriber.expect_line("the second message", |line| line == "mosq/persist second");
-}
-
-/// Polls an event loop until `wanted` returns a value, failing after `WAIT`.
-async fn next_event<T>(eventloop: &mut rumqttc::EventLoop, wanted: impl Fn(&Event) -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let event = tokio::time::timeout_at(deadline, eventloop.poll())
-            .await
-            .expect("no expected event in time")
-            .expect("connection error");
-        if let Some(value) = wanted(&event) {
-            return value;
-        }
-    }
 }
 
 fn persistent_options(broker: &TestBroker, client_id: &str) -> MqttOptions {

@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{connect_packet, raw_connected, require_tool, with_header, RawClient, TestBroker, Tool, WAIT};
+use common::{
+    connect_packet, next_event, raw_connected, require_tool, with_header, RawClient, TestBroker, Tool,
+};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 
 /// A will to put in a raw CONNECT.
@@ -130,20 +132,6 @@ fn mqtt_3_1_2_8_will_is_published_when_mosquitto_sub_is_killed() {
     process.expect_line_containing("received SUBACK");
     drop(process);
     watcher.expect(&qos0_publish("will/mosquitto", b"killed", false));
-}
-
-/// Polls an event loop until `wanted` returns a value, failing after `WAIT`.
-async fn next_event<T>(eventloop: &mut rumqttc::EventLoop, wanted: impl Fn(&Event) -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let event = tokio::time::timeout_at(deadline, eventloop.poll())
-            .await
-            .expect("no expected event in time")
-            .expect("connection error");
-        if let Some(value) = wanted(&event) {
-            return value;
-        }
-    }
 }
 
 fn connack(event: &Event) -> Option<()> {

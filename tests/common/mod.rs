@@ -241,3 +241,20 @@ impl Drop for Tool {
         let _ = self.child.wait();
     }
 }
+
+/// Polls an event loop until `wanted` returns a value, failing after `WAIT`.
+pub async fn next_event<T>(
+    eventloop: &mut rumqttc::EventLoop,
+    wanted: impl Fn(&rumqttc::Event) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let event = tokio::time::timeout_at(deadline, eventloop.poll())
+            .await
+            .expect("no expected event in time")
+            .expect("connection error");
+        if let Some(value) = wanted(&event) {
+            return value;
+        }
+    }
+}
