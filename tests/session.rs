@@ -82,23 +82,17 @@ fn publish(client: &mut RawClient, topic: &str, payload: &[u8], qos: u8, packet_
 /// Reads the next packet, which must be a PUBLISH, and takes it apart.
 fn receive(client: &mut RawClient) -> Received {
     let packet = client.read_packet();
-    assert_eq!(packet[0] >> 4, 3, "expected a PUBLISH, got {packet:02x?}");
-    let mut at = 1;
-    while packet[at] & 0x80 != 0 {
-        at += 1;
+    let first_byte = packet[0];
+    let mut buf = bytes::BytesMut::from(&packet[..]);
+    match iothub_protocol::decode(&mut buf, iothub_protocol::ProtocolVersion::V311, usize::MAX) {
+        Ok(Some(iothub_protocol::Packet::Publish(publish))) => Received {
+            first_byte,
+            topic: publish.topic.to_string(),
+            packet_id: publish.packet_id.map(std::num::NonZeroU16::get),
+            payload: publish.payload.to_vec(),
+        },
+        other => panic!("expected a PUBLISH, got {other:?} from {packet:02x?}"),
     }
-    at += 1;
-    let topic_len = usize::from(u16::from_be_bytes([packet[at], packet[at + 1]]));
-    at += 2;
-    let topic = String::from_utf8(packet[at..at + topic_len].to_vec()).unwrap();
-    at += topic_len;
-    let packet_id = if (packet[0] >> 1) & 0x03 > 0 {
-        at += 2;
-        Some(u16::from_be_bytes([packet[at - 2], packet[at - 1]]))
-    } else {
-        None
-    };
-    Received { first_byte: packet[0], topic, packet_id, payload: packet[at..].to_vec() }
 }
 
 /// Completes the receiver's side of a QoS 1 or 2 delivery.

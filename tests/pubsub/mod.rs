@@ -100,28 +100,17 @@ pub fn ack(first_byte: u8, packet_id: u16) -> Vec<u8> {
 
 /// Parses a PUBLISH packet, failing the test if `packet` is anything else.
 pub fn parse_publish(packet: &[u8]) -> Incoming {
-    assert_eq!(packet[0] >> 4, 3, "expected a PUBLISH packet, got {packet:02x?}");
-    let qos = (packet[0] >> 1) & 0x03;
-    let mut at = 1;
-    while packet[at] & 0x80 != 0 {
-        at += 1;
-    }
-    at += 1;
-    let topic_len = usize::from(u16::from_be_bytes([packet[at], packet[at + 1]]));
-    at += 2;
-    let topic = String::from_utf8(packet[at..at + topic_len].to_vec()).unwrap();
-    at += topic_len;
-    let packet_id = (qos > 0).then(|| {
-        at += 2;
-        u16::from_be_bytes([packet[at - 2], packet[at - 1]])
-    });
-    Incoming {
-        topic,
-        payload: packet[at..].to_vec(),
-        qos,
-        retain: packet[0] & 0x01 != 0,
-        dup: packet[0] & 0x08 != 0,
-        packet_id,
+    let mut buf = bytes::BytesMut::from(packet);
+    match iothub_protocol::decode(&mut buf, iothub_protocol::ProtocolVersion::V311, usize::MAX) {
+        Ok(Some(iothub_protocol::Packet::Publish(publish))) if buf.is_empty() => Incoming {
+            topic: publish.topic.to_string(),
+            payload: publish.payload.to_vec(),
+            qos: publish.qos.bits(),
+            retain: publish.retain,
+            dup: publish.dup,
+            packet_id: publish.packet_id.map(std::num::NonZeroU16::get),
+        },
+        other => panic!("expected one PUBLISH packet, got {other:?} from {packet:02x?}"),
     }
 }
 
