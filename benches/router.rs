@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use iothub::router::{Message, RetainStore, Subscriber, SubscriptionTree};
-use iothub::session::{Mailbox, QueueLimits};
+use iothub::mailbox::{Mailbox, QueueLimits};
+use iothub::message::Message;
+use iothub::router::{RetainStore, Subscriber, SubscriptionTree};
 use iothub_protocol::QoS;
 
 fn subscriber(id: u64) -> Subscriber {

@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::connection;
-use crate::server::Context;
+use crate::context::Context;
 use crate::transport::Listener;
 
 /// One listener and the connections it accepted.

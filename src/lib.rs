@@ -7,6 +7,9 @@
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod context;
+pub mod mailbox;
+pub mod message;
 pub mod metrics;
 pub mod router;
 pub mod server;

@@ -12,32 +12,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
-use crate::config::{parse_listen_address, Config, ServerConfig};
+use crate::config::{parse_listen_address, Config};
+use crate::context::Context;
 use crate::metrics::Metrics;
 use crate::router::Router;
-use crate::session::{QueueLimits, Registry};
+use crate::session::Registry;
 use crate::transport::Listener;
-
-/// What every connection task shares.
-pub struct Context {
-    /// The `[server]` settings.
-    pub config: ServerConfig,
-    /// Subscriptions and retained messages.
-    pub router: Router,
-    /// Sessions by client identifier.
-    pub registry: Registry,
-    /// Counters.
-    pub metrics: Arc<Metrics>,
-    /// One permit per allowed connection; `None` when `max_connections` is 0.
-    pub connection_slots: Option<Arc<Semaphore>>,
-}
-
-impl Context {
-    /// Bounds of each session's queue.
-    pub fn queue_limits(&self) -> QueueLimits {
-        QueueLimits { max_messages: self.config.max_queued_messages, max_bytes: self.config.max_queued_bytes }
-    }
-}
 
 /// A bound, not yet running server.
 pub struct Server {

@@ -9,8 +9,9 @@ use bytestring::ByteString;
 use iothub_protocol::{ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode};
 
 use super::Exit;
-use crate::server::Context;
-use crate::session::{write, Mailbox, Session};
+use crate::context::Context;
+use crate::mailbox::Mailbox;
+use crate::session::{write, Session};
 
 /// The outcome of a CONNECT that the server accepts.
 pub struct Accepted {

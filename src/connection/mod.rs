@@ -22,9 +22,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::router::{self, Message, RouteScratch};
-use crate::server::Context;
-use crate::session::{is_reserved_for_broker, write, Delivery, Session, Takeover};
+use crate::context::Context;
+use crate::message::{Delivery, Message};
+use crate::router::{self, RouteScratch};
+use crate::session::{is_reserved_for_broker, write, Session, Takeover};
 use crate::transport::Transport;
 
 /// Above this many buffered outbound bytes the task stops reading and pulling messages.

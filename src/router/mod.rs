@@ -13,15 +13,14 @@ mod tree;
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use bytes::Bytes;
-use bytestring::ByteString;
 use iothub_protocol::QoS;
 
 pub use retain::{RetainOutcome, RetainStore};
 pub use tree::SubscriptionTree;
 
+use crate::mailbox::{Mailbox, PushOutcome};
+use crate::message::{Delivery, Message};
 use crate::metrics::Metrics;
-use crate::session::{Delivery, Mailbox, PushOutcome};
 
 /// Most levels a routed topic or a subscribed filter may have, as Mosquitto's topic hierarchy
 /// limit. It bounds the depth of both trees, and so the recursion that walks them.
@@ -37,19 +36,6 @@ pub struct TooDeep;
 /// True when `topic` has more than `MAX_TOPIC_LEVELS` levels.
 pub fn too_deep(topic: &str) -> bool {
     topic.bytes().filter(|&b| b == b'/').count() >= MAX_TOPIC_LEVELS
-}
-
-/// An application message as the broker holds it: decoded once, shared by every subscriber.
-#[derive(Debug)]
-pub struct Message {
-    /// Topic name.
-    pub topic: ByteString,
-    /// Application payload.
-    pub payload: Bytes,
-    /// QoS the publisher sent it with.
-    pub qos: QoS,
-    /// Whether the publisher asked for it to be retained.
-    pub retain: bool,
 }
 
 /// One subscription of one session, as stored in the tree.

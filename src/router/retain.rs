@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::Message;
+use crate::message::Message;
 
 /// What `RetainStore::set` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

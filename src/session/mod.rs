@@ -8,7 +8,6 @@
 //! Handlers take packets in and write response packets into the connection's write buffer; they
 //! never read a socket or a clock.
 
-mod mailbox;
 mod registry;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -21,10 +20,11 @@ use iothub_protocol::{
     ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 
-pub use mailbox::{Delivery, Mailbox, PushOutcome, QueueLimits};
 pub use registry::{Registry, Takeover};
 
-use crate::router::{Message, RouteScratch, Router};
+use crate::mailbox::Mailbox;
+use crate::message::{Delivery, Message};
+use crate::router::{RouteScratch, Router};
 
 /// An outbound QoS 1 or 2 message that the client has not finished acknowledging.
 #[derive(Debug)]

@@ -11,23 +11,12 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use iothub_protocol::QoS;
 use tokio::sync::Notify;
 
-use crate::router::Message;
-
-/// One message on its way to one session.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    /// The shared message.
-    pub message: Arc<Message>,
-    /// QoS of this delivery: the lower of the message's and the subscription's.
-    pub qos: QoS,
-    /// RETAIN flag to send: set only for retained messages sent on subscribe [MQTT-3.3.1-8].
-    pub retain: bool,
-}
+use crate::message::Delivery;
 
 /// What happened to a pushed delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,7 +231,9 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Message;
     use bytes::Bytes;
+    use std::sync::Arc;
 
     fn delivery(qos: QoS, payload: &'static str) -> Delivery {
         let message = Arc::new(Message {
