@@ -31,7 +31,8 @@ pub struct Config {
 pub struct ServerConfig {
     /// Listener URLs such as `tcp://0.0.0.0:1883`.
     pub listen_addresses: Vec<String>,
-    /// Most simultaneous connections over all listeners; 0 means no limit but the OS's.
+    /// Most simultaneous connections over all listeners, at most 100,000,000; 0 means no limit
+    /// but the OS's.
     pub max_connections: usize,
     /// Seconds an offline persistent session is kept; 0 keeps it until the server stops.
     pub session_timeout_secs: u64,
@@ -76,6 +77,32 @@ impl ServerConfig {
     /// How long an offline persistent session is kept; `None` for as long as the server runs.
     pub fn session_timeout(&self) -> Option<Duration> {
         (self.session_timeout_secs != 0).then(|| Duration::from_secs(self.session_timeout_secs))
+    }
+
+    /// Every integer key with the range the server can honour: each one is given to a
+    /// semaphore, a clock, a decoder or a counter that has limits of its own.
+    fn integer_ranges(&self) -> Vec<IntegerRange> {
+        let range = |key, value, min, max, note| IntegerRange { key, value, min, max, note };
+        vec![
+            range(
+                "server.max_connections",
+                wide(self.max_connections),
+                0,
+                wide(MAX_CONNECTIONS),
+                "0 means no limit",
+            ),
+            range("server.session_timeout_secs", self.session_timeout_secs, 0, MAX_SECONDS, "ten years"),
+            range("server.keep_alive_timeout_secs", self.keep_alive_timeout_secs, 1, 65_535, ""),
+            // The fixed header's largest remaining length [MQTT-2.2.3], plus the header itself.
+            range("server.max_packet_size", wide(self.max_packet_size), 16, 268_435_460, "in bytes"),
+            range("server.retained_message_limit", wide(self.retained_message_limit), 0, MAX_INTEGER, ""),
+            // Packet identifiers are 16 bits [MQTT-2.3.1-1].
+            range("server.max_inflight_messages", wide(self.max_inflight_messages), 1, 65_535, ""),
+            range("server.max_queued_messages", wide(self.max_queued_messages), 1, MAX_INTEGER, ""),
+            range("server.max_queued_bytes", wide(self.max_queued_bytes), 0, MAX_INTEGER, "0 means no limit"),
+            range("server.connect_timeout_secs", self.connect_timeout_secs, 1, 3600, "one hour"),
+            range("server.shutdown_timeout_secs", self.shutdown_timeout_secs, 0, MAX_SECONDS, "ten years"),
+        ]
     }
 }
 
@@ -217,16 +244,55 @@ fn describe(kind: Kind) -> &'static str {
     }
 }
 
+/// Turns the text of an environment variable or a flag into the value a TOML file would give,
+/// then checks it as a file's value is checked, so that every layer accepts the same values.
+/// Integers are TOML's: 64-bit signed, of which the keys take the non-negative half.
 fn parse_text(origin: &str, name: &str, kind: Kind, text: &str) -> Result<toml::Value, ConfigError> {
     let bad = || error(origin, name, format!("expected {}, found {text:?}", describe(kind)));
-    Ok(match kind {
-        Kind::Uint => toml::Value::Integer(text.trim().parse::<u32>().map(i64::from).map_err(|_| bad())?),
+    let value = match kind {
+        Kind::Uint => {
+            let digits = text.trim();
+            match digits.parse::<i64>() {
+                Ok(number) => toml::Value::Integer(number),
+                Err(_) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                    return Err(error(
+                        origin,
+                        name,
+                        format!("{digits} is out of range: integers go up to {}", i64::MAX),
+                    ));
+                }
+                Err(_) => return Err(bad()),
+            }
+        }
         Kind::Bool => toml::Value::Boolean(text.trim().parse().map_err(|_| bad())?),
         Kind::Str => toml::Value::String(text.to_owned()),
         Kind::StrList => toml::Value::Array(
             text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.to_owned().into()).collect(),
         ),
-    })
+    };
+    check_value(origin, name, kind, &value)?;
+    Ok(value)
+}
+
+/// Reports a TOML syntax error with its line, naming the key when the error is on a
+/// `key = value` line of a known section: a number too large for TOML's 64-bit integers is such
+/// an error, and is reported like any other bad value.
+fn syntax_error(origin: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let Some(before) = e.span().and_then(|span| text.get(..span.start)) else {
+        return error(origin, "", e.message().to_owned());
+    };
+    let line_number = before.matches('\n').count() + 1;
+    let line = text.lines().nth(line_number - 1).unwrap_or_default();
+    let earlier_lines = before.rsplit_once('\n').map_or("", |(earlier, _)| earlier);
+    let section = earlier_lines.lines().rev().find_map(|l| {
+        l.trim().strip_prefix('[').and_then(|l| l.split_once(']')).map(|(name, _)| name.trim())
+    });
+    let key = line.split_once('=').map(|(key, _)| key.trim());
+    let name = match (section, key) {
+        (Some(section), Some(key)) if kind_of(section, key).is_some() => format!("{section}.{key}"),
+        _ => String::new(),
+    };
+    error(origin, &name, format!("{} (line {line_number})", e.message()))
 }
 
 /// Collects the layers of configuration, then validates them into a `Config`.
@@ -244,8 +310,7 @@ impl ConfigBuilder {
 
     /// Layers a TOML document on top; `origin` names it in errors.
     pub fn toml(mut self, origin: &str, text: &str) -> Result<ConfigBuilder, ConfigError> {
-        let doc: toml::Table =
-            text.parse().map_err(|e: toml::de::Error| error(origin, "", e.message().to_owned()))?;
+        let doc: toml::Table = text.parse().map_err(|e| syntax_error(origin, text, &e))?;
         for (section, body) in doc {
             let toml::Value::Table(entries) = body else {
                 return Err(error(origin, &section, "expected a [section] table"));
@@ -328,6 +393,47 @@ impl ConfigBuilder {
 /// Largest number of seconds any duration setting accepts: ten years.
 const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
+/// Largest `server.max_connections`: far more than one process can hold open (Linux caps open
+/// files at 2^30), and small enough for the connection semaphore, which counts at most
+/// `Semaphore::MAX_PERMITS` permits and panics beyond.
+const MAX_CONNECTIONS: usize = 100_000_000;
+const _: () = assert!(MAX_CONNECTIONS <= tokio::sync::Semaphore::MAX_PERMITS);
+
+/// Largest value of a key that is only ever compared with a count or a byte total, so that any
+/// integer a configuration layer can hold is honoured.
+const MAX_INTEGER: u64 = i64::MAX.unsigned_abs();
+
+/// One integer key and the range it must fall in.
+struct IntegerRange {
+    /// The key, as `section.key`.
+    key: &'static str,
+    /// The configured value.
+    value: u64,
+    /// The smallest value allowed.
+    min: u64,
+    /// The largest value allowed.
+    max: u64,
+    /// What a reader of the error should know about the range, or empty.
+    note: &'static str,
+}
+
+impl IntegerRange {
+    fn check(&self) -> Result<(), ConfigError> {
+        if (self.min..=self.max).contains(&self.value) {
+            return Ok(());
+        }
+        let (min, max, value, note) = (self.min, self.max, self.value, self.note);
+        let range = if min == 0 { format!("at most {max}") } else { format!("between {min} and {max}") };
+        let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
+        Err(error("configuration", self.key, format!("must be {range}{note}, found {value}")))
+    }
+}
+
+/// A `usize` setting as a `u64`; no supported platform has a wider `usize`.
+fn wide(value: usize) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
 /// A listener address taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenAddress {
@@ -373,40 +479,8 @@ impl Config {
             parse_listen_address(url)
                 .map_err(|problem| error(origin, "server.listen_addresses", format!("{url:?}: {problem}")))?;
         }
-        let positive = [
-            ("server.max_inflight_messages", s.max_inflight_messages, 65_535),
-            ("server.max_queued_messages", s.max_queued_messages, usize::MAX),
-            (
-                "server.connect_timeout_secs",
-                usize::try_from(s.connect_timeout_secs).unwrap_or(usize::MAX),
-                3600,
-            ),
-            (
-                "server.keep_alive_timeout_secs",
-                usize::try_from(s.keep_alive_timeout_secs).unwrap_or(usize::MAX),
-                65_535,
-            ),
-        ];
-        for (key, value, max) in positive {
-            if value == 0 || value > max {
-                return Err(error(origin, key, format!("must be between 1 and {max}, found {value}")));
-            }
-        }
-        let seconds = [
-            ("server.session_timeout_secs", s.session_timeout_secs),
-            ("server.shutdown_timeout_secs", s.shutdown_timeout_secs),
-        ];
-        for (key, value) in seconds {
-            if value > MAX_SECONDS {
-                return Err(error(
-                    origin,
-                    key,
-                    format!("must be at most {MAX_SECONDS} (ten years), found {value}"),
-                ));
-            }
-        }
-        if !(16..=268_435_460).contains(&s.max_packet_size) {
-            return Err(error(origin, "server.max_packet_size", "must be between 16 and 268435460 bytes"));
+        for range in s.integer_ranges() {
+            range.check()?;
         }
         self.validate_sections()
     }
@@ -518,6 +592,95 @@ mod tests {
             .env([("IOTHUB_SERVER_MAX_CONNECTIONS".to_owned(), "x".to_owned())])
             .unwrap_err();
         assert_eq!(err.key, "server.max_connections");
+    }
+
+    /// Builds the defaults with one `--set` assignment, one environment variable or one line of
+    /// a file, which must all give the same result.
+    fn from_each_layer(key: &str, text: &str) -> [Result<Config, ConfigError>; 3] {
+        let (section, name) = key.split_once('.').unwrap();
+        let file = ConfigBuilder::new().toml("test.toml", &format!("[{section}]\n{name} = {text}\n"));
+        let var = format!("IOTHUB_{}_{}", section.to_ascii_uppercase(), name.to_ascii_uppercase());
+        let env = ConfigBuilder::new().env([(var, text.to_owned())]);
+        let flag = ConfigBuilder::new().set_flag("--set", &format!("{key}={text}"));
+        [file, env, flag].map(|layer| layer.and_then(ConfigBuilder::build))
+    }
+
+    #[test]
+    fn every_integer_key_has_a_range() {
+        let ranged: Vec<&str> = Config::defaults().server.integer_ranges().iter().map(|r| r.key).collect();
+        let integers: Vec<String> = SCHEMA
+            .iter()
+            .filter(|(_, _, kind)| *kind == Kind::Uint)
+            .map(|(section, key, _)| format!("{section}.{key}"))
+            .collect();
+        assert_eq!(ranged, integers, "each integer key in SCHEMA needs a range, in the same order");
+    }
+
+    #[test]
+    fn every_layer_accepts_each_integer_key_up_to_its_bound_and_refuses_beyond() {
+        for range in Config::defaults().server.integer_ranges() {
+            for layer in from_each_layer(range.key, &range.max.to_string()) {
+                assert!(layer.is_ok(), "{} = {}: {}", range.key, range.max, layer.unwrap_err());
+            }
+            let beyond = u128::from(range.max) + 1;
+            for layer in from_each_layer(range.key, &beyond.to_string()) {
+                let err = layer.unwrap_err();
+                assert_eq!(err.key, range.key, "{err}");
+            }
+            if range.min > 0 {
+                for layer in from_each_layer(range.key, &(range.min - 1).to_string()) {
+                    assert_eq!(layer.unwrap_err().key, range.key);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn max_connections_beyond_what_the_semaphore_counts_is_refused_by_every_layer() {
+        // 2^61 is one more than `Semaphore::MAX_PERMITS`; it used to pass and then panic.
+        for layer in from_each_layer("server.max_connections", "2305843009213693952") {
+            let err = layer.unwrap_err();
+            assert_eq!(err.key, "server.max_connections");
+            assert!(err.problem.contains("at most 100000000"), "{err}");
+        }
+    }
+
+    #[test]
+    fn large_integers_are_read_alike_by_file_environment_and_flag() {
+        for layer in from_each_layer("server.max_queued_bytes", "8589934592") {
+            assert_eq!(layer.unwrap().server.max_queued_bytes, 8_589_934_592);
+        }
+        for layer in from_each_layer("server.max_queued_bytes", "-1") {
+            let err = layer.unwrap_err();
+            assert_eq!(err.key, "server.max_queued_bytes");
+            assert!(err.problem.contains("non-negative integer"), "{err}");
+        }
+        let [file, env, flag] = from_each_layer("server.max_queued_bytes", "9223372036854775808");
+        let err = file.unwrap_err();
+        assert_eq!(err.key, "server.max_queued_bytes");
+        assert!(err.problem.contains("line 2"), "{err}");
+        for err in [env.unwrap_err(), flag.unwrap_err()] {
+            assert_eq!(err.key, "server.max_queued_bytes");
+            assert!(err.problem.contains("out of range"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_largest_values_accepted_are_honoured() {
+        let mut builder = ConfigBuilder::new();
+        for range in Config::defaults().server.integer_ranges() {
+            builder = builder.set_flag("--set", &format!("{}={}", range.key, range.max)).unwrap();
+        }
+        let config = builder.build().unwrap();
+        let s = &config.server;
+        // What `Server::bind` and the connection tasks do with them, none of which may panic.
+        let slots = tokio::sync::Semaphore::new(s.max_connections);
+        assert_eq!(slots.available_permits(), 100_000_000);
+        let now = tokio::time::Instant::now();
+        let timeout = s.session_timeout().unwrap();
+        assert!(now + timeout > now);
+        assert!(now + Duration::from_secs(s.connect_timeout_secs) > now);
+        assert!(now + Duration::from_secs(s.shutdown_timeout_secs) > now);
     }
 
     #[test]

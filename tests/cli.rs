@@ -1,7 +1,9 @@
 //! The `iothub` command itself: `--help`, `--check-config` on valid and invalid files, refused
-//! environment variables and `--set` overrides, the example configuration, and the running
-//! binary: it logs the port it bound, carries a mosquitto_pub/mosquitto_sub round trip, drains on
-//! SIGINT, exits at once on a second SIGINT or on SIGTERM, and writes JSON logs when asked.
+//! environment variables and `--set` overrides, integer ranges that every layer reads alike and
+//! that the server can honour, the example configuration, and the running binary: it logs the
+//! port it bound, carries a mosquitto_pub/mosquitto_sub round trip, serves at the largest limits
+//! accepted, drains on SIGINT, exits at once on a second SIGINT or on SIGTERM, and writes JSON
+//! logs when asked.
 
 // The helpers unwrap: a failure there is a test failure with a message.
 #![allow(clippy::unwrap_used)]
@@ -137,6 +139,79 @@ fn environment_variable_with_a_bad_value_is_refused_by_name() {
     let env = [("IOTHUB_SERVER_MAX_CONNECTIONS", "abc")];
     let output = check_config("env-bad-value", &seed_example_tcp_only(), &[], &env);
     assert_refused(&output, &["IOTHUB_SERVER_MAX_CONNECTIONS", "server.max_connections", "\"abc\""]);
+}
+
+/// One more than the largest count `tokio::sync::Semaphore` holds; used to pass the check and
+/// then panic at start.
+const BEYOND_SEMAPHORE: &str = "2305843009213693952";
+
+#[test]
+fn max_connections_beyond_the_semaphore_is_refused_by_every_layer() {
+    let needles = ["server.max_connections", "at most 100000000", BEYOND_SEMAPHORE];
+    let text = format!("[server]\nmax_connections = {BEYOND_SEMAPHORE}\n");
+    assert_refused(&check_config("connections-file", &text, &[], &[]), &needles);
+    let env = [("IOTHUB_SERVER_MAX_CONNECTIONS", BEYOND_SEMAPHORE)];
+    assert_refused(&check_config("connections-env", "", &[], &env), &needles);
+    let set = format!("server.max_connections={BEYOND_SEMAPHORE}");
+    assert_refused(&check_config("connections-set", "", &["--set", &set], &[]), &needles);
+}
+
+#[test]
+fn start_refuses_max_connections_beyond_the_semaphore_instead_of_panicking() {
+    let path = config_file("connections-start", &format!("[server]\nmax_connections = {BEYOND_SEMAPHORE}\n"));
+    let output = run_bounded(&["-c", path.to_str().unwrap(), "--listen", "tcp://127.0.0.1:0"], &[]);
+    assert_refused(&output, &["server.max_connections", "at most 100000000"]);
+}
+
+#[test]
+fn file_environment_and_flag_accept_the_same_integers() {
+    // 2^33: more than 32 bits, which the environment and flags used to refuse.
+    let large = "8589934592";
+    let text = format!("[server]\nmax_queued_bytes = {large}\n");
+    assert_accepted(&check_config("bytes-file", &text, &[], &[]));
+    let env = [("IOTHUB_SERVER_MAX_QUEUED_BYTES", large)];
+    assert_accepted(&check_config("bytes-env", "", &[], &env));
+    let set = format!("server.max_queued_bytes={large}");
+    assert_accepted(&check_config("bytes-set", "", &["--set", &set], &[]));
+    // Beyond TOML's 64-bit integers, every layer names the key.
+    let huge = "9223372036854775808";
+    let text = format!("[server]\nmax_queued_bytes = {huge}\n");
+    assert_refused(&check_config("huge-file", &text, &[], &[]), &["server.max_queued_bytes", "line 2"]);
+    let env = [("IOTHUB_SERVER_MAX_QUEUED_BYTES", huge)];
+    assert_refused(&check_config("huge-env", "", &[], &env), &["server.max_queued_bytes", "out of range"]);
+    let set = format!("server.max_queued_bytes={huge}");
+    let output = check_config("huge-set", "", &["--set", &set], &[]);
+    assert_refused(&output, &["server.max_queued_bytes", "out of range"]);
+}
+
+#[test]
+fn running_binary_serves_with_the_largest_limits_accepted() {
+    let ten_years = (10 * 365 * 24 * 3600).to_string();
+    let limits = [
+        "server.max_connections=100000000".to_owned(),
+        format!("server.max_queued_bytes={}", i64::MAX),
+        format!("server.max_queued_messages={}", i64::MAX),
+        format!("server.retained_message_limit={}", i64::MAX),
+        "server.max_packet_size=268435460".to_owned(),
+        "server.max_inflight_messages=65535".to_owned(),
+        "server.keep_alive_timeout_secs=65535".to_owned(),
+        "server.connect_timeout_secs=3600".to_owned(),
+        format!("server.session_timeout_secs={ten_years}"),
+        format!("server.shutdown_timeout_secs={ten_years}"),
+    ];
+    let args: Vec<&str> = limits.iter().flat_map(|limit| ["--set", limit.as_str()]).collect();
+    let mut broker = RunningBroker::start(&args);
+    // A persistent session is kept for session_timeout_secs after the client leaves.
+    let mut client = RawClient::connect(broker.addr);
+    client.send(&common::connect_packet("cli-largest", false, 65_535));
+    client.expect(&[0x20, 0x02, 0x00, 0x00]);
+    client.send(&[0xC0, 0x00]);
+    client.expect(&[0xD0, 0x00]);
+    client.send(&[0xE0, 0x00]);
+    client.expect_closed();
+    broker.process.signal("INT");
+    let (status, lines) = broker.process.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "log:\n{}", lines.join("\n"));
 }
 
 #[test]

@@ -4,6 +4,9 @@
 //! timeout and the connection limit. Raw bytes check the exact answers; rumqttc and the
 //! Mosquitto command-line clients show the behaviour a user sees.
 
+// The helpers expect: a failure there is a test failure with a message.
+#![allow(clippy::expect_used)]
+
 mod common;
 
 use std::io::Read;

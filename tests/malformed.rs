@@ -4,6 +4,9 @@
 //! UTF-8 strings, packet identifiers, the packet size limit, packets only a server may send,
 //! truncated packets, random garbage, and the will of a client closed for a violation.
 
+// The helpers expect: a failure there is a test failure with a message.
+#![allow(clippy::expect_used)]
+
 mod common;
 
 use std::io::{ErrorKind, Read, Write};

@@ -2,7 +2,7 @@
 //! its own, and a raw-bytes client for exact exchanges and malformed input.
 //!
 //! Every wait here is bounded by a timeout; nothing sleeps to synchronise.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -3,7 +3,7 @@
 //! channel, and Mosquitto's command-line clients run with timeouts.
 //!
 //! Every wait here is bounded by `common::WAIT`; nothing sleeps to synchronise.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -5,6 +5,9 @@
 //!
 //! The engine is called as a library; no process is spawned. Each test has a broker of its own.
 
+// The helpers expect: a failure there is a test failure with a message.
+#![allow(clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread::JoinHandle;

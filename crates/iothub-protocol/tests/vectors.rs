@@ -7,7 +7,8 @@
 //! asserts the exact `DecodeError` variant and, where the code cites one, the rule identifier in
 //! the error message.
 
-#![allow(clippy::unwrap_used)]
+// The helpers unwrap: a failure there is a test failure with a message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
