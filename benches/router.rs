@@ -12,8 +12,8 @@ use iothub::router::{RetainStore, Subscriber, SubscriptionTree};
 use iothub_protocol::QoS;
 
 fn subscriber(id: u64) -> Subscriber {
-    let mailbox = Arc::new(Mailbox::new(id, QueueLimits { max_messages: 1, max_bytes: 0 }));
-    Subscriber { mailbox, qos: QoS::AtLeastOnce }
+    let mailbox = Arc::new(Mailbox::new(id, QueueLimits::messages(1)));
+    Subscriber::new(mailbox, QoS::AtLeastOnce)
 }
 
 /// A tree with `n` subscriptions, one of which matches `site/7/dev/42/temp`.

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::mailbox::QueueOverflow;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -47,8 +49,15 @@ pub struct ServerConfig {
     pub max_inflight_messages: usize,
     /// Messages queued per session beyond the inflight window.
     pub max_queued_messages: usize,
-    /// Payload bytes queued per session; 0 means no byte limit.
+    /// Encoded bytes (topic, header and payload) queued per session; 0 means no byte limit.
     pub max_queued_bytes: usize,
+    /// Most subscriptions one session may hold; 0 means no limit.
+    pub max_subscriptions: usize,
+    /// How long a publisher's acknowledgement may wait for room in a full subscriber queue
+    /// before the slow subscriber pays by `queue_overflow`, in milliseconds.
+    pub slow_subscriber_timeout_ms: u64,
+    /// What a slow subscriber pays: "disconnect", "drop_oldest" or "drop_newest".
+    pub queue_overflow: String,
     /// Seconds a new connection has to send CONNECT.
     pub connect_timeout_secs: u64,
     /// Seconds a graceful shutdown waits for connections to finish.
@@ -66,14 +75,36 @@ impl Default for ServerConfig {
             retained_message_limit: 10_000,
             max_inflight_messages: 20,
             max_queued_messages: 1000,
-            max_queued_bytes: 0,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            max_subscriptions: 10_000,
+            slow_subscriber_timeout_ms: 2000,
+            queue_overflow: "disconnect".to_owned(),
             connect_timeout_secs: 10,
             shutdown_timeout_secs: 5,
         }
     }
 }
 
+/// Default `max_queued_bytes`: 16 MiB of encoded packets per session, so that the queues of
+/// many sessions cannot hold 1,000 maximum-size packets each.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+
 impl ServerConfig {
+    /// The `queue_overflow` policy; `None` if the text names none.
+    pub fn overflow_policy(&self) -> Option<QueueOverflow> {
+        match self.queue_overflow.as_str() {
+            "disconnect" => Some(QueueOverflow::Disconnect),
+            "drop_oldest" => Some(QueueOverflow::DropOldest),
+            "drop_newest" => Some(QueueOverflow::DropNewest),
+            _ => None,
+        }
+    }
+
+    /// How long a publisher's acknowledgement may wait for room in a subscriber's queue.
+    pub fn slow_subscriber_timeout(&self) -> Duration {
+        Duration::from_millis(self.slow_subscriber_timeout_ms)
+    }
+
     /// How long an offline persistent session is kept; `None` for as long as the server runs.
     pub fn session_timeout(&self) -> Option<Duration> {
         (self.session_timeout_secs != 0).then(|| Duration::from_secs(self.session_timeout_secs))
@@ -100,6 +131,20 @@ impl ServerConfig {
             range("server.max_inflight_messages", wide(self.max_inflight_messages), 1, 65_535, ""),
             range("server.max_queued_messages", wide(self.max_queued_messages), 1, MAX_INTEGER, ""),
             range("server.max_queued_bytes", wide(self.max_queued_bytes), 0, MAX_INTEGER, "0 means no limit"),
+            range(
+                "server.max_subscriptions",
+                wide(self.max_subscriptions),
+                0,
+                MAX_INTEGER,
+                "0 means no limit",
+            ),
+            range(
+                "server.slow_subscriber_timeout_ms",
+                self.slow_subscriber_timeout_ms,
+                0,
+                3_600_000,
+                "one hour",
+            ),
             range("server.connect_timeout_secs", self.connect_timeout_secs, 1, 3600, "one hour"),
             range("server.shutdown_timeout_secs", self.shutdown_timeout_secs, 0, MAX_SECONDS, "ten years"),
         ]
@@ -205,6 +250,9 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("server", "max_inflight_messages", Kind::Uint),
     ("server", "max_queued_messages", Kind::Uint),
     ("server", "max_queued_bytes", Kind::Uint),
+    ("server", "max_subscriptions", Kind::Uint),
+    ("server", "slow_subscriber_timeout_ms", Kind::Uint),
+    ("server", "queue_overflow", Kind::Str),
     ("server", "connect_timeout_secs", Kind::Uint),
     ("server", "shutdown_timeout_secs", Kind::Uint),
     ("auth", "enabled", Kind::Bool),
@@ -487,6 +535,16 @@ impl Config {
 
     fn validate_sections(&self) -> Result<(), ConfigError> {
         let origin = "configuration";
+        if self.server.overflow_policy().is_none() {
+            return Err(error(
+                origin,
+                "server.queue_overflow",
+                format!(
+                    "{:?} is not a policy; use \"disconnect\", \"drop_oldest\" or \"drop_newest\"",
+                    self.server.queue_overflow
+                ),
+            ));
+        }
         if !["none", "password_file"].contains(&self.auth.backend.as_str()) {
             return Err(error(
                 origin,

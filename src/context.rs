@@ -6,10 +6,10 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use crate::config::ServerConfig;
-use crate::mailbox::QueueLimits;
+use crate::mailbox::{QueueLimits, QueueOverflow};
 use crate::metrics::Metrics;
 use crate::router::Router;
-use crate::session::Registry;
+use crate::session::{Registry, SessionLimits};
 
 /// What every connection task shares.
 pub struct Context {
@@ -28,6 +28,31 @@ pub struct Context {
 impl Context {
     /// Bounds of each session's queue.
     pub fn queue_limits(&self) -> QueueLimits {
-        QueueLimits { max_messages: self.config.max_queued_messages, max_bytes: self.config.max_queued_bytes }
+        let config = &self.config;
+        QueueLimits {
+            max_messages: config.max_queued_messages,
+            max_bytes: config.max_queued_bytes,
+            max_retained: retained_allowance(config.retained_message_limit),
+            overflow: config.overflow_policy().unwrap_or(QueueOverflow::Disconnect),
+        }
+    }
+
+    /// Limits each session enforces.
+    pub fn session_limits(&self) -> SessionLimits {
+        SessionLimits {
+            max_subscriptions: self.config.max_subscriptions,
+            session_timeout: self.config.session_timeout(),
+        }
+    }
+}
+
+/// Retained deliveries a session may have queued at once, besides its live ones: a whole store
+/// (`retained_message_limit`), or 100,000 when the store has no limit. Each costs a pointer to
+/// the stored message, never a copy.
+fn retained_allowance(retained_message_limit: usize) -> usize {
+    if retained_message_limit == 0 {
+        100_000
+    } else {
+        retained_message_limit
     }
 }

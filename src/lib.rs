@@ -8,6 +8,7 @@ pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod context;
+pub mod exit;
 pub mod mailbox;
 pub mod message;
 pub mod metrics;

@@ -4,13 +4,26 @@
 //! when its inflight window has room. It outlives connections, so a persistent session keeps
 //! collecting QoS 1 and 2 messages while its client is offline.
 //!
-//! Overflow policy: when `max_queued_messages` or `max_queued_bytes` is reached, an arriving
-//! QoS 0 message is dropped; an arriving QoS 1 or 2 message evicts the oldest queued QoS 0
-//! message if there is one, and is dropped otherwise. Every drop is counted. A publisher is never
-//! made to wait.
+//! Bounds: `max_queued_messages` live deliveries and `max_queued_bytes` of encoded PUBLISH
+//! packets (topic, header and payload, so a long topic costs what it costs on the wire), plus a
+//! separate allowance for retained messages sent on subscribe.
+//!
+//! Overflow policy:
+//! - QoS 0 is fire-and-forget: it is dropped when the queue is full, and an arriving QoS 1/2
+//!   message takes the place of the oldest queued QoS 0 one.
+//! - A QoS 1/2 message for a connected session whose queue is full is queued anyway, one past the
+//!   bound, and the push reports `OverLimit`: the publisher then holds its acknowledgement (and
+//!   stops reading) until the queue is back under its bound, so a publisher can overfill a queue
+//!   by at most the one message it waits on. If that takes longer than
+//!   `slow_subscriber_timeout_ms`, the publisher calls `overflow` and the slow session pays by the
+//!   configured `QueueOverflow` policy.
+//! - An offline session, or one already disconnected as slow, is not waited on: the message is
+//!   dropped by the policy (the newest, or with `drop_oldest` the oldest).
+//!
+//! Every drop is counted and logged at powers of two. A push never waits.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use iothub_protocol::QoS;
@@ -23,58 +36,118 @@ use crate::message::Delivery;
 pub enum PushOutcome {
     /// It is queued.
     Queued,
-    /// The queue was full; it was dropped.
+    /// It is queued past the queue's bound: the publisher must wait for room (or for
+    /// `slow_subscriber_timeout_ms`) before it acknowledges the message.
+    OverLimit,
+    /// The queue was full; it (or, by policy, an older message) was dropped.
     Dropped,
     /// The session is offline and the delivery is QoS 0, which offline sessions do not queue.
     Offline,
 }
 
+/// What a slow session pays once a publisher has waited `slow_subscriber_timeout_ms` for room in
+/// its queue (`server.queue_overflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueOverflow {
+    /// The slow subscriber is disconnected; a persistent session keeps queuing within its bounds.
+    Disconnect,
+    /// The oldest queued messages are dropped until the queue is within its bounds.
+    DropOldest,
+    /// The newest queued messages are dropped until the queue is within its bounds.
+    DropNewest,
+}
+
 /// Bounds of a mailbox.
 #[derive(Debug, Clone, Copy)]
 pub struct QueueLimits {
-    /// Most messages queued at once.
+    /// Most live deliveries queued at once.
     pub max_messages: usize,
-    /// Most payload bytes queued at once; 0 means no byte limit.
+    /// Most encoded bytes of live deliveries queued at once; 0 means no byte limit.
     pub max_bytes: usize,
+    /// Most retained deliveries (sent on subscribe) queued at once, besides the live ones.
+    pub max_retained: usize,
+    /// What a full queue costs its session.
+    pub overflow: QueueOverflow,
+}
+
+impl QueueLimits {
+    /// Bounds of `max_messages` live deliveries and nothing else: no byte limit, no retained
+    /// allowance, and the default overflow policy.
+    pub fn messages(max_messages: usize) -> QueueLimits {
+        QueueLimits { max_messages, max_bytes: 0, max_retained: 0, overflow: QueueOverflow::Disconnect }
+    }
 }
 
 /// A session's queue of outbound messages.
+#[derive(Debug)]
 pub struct Mailbox {
     /// Identity of the session this mailbox belongs to; unique for the life of the process.
     session_id: u64,
-    /// The queue itself; held only for pushes and batched pulls, never across an `.await`.
+    /// The queue itself; held only for O(1) pushes and batched pulls, never across an `.await`.
     inner: Mutex<Inner>,
     /// Wakes the owning connection when something arrives.
     notify: Notify,
+    /// Wakes publishers waiting for the queue to get back under its bound.
+    room: Notify,
     /// Bounds of the queue.
     limits: QueueLimits,
     /// Deliveries dropped because the queue was full.
     dropped: AtomicU64,
     /// Subscriptions held by the owning session.
     subscriptions: AtomicUsize,
+    /// Set when a publisher gave up waiting and the session must be disconnected as slow.
+    slow: AtomicBool,
 }
 
+#[derive(Debug)]
 struct Inner {
     /// Waiting deliveries, oldest first.
     queue: VecDeque<Delivery>,
-    /// Payload bytes in `queue`.
+    /// Encoded bytes of the live deliveries in `queue`.
     bytes: usize,
     /// QoS 0 deliveries in `queue`.
     qos0: usize,
+    /// Retained deliveries in `queue`.
+    retained: usize,
+    /// Oldest QoS 0 deliveries already given up for newer QoS 1/2 ones; they are skipped (and
+    /// removed) by the next pulls, which keeps eviction O(1).
+    qos0_doomed: usize,
     /// Whether a connection currently owns the session.
     online: bool,
+}
+
+impl Inner {
+    /// Live deliveries that will still be sent.
+    fn live(&self) -> usize {
+        self.queue.len() - self.retained - self.qos0_doomed
+    }
+
+    fn remove_accounting(&mut self, delivery: &Delivery) {
+        if delivery.retain {
+            self.retained -= 1;
+        } else {
+            self.bytes -= delivery.size();
+            if delivery.qos == QoS::AtMostOnce {
+                self.qos0 -= 1;
+            }
+        }
+    }
 }
 
 impl Mailbox {
     /// An empty mailbox for session `session_id`.
     pub fn new(session_id: u64, limits: QueueLimits) -> Mailbox {
+        let inner =
+            Inner { queue: VecDeque::new(), bytes: 0, qos0: 0, retained: 0, qos0_doomed: 0, online: true };
         Mailbox {
             session_id,
-            inner: Mutex::new(Inner { queue: VecDeque::new(), bytes: 0, qos0: 0, online: true }),
+            inner: Mutex::new(inner),
             notify: Notify::new(),
+            room: Notify::new(),
             limits,
             dropped: AtomicU64::new(0),
             subscriptions: AtomicUsize::new(0),
+            slow: AtomicBool::new(false),
         }
     }
 
@@ -94,30 +167,29 @@ impl Mailbox {
 
     /// Number of deliveries waiting.
     pub fn len(&self) -> usize {
-        self.lock().queue.len()
-    }
-
-    /// How many more deliveries the queue takes before it is full by count.
-    pub fn room(&self) -> usize {
-        self.limits.max_messages.saturating_sub(self.lock().queue.len())
+        let inner = self.lock();
+        inner.queue.len() - inner.qos0_doomed
     }
 
     /// True when nothing is waiting.
     pub fn is_empty(&self) -> bool {
-        self.lock().queue.is_empty()
+        self.len() == 0
     }
 
     /// Marks the session as connected or not. Offline sessions drop QoS 0 deliveries, as
-    /// Mosquitto does by default.
+    /// Mosquitto does by default. Coming online clears a pending slow-subscriber disconnect.
     pub fn set_online(&self, online: bool) {
         self.lock().online = online;
+        if online {
+            self.slow.store(false, Ordering::Release);
+        }
     }
 
     /// Queues a delivery without waiting, applying the overflow policy of this module, and wakes
     /// the owning connection.
     pub fn push(&self, delivery: Delivery) -> PushOutcome {
         let (outcome, _) = self.enqueue(delivery);
-        if outcome == PushOutcome::Queued {
+        if matches!(outcome, PushOutcome::Queued | PushOutcome::OverLimit) {
             self.wake();
         }
         outcome
@@ -133,27 +205,148 @@ impl Mailbox {
     /// was empty: only then must the caller wake the mailbox, because a connection that left
     /// messages queued is already bound to pull again.
     pub fn enqueue(&self, delivery: Delivery) -> (PushOutcome, bool) {
-        let size = delivery.message.payload.len();
         let mut inner = self.lock();
-        if !inner.online && delivery.qos == QoS::AtMostOnce {
-            return (PushOutcome::Offline, false);
-        }
-        while self.is_full(&inner, size) {
-            if delivery.qos == QoS::AtMostOnce || inner.qos0 == 0 {
+        let outcome = if delivery.retain {
+            self.admit_retained(&inner)
+        } else {
+            self.admit_live(&mut inner, &delivery)
+        };
+        match outcome {
+            PushOutcome::Queued | PushOutcome::OverLimit => {
+                let was_empty = inner.queue.len() == inner.qos0_doomed;
+                if delivery.retain {
+                    inner.retained += 1;
+                } else {
+                    inner.bytes += delivery.size();
+                    if delivery.qos == QoS::AtMostOnce {
+                        inner.qos0 += 1;
+                    }
+                }
+                inner.queue.push_back(delivery);
+                (outcome, was_empty)
+            }
+            PushOutcome::Dropped => {
                 drop(inner);
                 self.count_drop();
-                return (PushOutcome::Dropped, false);
+                (outcome, false)
             }
-            inner.evict_oldest_qos0();
+            PushOutcome::Offline => (outcome, false),
+        }
+    }
+
+    fn admit_retained(&self, inner: &Inner) -> PushOutcome {
+        if inner.retained >= self.limits.max_retained {
+            PushOutcome::Dropped
+        } else {
+            PushOutcome::Queued
+        }
+    }
+
+    fn admit_live(&self, inner: &mut Inner, delivery: &Delivery) -> PushOutcome {
+        if !inner.online && delivery.qos == QoS::AtMostOnce {
+            return PushOutcome::Offline;
+        }
+        let size = delivery.size();
+        let full_by_count = inner.live() >= self.limits.max_messages;
+        let full_by_bytes =
+            self.limits.max_bytes != 0 && inner.bytes + size > self.limits.max_bytes && inner.live() > 0;
+        if !full_by_count && !full_by_bytes {
+            return PushOutcome::Queued;
+        }
+        if delivery.qos == QoS::AtMostOnce {
+            return PushOutcome::Dropped;
+        }
+        if !full_by_bytes && inner.qos0 > inner.qos0_doomed {
+            // The oldest queued QoS 0 delivery gives way; the next pull removes it.
+            inner.qos0_doomed += 1;
+            self.count_drop();
+            return PushOutcome::Queued;
+        }
+        if inner.online && !self.slow.load(Ordering::Acquire) {
+            return PushOutcome::OverLimit;
+        }
+        if self.limits.overflow == QueueOverflow::DropOldest {
+            self.drop_oldest_live(inner);
+            return PushOutcome::Queued;
+        }
+        PushOutcome::Dropped
+    }
+
+    /// Drops the oldest live delivery, counting it.
+    fn drop_oldest_live(&self, inner: &mut Inner) {
+        let position = inner.queue.iter().position(|d| !d.retain);
+        if let Some(evicted) = position.and_then(|index| inner.queue.remove(index)) {
+            inner.remove_accounting(&evicted);
             self.count_drop();
         }
-        inner.bytes += size;
-        if delivery.qos == QoS::AtMostOnce {
-            inner.qos0 += 1;
+    }
+
+    /// True while the live deliveries exceed the queue's bounds.
+    pub fn over_limit(&self) -> bool {
+        let inner = self.lock();
+        self.is_over(&inner)
+    }
+
+    fn is_over(&self, inner: &Inner) -> bool {
+        inner.live() > self.limits.max_messages
+            || (self.limits.max_bytes != 0 && inner.bytes > self.limits.max_bytes && inner.live() > 1)
+    }
+
+    /// Waits until the queue is back within its bounds. Returns at once if it already is, if the
+    /// session went offline, or if it is being disconnected as slow.
+    pub async fn room_available(&self) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let inner = self.lock();
+                if !self.is_over(&inner) || !inner.online || self.slow.load(Ordering::Acquire) {
+                    return;
+                }
+            }
+            notified.await;
         }
-        let was_empty = inner.queue.is_empty();
-        inner.queue.push_back(delivery);
-        (PushOutcome::Queued, was_empty)
+    }
+
+    /// Makes a session whose queue stayed over its bound for `slow_subscriber_timeout_ms` pay by
+    /// the configured policy: disconnect it, or drop messages until the queue is within bounds.
+    pub fn overflow(&self) {
+        let mut inner = self.lock();
+        if !self.is_over(&inner) {
+            return;
+        }
+        match self.limits.overflow {
+            QueueOverflow::Disconnect => {
+                drop(inner);
+                if !self.slow.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(session = self.session_id, "slow subscriber: disconnecting it");
+                }
+                self.room.notify_waiters();
+                self.wake();
+            }
+            QueueOverflow::DropOldest => {
+                while self.is_over(&inner) {
+                    self.drop_oldest_live(&mut inner);
+                }
+            }
+            QueueOverflow::DropNewest => {
+                while self.is_over(&inner) {
+                    let position = inner.queue.iter().rposition(|d| !d.retain);
+                    let Some(evicted) = position.and_then(|index| inner.queue.remove(index)) else {
+                        break;
+                    };
+                    inner.remove_accounting(&evicted);
+                    self.count_drop();
+                }
+            }
+        }
+    }
+
+    /// True once a publisher has given up on this session under `queue_overflow = "disconnect"`;
+    /// the owning connection must then close.
+    pub fn is_slow(&self) -> bool {
+        self.slow.load(Ordering::Acquire)
     }
 
     /// Records how many subscriptions the owning session holds, so that the router knows when a
@@ -167,13 +360,6 @@ impl Mailbox {
         self.subscriptions.load(Ordering::Relaxed)
     }
 
-    fn is_full(&self, inner: &Inner, size: usize) -> bool {
-        inner.queue.len() >= self.limits.max_messages
-            || (self.limits.max_bytes != 0
-                && inner.bytes + size > self.limits.max_bytes
-                && !inner.queue.is_empty())
-    }
-
     fn count_drop(&self) {
         let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         if dropped.is_power_of_two() {
@@ -182,14 +368,23 @@ impl Mailbox {
     }
 
     /// Moves deliveries, oldest first, into `out`: any number of QoS 0 deliveries, at most
-    /// `qos_room` QoS 1/2 ones, stopping once `byte_budget` payload bytes have been taken (at
+    /// `qos_room` QoS 1/2 ones, stopping once `byte_budget` encoded bytes have been taken (at
     /// least one delivery is taken if any fits the QoS rule). Order is kept: a QoS 1/2 delivery
-    /// that does not fit the window stops the pull.
+    /// that does not fit the window stops the pull. Publishers waiting for room are woken when
+    /// the queue gets back within its bounds.
     pub fn pull(&self, out: &mut Vec<Delivery>, mut qos_room: usize, byte_budget: usize) {
         let mut inner = self.lock();
+        let was_over = self.is_over(&inner);
         let mut taken_bytes = 0;
         while let Some(front) = inner.queue.front() {
-            let size = front.message.payload.len();
+            if front.qos == QoS::AtMostOnce && !front.retain && inner.qos0_doomed > 0 {
+                if let Some(doomed) = inner.queue.pop_front() {
+                    inner.qos0_doomed -= 1;
+                    inner.remove_accounting(&doomed);
+                }
+                continue;
+            }
+            let size = front.size();
             if front.qos != QoS::AtMostOnce && qos_room == 0 {
                 break;
             }
@@ -199,14 +394,16 @@ impl Mailbox {
             let Some(delivery) = inner.queue.pop_front() else {
                 break;
             };
-            if delivery.qos == QoS::AtMostOnce {
-                inner.qos0 -= 1;
-            } else {
+            if delivery.qos != QoS::AtMostOnce {
                 qos_room -= 1;
             }
-            inner.bytes -= size;
+            inner.remove_accounting(&delivery);
             taken_bytes += size;
             out.push(delivery);
+        }
+        if was_over && !self.is_over(&inner) {
+            drop(inner);
+            self.room.notify_waiters();
         }
     }
 
@@ -217,17 +414,6 @@ impl Mailbox {
     }
 }
 
-impl Inner {
-    fn evict_oldest_qos0(&mut self) {
-        if let Some(index) = self.queue.iter().position(|d| d.qos == QoS::AtMostOnce) {
-            if let Some(evicted) = self.queue.remove(index) {
-                self.qos0 -= 1;
-                self.bytes -= evicted.message.payload.len();
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,13 +421,12 @@ mod tests {
     use bytes::Bytes;
     use std::sync::Arc;
 
+    fn limits(max_messages: usize, max_bytes: usize) -> QueueLimits {
+        QueueLimits { max_messages, max_bytes, max_retained: 4, overflow: QueueOverflow::Disconnect }
+    }
+
     fn delivery(qos: QoS, payload: &'static str) -> Delivery {
-        let message = Arc::new(Message {
-            topic: "t".into(),
-            payload: Bytes::from_static(payload.as_bytes()),
-            qos,
-            retain: false,
-        });
+        let message = Arc::new(Message::new("t".into(), Bytes::from_static(payload.as_bytes()), qos, false));
         Delivery { message, qos, retain: false }
     }
 
@@ -252,38 +437,76 @@ mod tests {
     }
 
     #[test]
-    fn full_queue_drops_qos0_first_then_new_messages() {
-        let mailbox = Mailbox::new(1, QueueLimits { max_messages: 2, max_bytes: 0 });
+    fn full_queue_drops_qos0_first_then_waits_for_qos1() {
+        let mailbox = Mailbox::new(1, limits(2, 0));
         assert_eq!(mailbox.push(delivery(QoS::AtMostOnce, "a")), PushOutcome::Queued);
         assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "b")), PushOutcome::Queued);
         assert_eq!(mailbox.push(delivery(QoS::AtMostOnce, "c")), PushOutcome::Dropped);
-        assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "d")), PushOutcome::Queued);
-        assert_eq!(mailbox.push(delivery(QoS::ExactlyOnce, "e")), PushOutcome::Dropped);
-        assert_eq!(mailbox.dropped(), 3);
-        assert_eq!(payloads(&mailbox), vec!["b", "d"]);
+        assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "d")), PushOutcome::Queued, "a gives way");
+        assert_eq!(mailbox.push(delivery(QoS::ExactlyOnce, "e")), PushOutcome::OverLimit);
+        assert!(mailbox.over_limit());
+        assert_eq!(mailbox.dropped(), 2);
+        assert_eq!(payloads(&mailbox), vec!["b", "d", "e"]);
+        assert!(!mailbox.over_limit());
     }
 
     #[test]
-    fn byte_limit_bounds_the_queue() {
-        let mailbox = Mailbox::new(1, QueueLimits { max_messages: 100, max_bytes: 5 });
+    fn byte_limit_counts_the_encoded_packet() {
+        // A QoS 1 PUBLISH to "t" with a 3-byte payload is 2 + 3 + 2 + 2 + 1 = 10 bytes.
+        let mailbox = Mailbox::new(1, limits(100, 20));
         assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "abc")), PushOutcome::Queued);
-        assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "def")), PushOutcome::Dropped);
-        assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "gh")), PushOutcome::Queued);
-        assert_eq!(payloads(&mailbox), vec!["abc", "gh"]);
+        assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "def")), PushOutcome::Queued);
+        assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "ghi")), PushOutcome::OverLimit);
+        assert_eq!(mailbox.push(delivery(QoS::AtMostOnce, "j")), PushOutcome::Dropped);
     }
 
     #[test]
-    fn offline_sessions_drop_qos0_and_keep_qos1() {
-        let mailbox = Mailbox::new(1, QueueLimits { max_messages: 10, max_bytes: 0 });
+    fn offline_sessions_drop_qos0_and_drop_newest_when_full() {
+        let mailbox = Mailbox::new(1, limits(1, 0));
         mailbox.set_online(false);
         assert_eq!(mailbox.push(delivery(QoS::AtMostOnce, "a")), PushOutcome::Offline);
         assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "b")), PushOutcome::Queued);
+        assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "c")), PushOutcome::Dropped);
         assert_eq!(payloads(&mailbox), vec!["b"]);
     }
 
     #[test]
+    fn overflow_policies_bring_the_queue_back_within_bounds() {
+        for (overflow, expected) in [(QueueOverflow::DropOldest, "b"), (QueueOverflow::DropNewest, "a")] {
+            let mailbox =
+                Mailbox::new(1, QueueLimits { max_messages: 1, max_bytes: 0, max_retained: 0, overflow });
+            mailbox.push(delivery(QoS::AtLeastOnce, "a"));
+            assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "b")), PushOutcome::OverLimit);
+            mailbox.overflow();
+            assert_eq!(payloads(&mailbox), vec![expected]);
+            assert_eq!(mailbox.dropped(), 1);
+        }
+        let mailbox = Mailbox::new(1, limits(1, 0));
+        mailbox.push(delivery(QoS::AtLeastOnce, "a"));
+        mailbox.push(delivery(QoS::AtLeastOnce, "b"));
+        mailbox.overflow();
+        assert!(mailbox.is_slow());
+        assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "c")), PushOutcome::Dropped, "no second wait");
+    }
+
+    #[test]
+    fn retained_deliveries_have_their_own_allowance() {
+        let mailbox = Mailbox::new(1, limits(1, 0));
+        for _ in 0..4 {
+            let mut retained = delivery(QoS::AtLeastOnce, "r");
+            retained.retain = true;
+            assert_eq!(mailbox.push(retained), PushOutcome::Queued);
+        }
+        let mut fifth = delivery(QoS::AtLeastOnce, "r");
+        fifth.retain = true;
+        assert_eq!(mailbox.push(fifth), PushOutcome::Dropped);
+        assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "live")), PushOutcome::Queued);
+        assert_eq!(payloads(&mailbox).len(), 5);
+    }
+
+    #[test]
     fn pull_respects_the_inflight_window_and_order() {
-        let mailbox = Mailbox::new(1, QueueLimits { max_messages: 10, max_bytes: 0 });
+        let mailbox = Mailbox::new(1, limits(10, 0));
         for (qos, p) in [(QoS::AtLeastOnce, "1"), (QoS::AtMostOnce, "2"), (QoS::AtLeastOnce, "3")] {
             mailbox.push(delivery(qos, p));
         }

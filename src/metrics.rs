@@ -21,6 +21,8 @@ pub struct Metrics {
     pub dropped_qos12: AtomicU64,
     /// Retained messages not stored because `retained_message_limit` was reached.
     pub retained_refused: AtomicU64,
+    /// Retained-store walks on subscribe cut short by their budget.
+    pub retained_walks_cut: AtomicU64,
 }
 
 impl Metrics {
@@ -30,9 +32,20 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts one retained message refused at the limit.
-    pub fn count_retained_refused(&self) {
-        self.retained_refused.fetch_add(1, Ordering::Relaxed);
+    /// Counts one retained message refused at the limit; returns the count so far.
+    pub fn count_retained_refused(&self) -> u64 {
+        self.retained_refused.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Counts one retained-store walk cut short by its budget, logging at powers of two.
+    pub fn count_retained_walk_cut(&self) {
+        let cut = self.retained_walks_cut.fetch_add(1, Ordering::Relaxed) + 1;
+        if cut.is_power_of_two() {
+            tracing::warn!(
+                cut,
+                "retained messages on subscribe cut short: the SUBSCRIBE's walk budget ran out"
+            );
+        }
     }
 }
 

@@ -103,7 +103,7 @@ async fn expire_sessions(context: Arc<Context>, shutdown: CancellationToken) {
         }
         for mut session in context.registry.expire(Instant::now()) {
             tracing::info!(client_id = %session.client_id, "session expired");
-            session.unsubscribe_all(&context.router);
+            crate::connection::discard(&context, &mut session);
         }
     }
 }

@@ -132,7 +132,7 @@ proptest! {
     #[test]
     fn subscription_tree_matches_exactly_what_the_oracle_says(ops in tree_ops(), topics in prop::collection::vec(topic(), 1..=8)) {
         let mailboxes: HashMap<u64, Arc<Mailbox>> = (1..=4u64)
-            .map(|id| (id, Arc::new(Mailbox::new(id, QueueLimits { max_messages: 10, max_bytes: 0 }))))
+            .map(|id| (id, Arc::new(Mailbox::new(id, QueueLimits::messages(10)))))
             .collect();
         let mut tree = SubscriptionTree::default();
         // The model: the granted QoS per (session, filter).
@@ -140,7 +140,7 @@ proptest! {
         for op in ops {
             match op {
                 TreeOp::Insert { session, filter, qos } => {
-                    let subscriber = Subscriber { mailbox: Arc::clone(&mailboxes[&session]), qos };
+                    let subscriber = Subscriber::new(Arc::clone(&mailboxes[&session]), qos);
                     let replaced = tree.insert(&filter, subscriber);
                     prop_assert_eq!(replaced, model.insert((session, filter), qos).is_some());
                 }

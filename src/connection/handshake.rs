@@ -8,9 +8,11 @@ use bytes::BytesMut;
 use bytestring::ByteString;
 use iothub_protocol::{ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode};
 
-use super::Exit;
+use super::handoff::discard;
 use crate::context::Context;
+use crate::exit::Exit;
 use crate::mailbox::Mailbox;
+use crate::message::too_deep;
 use crate::session::{write, Session};
 
 /// The outcome of a CONNECT that the server accepts.
@@ -34,6 +36,16 @@ pub fn refusal(connect: &Connect, context: &Context) -> Option<ReasonCode> {
         return Some(ReasonCode::ClientIdentifierNotValid);
     }
     None
+}
+
+/// Checks a CONNECT for what the broker cannot honour and the client must not be told it has:
+/// a will topic deeper than the hierarchy limit could never be published [MQTT-3.1.2-8], so the
+/// connection is closed without CONNACK [MQTT-3.1.4-1] rather than accepted.
+pub fn violation(connect: &Connect) -> Option<DecodeError> {
+    let will = connect.will.as_ref()?;
+    too_deep(&will.topic).then_some(DecodeError::Protocol(
+        "will topic has more than 200 separators, the broker's hierarchy limit",
+    ))
 }
 
 /// A server-assigned client identifier for a zero-length one [MQTT-3.1.3-6].
@@ -71,7 +83,7 @@ pub fn open_session(
 ) -> Accepted {
     if let Some(mut previous) = previous {
         if connect.clean_start || previous.clean {
-            previous.unsubscribe_all(&context.router);
+            discard(context, &mut previous);
         } else {
             previous.mailbox().set_online(true);
             return Accepted { session: previous, session_present: true };
@@ -79,7 +91,7 @@ pub fn open_session(
     }
     let mailbox = Arc::new(Mailbox::new(context.registry.next_id(), context.queue_limits()));
     Accepted {
-        session: Box::new(Session::new(client_id, connect.clean_start, mailbox)),
+        session: Box::new(Session::new(client_id, connect.clean_start, mailbox, context.session_limits())),
         session_present: false,
     }
 }

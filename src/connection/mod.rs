@@ -1,21 +1,33 @@
-//! The connection task: one per client. It owns the socket, its read and write buffers, and,
-//! once CONNECT is accepted, the client's Session.
+//! The connection task: one per client. It owns the socket and its read and write buffers, and,
+//! once CONNECT is accepted, the client's Session, which it drives: read, feed the session, take
+//! the session's actions (route, subscribe, write), write, sleep until the session's deadline.
 //!
-//! Each wake-up reads as much as the socket has, decodes and handles every whole packet in the
-//! buffer, moves waiting messages from the mailbox into the write buffer, and hands the write
-//! buffer to the kernel in one write. When the write buffer is above its high-water mark the task
-//! stops reading and stops pulling messages, so a client that does not read hurts only itself.
+//! Each wake-up reads what the socket has, decodes and hands the session every whole packet in
+//! the buffer, moves waiting messages from the mailbox into the write buffer, and hands the
+//! write buffer to the kernel in one write. Work per turn is bounded: after `WORK_PER_TURN`
+//! packets or actions the task yields, so one huge packet never stalls other connections.
+//!
+//! Back-pressure, both ways, never silences a live client:
+//! - outbound, messages are pulled into the write buffer only below `HIGH_WATER`, but the socket
+//!   is still read (and PINGREQ answered) up to `READ_LIMIT`; while the broker itself has stopped
+//!   reading, bytes the client takes count as keep-alive activity;
+//! - inbound, a QoS 1/2 PUBLISH that overfills a subscriber's queue holds its acknowledgement and
+//!   the reading of this client until the queue has room, at most `slow_subscriber_timeout_ms`;
+//!   then the slow subscriber pays, and the wait does not count against this client's keep-alive.
 //!
 //! **Architecture Invariant:** a connection ends with exactly one `Exit`, logged once inside its
 //! span; nothing a peer sends can make it panic or reach the accept loop.
 
+mod handoff;
 mod handshake;
 
-use std::io;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use bytestring::ByteString;
 use iothub_protocol::{decode, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -23,73 +35,54 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
+use crate::exit::Exit;
+use crate::mailbox::Mailbox;
 use crate::message::{Delivery, Message};
-use crate::router::{self, RouteScratch};
-use crate::session::{is_reserved_for_broker, write, Session, Takeover};
+use crate::router::RouteScratch;
+use crate::session::{write, Action, Session, Takeover, Will};
 use crate::transport::Transport;
+pub use handoff::discard;
+use handoff::SessionGuard;
 
-/// Above this many buffered outbound bytes the task stops reading and pulling messages.
+/// Above this many buffered outbound bytes the task stops pulling messages from the mailbox.
 const HIGH_WATER: usize = 64 * 1024;
+/// Above this many buffered outbound bytes (answers to a client that sends but does not read)
+/// the task stops reading too.
+const READ_LIMIT: usize = 4 * HIGH_WATER;
 /// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 4 * 1024;
 /// A buffer this much larger than needed is given back after use.
 const SHRINK_ABOVE: usize = 256 * 1024;
 /// How long the last bytes (a CONNACK refusal, say) may take to leave before the socket closes.
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
+/// Packets decoded plus actions taken before the task yields to the others.
+const WORK_PER_TURN: usize = 256;
 
 /// A deadline that never comes, for a disabled keep-alive; far enough not to fire, near enough
 /// not to overflow `Instant`.
 const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// Why a connection ended.
-#[derive(Debug)]
-pub enum Exit {
-    /// The client sent DISCONNECT.
-    Disconnect,
-    /// The client closed the socket without DISCONNECT.
-    PeerClosed,
-    /// Reading or writing the socket failed.
-    Io(io::Error),
-    /// The client broke the protocol; the error names the rule.
-    Violation(DecodeError),
-    /// No CONNECT within `connect_timeout_secs`.
-    ConnectTimeout,
-    /// Nothing received for 1.5 times the keep-alive [MQTT-3.1.2-24].
-    KeepAliveTimeout,
-    /// CONNECT refused with this CONNACK code.
-    Refused(ReasonCode),
-    /// A new connection with the same client identifier took the session [MQTT-3.1.4-2].
-    TakenOver,
-    /// The server is shutting down.
-    Shutdown,
+/// Where a turn of work left the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// Everything buffered is handled; read more.
+    Idle,
+    /// The turn's work budget ran out; yield, then go on.
+    Yield,
+    /// A publisher's acknowledgement waits for room in subscriber queues.
+    Blocked,
 }
 
-impl Exit {
-    fn log(&self, context: &Context) {
-        match self {
-            Exit::Disconnect => tracing::debug!("client disconnected"),
-            Exit::PeerClosed => tracing::info!("connection closed by the client without DISCONNECT"),
-            Exit::Io(error) => tracing::info!(%error, "connection lost"),
-            Exit::Violation(error) => {
-                context.metrics.protocol_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(%error, "closing connection: protocol violation");
-            }
-            Exit::ConnectTimeout => tracing::info!("closing connection: no CONNECT in time"),
-            Exit::KeepAliveTimeout => tracing::info!("closing connection: keep-alive expired"),
-            Exit::Refused(code) => tracing::info!(?code, "connection refused"),
-            Exit::TakenOver => {
-                tracing::info!("closing connection: client identifier taken over by a new connection")
-            }
-            Exit::Shutdown => tracing::debug!("closing connection: server shutting down"),
-        }
-    }
-
-    /// Whether the will message is published after this exit (3.1.2.5): not after DISCONNECT
-    /// [MQTT-3.1.2-10], and not at server shutdown.
-    fn publishes_will(&self) -> bool {
-        !matches!(self, Exit::Disconnect | Exit::Shutdown | Exit::Refused(_))
-    }
+/// A publisher's acknowledgement waiting for room in subscriber queues.
+struct Blocked {
+    /// The PUBACK or PUBREC to send once the message is safe.
+    ack: Option<Packet>,
+    /// The queues the message overfilled.
+    full: Vec<Arc<Mailbox>>,
 }
+
+/// The wait for room in the queues of a `Blocked`; true if room came before the deadline.
+type RoomWait = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 /// Per-connection I/O state.
 struct Connection {
@@ -109,6 +102,8 @@ struct Connection {
     deliveries: Vec<Delivery>,
     /// Reused buffer for retained messages matching a new subscription.
     retained: Vec<Arc<Message>>,
+    /// Retained-store nodes the current SUBSCRIBE may still visit.
+    walk_budget: usize,
 }
 
 /// Serves one accepted stream until it ends, the session is taken over, or `shutdown` is
@@ -124,9 +119,13 @@ pub async fn run(stream: Box<dyn Transport>, context: Arc<Context>, shutdown: Ca
         routing: RouteScratch::default(),
         deliveries: Vec::new(),
         retained: Vec::new(),
+        walk_budget: 0,
     };
     let exit = connection.serve(&shutdown).await;
-    exit.log(&context);
+    if matches!(exit, Exit::Violation(_)) {
+        context.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    exit.log();
     connection.close().await;
 }
 
@@ -141,10 +140,12 @@ impl Connection {
                 Ok(Ok(connect)) => connect,
             },
         };
-        let mut connect = connect;
         if let Some(code) = handshake::refusal(&connect, &self.context) {
             handshake::connack(&mut self.wbuf, false, code);
             return Exit::Refused(code);
+        }
+        if let Some(error) = handshake::violation(&connect) {
+            return Exit::Violation(error);
         }
         let client_id = if connect.client_id.is_empty() {
             handshake::assigned_client_id()
@@ -160,62 +161,29 @@ impl Connection {
             () = shutdown.cancelled() => return Exit::Shutdown,
             previous = claim => previous,
         };
-        let accepted = handshake::open_session(&connect, client_id, previous, &self.context);
-        let mut session = accepted.session;
-        handshake::connack(&mut self.wbuf, accepted.session_present, ReasonCode::Success);
-        tracing::info!(
-            protocol = connect.protocol.level(),
-            clean_session = connect.clean_start,
-            keep_alive = connect.keep_alive,
-            session_present = accepted.session_present,
-            "client connected"
+        // From here on the guard hands the session back however this task ends.
+        let mut guard = SessionGuard::new(
+            Arc::clone(&self.context),
+            client_id.clone(),
+            connection_id,
+            Arc::clone(&takeover),
         );
+        let accepted = handshake::open_session(&connect, client_id, previous, &self.context);
+        handshake::connack(&mut self.wbuf, accepted.session_present, ReasonCode::Success);
+        log_connected(&connect, accepted.session_present);
         // Only the keep-alive and the will outlive the handshake; the rest of CONNECT (and the
         // buffer its fields point into) is freed now rather than held for the connection's life.
         let keep_alive = connect.keep_alive;
-        let will = connect.will.take().filter(|will| !is_reserved_for_broker(&will.topic)).map(|will| {
-            Arc::new(Message {
-                topic: ByteString::from(&*will.topic),
-                payload: Bytes::copy_from_slice(&will.payload),
-                qos: will.qos,
-                retain: will.retain,
-            })
-        });
+        let will = connect.will.as_ref().and_then(Will::from_connect);
         drop(connect);
+        let session = guard.hold(accepted.session);
+        session.attach(keep_alive, will, Instant::now());
         let exit = match session.resend_inflight(&mut self.wbuf) {
-            Ok(()) => self.serve_session(&mut session, keep_alive, shutdown, &takeover).await,
-            Err(error) => Exit::Io(io::Error::other(error)),
+            Ok(()) => self.serve_session(session, shutdown, &takeover).await,
+            Err(error) => Exit::Encode(error),
         };
-        self.finish_session(session, will, &exit, &takeover, connection_id);
-        takeover.mark_closed();
+        guard.finish(&exit, &mut self.routing);
         exit
-    }
-
-    /// Publishes the will if the exit calls for it, then hands the session to the registry.
-    fn finish_session(
-        &mut self,
-        session: Box<Session>,
-        will: Option<Arc<Message>>,
-        exit: &Exit,
-        takeover: &Takeover,
-        connection_id: u64,
-    ) {
-        // On takeover, Mosquitto publishes the old will only when either connection asked for a
-        // clean session; otherwise the session continues and the will is discarded.
-        let will_due = match exit {
-            Exit::TakenOver => session.clean || takeover.successor_clean().unwrap_or(true),
-            other => other.publishes_will(),
-        };
-        if let (true, Some(message)) = (will_due, will) {
-            tracing::debug!(topic = %message.topic, "publishing will message");
-            self.context.router.publish(&message, &mut self.routing);
-            self.routing.wake_all();
-        }
-        let keep = !session.clean;
-        let expires_at = self.context.config.session_timeout().map(|t| Instant::now() + t);
-        if let Some(mut discarded) = self.context.registry.release(session, connection_id, keep, expires_at) {
-            discarded.unsubscribe_all(&self.context.router);
-        }
     }
 
     /// Reads until the first packet is decoded; it must be CONNECT [MQTT-3.1.0-1].
@@ -250,89 +218,147 @@ impl Connection {
     async fn serve_session(
         &mut self,
         session: &mut Session,
-        keep_alive: u16,
         shutdown: &CancellationToken,
         takeover: &Takeover,
     ) -> Exit {
-        if let Err(exit) = self.handle_buffered(session) {
-            return exit;
-        }
-        release_if_empty(&mut self.rbuf);
         let max_inflight = self.context.config.max_inflight_messages;
+        let slow_timeout = self.context.config.slow_subscriber_timeout();
         let mailbox = Arc::clone(session.mailbox());
-        // [MQTT-3.1.2-24]: one and a half times the keep-alive without a packet closes the
-        // connection; 0 turns the check off.
-        let keep_alive = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
-        let mut last_read = Instant::now();
-        let idle_deadline = tokio::time::sleep_until(last_read + keep_alive.unwrap_or(NEVER));
-        tokio::pin!(idle_deadline);
+        let mut blocked: Option<Blocked> = None;
+        let mut room_wait: Option<RoomWait> = None;
+        let mut turn = match self.process(session, &mut blocked, Instant::now()) {
+            Ok(turn) => turn,
+            Err(exit) => return exit,
+        };
+        release_if_empty(&mut self.rbuf);
+        let deadline = |session: &Session| session.poll_timeout().unwrap_or_else(|| Instant::now() + NEVER);
+        let timeout = tokio::time::sleep_until(deadline(session));
+        tokio::pin!(timeout);
         loop {
+            if mailbox.is_slow() {
+                return Exit::SlowSubscriber;
+            }
+            if let (Some(blocked), None) = (&blocked, &room_wait) {
+                room_wait = Some(wait_for_room(blocked.full.clone(), Instant::now() + slow_timeout));
+            }
             if self.wbuf.len() < HIGH_WATER {
                 let budget = HIGH_WATER - self.wbuf.len();
-                if let Err(error) = session.pump(&mut self.wbuf, max_inflight, budget, &mut self.deliveries) {
-                    return Exit::Io(io::Error::other(error));
+                if let Err(error) =
+                    session.poll_transmit(&mut self.wbuf, max_inflight, budget, &mut self.deliveries)
+                {
+                    return Exit::Encode(error);
                 }
             }
-            let room = self.wbuf.len() < HIGH_WATER;
-            let can_pull = room && session.inflight_len() < max_inflight;
+            let backlogged = self.wbuf.len() >= READ_LIMIT;
+            let reading = turn == Turn::Idle && !backlogged;
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Exit::Shutdown,
                 () = takeover.kicked() => return Exit::TakenOver,
                 written = self.writer.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => match written {
                     Ok(0) => return Exit::PeerClosed,
-                    Ok(_) => shrink_if_huge(&mut self.wbuf),
+                    Ok(_) => {
+                        if backlogged {
+                            // The broker is not reading this client, and the client is taking
+                            // what it is sent: it is alive.
+                            session.record_activity(Instant::now());
+                        }
+                        shrink_if_huge(&mut self.wbuf);
+                    }
                     Err(error) => return Exit::Io(error),
                 },
-                read = self.reader.read_buf(&mut self.rbuf), if room => {
+                room = wait(&mut room_wait), if room_wait.is_some() => {
+                    room_wait = None;
+                    let now = Instant::now();
+                    if let Some(done) = blocked.take() {
+                        if let Err(exit) = self.unblock(done, room) {
+                            return exit;
+                        }
+                    }
+                    // The client was not read while it waited on others: not its silence.
+                    session.record_activity(now);
+                    turn = match self.process(session, &mut blocked, now) {
+                        Ok(turn) => turn,
+                        Err(exit) => return exit,
+                    };
+                }
+                read = self.reader.read_buf(&mut self.rbuf), if reading => {
                     match read {
                         Ok(0) => return Exit::PeerClosed,
                         Ok(_) => {}
                         Err(error) => return Exit::Io(error),
                     }
-                    // Only a whole control packet counts as keep-alive activity
-                    // [MQTT-3.1.2-24]; a trickle of bytes that never completes one does not.
-                    match self.handle_buffered(session) {
-                        Ok(0) => {}
-                        Ok(_) => last_read = Instant::now(),
+                    turn = match self.process(session, &mut blocked, Instant::now()) {
+                        Ok(turn) => turn,
                         Err(exit) => return exit,
-                    }
+                    };
                     shrink_if_huge(&mut self.rbuf);
                     if self.rbuf.capacity() > 0 && self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
                         self.rbuf.reserve(READ_CHUNK);
                     }
                 }
-                () = mailbox.notified(), if can_pull => {}
-                () = &mut idle_deadline, if keep_alive.is_some() => {
-                    let limit = keep_alive.unwrap_or_default();
-                    if last_read.elapsed() >= limit {
-                        return Exit::KeepAliveTimeout;
+                () = tokio::task::yield_now(), if turn == Turn::Yield => {
+                    turn = match self.process(session, &mut blocked, Instant::now()) {
+                        Ok(turn) => turn,
+                        Err(exit) => return exit,
+                    };
+                }
+                () = mailbox.notified() => {}
+                () = &mut timeout => {
+                    let now = Instant::now();
+                    if blocked.is_some() {
+                        session.record_activity(now);
+                    }
+                    if let Err(exit) = session.handle_timeout(now) {
+                        return exit;
                     }
                     // A connection the keep-alive check finds with nothing buffered gives its
                     // buffers back; a busy one pays one reallocation per keep-alive period.
                     release_if_empty(&mut self.rbuf);
                     release_if_empty(&mut self.wbuf);
-                    idle_deadline.as_mut().reset(last_read + limit);
+                    timeout.as_mut().reset(deadline(session));
                 }
             }
         }
     }
 
-    /// Decodes and handles every whole packet in the read buffer.
-    /// Subscribers that received messages are woken once, after the whole batch.
-    /// Returns the number of whole packets handled.
-    fn handle_buffered(&mut self, session: &mut Session) -> Result<usize, Exit> {
+    /// Decodes and hands the session every whole packet in the read buffer, taking the session's
+    /// actions after each, until the buffer is empty, an acknowledgement must wait, or the turn's
+    /// work budget is spent. Subscribers that received messages are woken once, at the end.
+    fn process(
+        &mut self,
+        session: &mut Session,
+        blocked: &mut Option<Blocked>,
+        now: Instant,
+    ) -> Result<Turn, Exit> {
         let max = self.context.config.max_packet_size;
-        let mut handled = 0;
-        let result = loop {
+        let mut work = 0;
+        let result = 'turn: loop {
+            while let Some(action) = session.poll_action() {
+                work += 1;
+                match self.apply(action, session.mailbox()) {
+                    Ok(None) => {}
+                    Ok(Some(wait)) => {
+                        *blocked = Some(wait);
+                        break 'turn Ok(Turn::Blocked);
+                    }
+                    Err(exit) => break 'turn Err(exit),
+                }
+                if work >= WORK_PER_TURN {
+                    break 'turn Ok(Turn::Yield);
+                }
+            }
+            if work >= WORK_PER_TURN {
+                break Ok(Turn::Yield);
+            }
             match decode(&mut self.rbuf, ProtocolVersion::V311, max) {
                 Ok(Some(packet)) => {
-                    handled += 1;
-                    if let Err(exit) = self.handle(packet, session) {
+                    work += 1;
+                    if let Err(exit) = session.handle_packet(packet, now) {
                         break Err(exit);
                     }
                 }
-                Ok(None) => break Ok(handled),
+                Ok(None) => break Ok(Turn::Idle),
                 Err(error) => break Err(Exit::Violation(error)),
             }
         };
@@ -340,43 +366,54 @@ impl Connection {
         result
     }
 
-    fn handle(&mut self, packet: Packet, session: &mut Session) -> Result<(), Exit> {
+    /// Takes one action of the session. Returns the wait, if a routed message overfilled a
+    /// subscriber's queue and its acknowledgement must wait.
+    fn apply(&mut self, action: Action, mailbox: &Arc<Mailbox>) -> Result<Option<Blocked>, Exit> {
         let router = &self.context.router;
-        let out = &mut self.wbuf;
-        let result = match packet {
-            Packet::Publish(publish) if router::too_deep(&publish.topic) => {
-                // Refused before it is acknowledged: an acknowledged message must be routable.
-                return Err(Exit::Violation(DecodeError::Protocol(
-                    "topic name has more than 200 levels, the broker's hierarchy limit",
-                )));
+        match action {
+            Action::Publish { message, ack } => {
+                router.publish(&message, &mut self.routing);
+                let full = self.routing.take_full();
+                if !full.is_empty() {
+                    return Ok(Some(Blocked { ack, full }));
+                }
+                if let Some(ack) = ack {
+                    write(&mut self.wbuf, &ack).map_err(Exit::Encode)?;
+                }
             }
-            Packet::Publish(publish) => session.handle_publish(publish, router, &mut self.routing, out),
-            Packet::PubAck(ack) => {
-                session.handle_puback(ack.packet_id);
-                Ok(())
+            Action::Subscribe { filter, qos, walk_budget } => {
+                if let Some(budget) = walk_budget {
+                    self.walk_budget = budget;
+                }
+                // The session refused filters the router would refuse, so this cannot fail.
+                let _ = router.subscribe(
+                    &filter,
+                    mailbox,
+                    qos,
+                    Some((&mut self.retained, &mut self.walk_budget)),
+                );
             }
-            Packet::PubRec(rec) => session.handle_pubrec(rec.packet_id, out),
-            Packet::PubRel(rel) => session.handle_pubrel(rel.packet_id, out),
-            Packet::PubComp(comp) => {
-                session.handle_pubcomp(comp.packet_id);
-                Ok(())
+            Action::Unsubscribe { filter } => {
+                router.unsubscribe(&filter, mailbox.session_id());
             }
-            Packet::Subscribe(subscribe) => {
-                session.handle_subscribe(&subscribe, router, out, &mut self.retained)
+            Action::SubscriptionCount(count) => mailbox.set_subscription_count(count),
+            Action::Send(packet) => write(&mut self.wbuf, &packet).map_err(Exit::Encode)?,
+        }
+        Ok(None)
+    }
+
+    /// Ends a publisher's wait: if room did not come in time, the slow queues pay by the
+    /// configured policy; either way the acknowledgement is sent now.
+    fn unblock(&mut self, done: Blocked, room: bool) -> Result<(), Exit> {
+        if !room {
+            for mailbox in &done.full {
+                mailbox.overflow();
             }
-            Packet::Unsubscribe(unsubscribe) => session.handle_unsubscribe(&unsubscribe, router, out),
-            Packet::PingReq => write(out, &Packet::PingResp),
-            Packet::Disconnect(_) => return Err(Exit::Disconnect),
-            Packet::Connect(_) => {
-                return Err(Exit::Violation(DecodeError::Protocol("[MQTT-3.1.0-2] a second CONNECT")));
-            }
-            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
-                return Err(Exit::Violation(DecodeError::Protocol(
-                    "[MQTT-4.8.0-1] a packet only a server may send",
-                )));
-            }
-        };
-        result.map_err(|error| Exit::Io(io::Error::other(error)))
+        }
+        if let Some(ack) = done.ack {
+            write(&mut self.wbuf, &ack).map_err(Exit::Encode)?;
+        }
+        Ok(())
     }
 
     /// Sends what is left in the write buffer, briefly, and closes the socket.
@@ -386,6 +423,36 @@ impl Connection {
             self.writer.shutdown().await
         };
         let _ = tokio::time::timeout(FINAL_FLUSH, flush).await;
+    }
+}
+
+fn log_connected(connect: &Connect, session_present: bool) {
+    tracing::info!(
+        protocol = connect.protocol.level(),
+        clean_session = connect.clean_start,
+        keep_alive = connect.keep_alive,
+        session_present,
+        "client connected"
+    );
+}
+
+/// Waits until every queue in `full` is back within its bounds, or `deadline`; true for room.
+fn wait_for_room(full: Vec<Arc<Mailbox>>, deadline: Instant) -> RoomWait {
+    Box::pin(async move {
+        let room = async {
+            for mailbox in &full {
+                mailbox.room_available().await;
+            }
+        };
+        tokio::time::timeout_at(deadline, room).await.is_ok()
+    })
+}
+
+/// Polls the wait if there is one; never completes otherwise.
+async fn wait(room_wait: &mut Option<RoomWait>) -> bool {
+    match room_wait {
+        Some(future) => future.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -4,9 +4,10 @@
 //! It owns the subscription tree and the retained store. It never touches a socket and never
 //! waits: delivery is a non-blocking push into each subscriber's bounded mailbox.
 //!
-//! **Architecture Invariant:** no lock of the router is held across an `.await`, and the tree is
-//! never locked while a mailbox is pushed to. Lock order is retained store, then tree; only
-//! `subscribe` holds both.
+//! **Architecture Invariant:** the router knows nothing about sessions or connections: it sees
+//! mailboxes only. No lock of the router is held across an `.await`, and the tree is never
+//! locked while a mailbox is pushed to. Lock order is retained store, then tree; only
+//! `subscribe` holds both. No lock is held for more than O(levels + matches) per operation.
 
 mod retain;
 mod tree;
@@ -19,32 +20,36 @@ pub use retain::{RetainOutcome, RetainStore};
 pub use tree::SubscriptionTree;
 
 use crate::mailbox::{Mailbox, PushOutcome};
-use crate::message::{Delivery, Message};
+use crate::message::{too_deep, Delivery, Message};
 use crate::metrics::Metrics;
-
-/// Most levels a routed topic or a subscribed filter may have, as Mosquitto's topic hierarchy
-/// limit. It bounds the depth of both trees, and so the recursion that walks them.
-pub const MAX_TOPIC_LEVELS: usize = 200;
 
 /// Capacity of a retained-message scratch buffer kept between subscriptions.
 const RETAINED_SCRATCH_KEEP: usize = 1024;
 
-/// A topic or filter has more than `MAX_TOPIC_LEVELS` levels.
+/// Capacity of a routing scratch buffer kept between batches; a publisher whose last batch
+/// reached more subscribers gives the memory back afterwards.
+const MATCHES_SCRATCH_KEEP: usize = 256;
+
+/// A topic or filter is deeper than the hierarchy limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooDeep;
-
-/// True when `topic` has more than `MAX_TOPIC_LEVELS` levels.
-pub fn too_deep(topic: &str) -> bool {
-    topic.bytes().filter(|&b| b == b'/').count() >= MAX_TOPIC_LEVELS
-}
 
 /// One subscription of one session, as stored in the tree.
 #[derive(Clone)]
 pub struct Subscriber {
+    /// The session's identity (a copy of its mailbox's), read without touching the mailbox.
+    pub session_id: u64,
     /// Where matching messages go.
     pub mailbox: Arc<Mailbox>,
     /// The QoS granted to this subscription.
     pub qos: QoS,
+}
+
+impl Subscriber {
+    /// The subscription of `mailbox`'s session at `qos`.
+    pub fn new(mailbox: Arc<Mailbox>, qos: QoS) -> Subscriber {
+        Subscriber { session_id: mailbox.session_id(), mailbox, qos }
+    }
 }
 
 /// Buffers a publishing connection reuses: the subscriptions a message matched, and the
@@ -57,14 +62,29 @@ pub struct RouteScratch {
     matches: Vec<Subscriber>,
     /// Mailboxes that went from empty to non-empty and wait to be woken.
     wake: Vec<Arc<Mailbox>>,
+    /// Mailboxes the last message was queued in past their bound: the publisher waits for them
+    /// before it acknowledges the message.
+    full: Vec<Arc<Mailbox>>,
 }
 
 impl RouteScratch {
-    /// Wakes every mailbox that received its first message since the last call.
+    /// Wakes every mailbox that received its first message since the last call, and gives back
+    /// buffers a large fan-out made large.
     pub fn wake_all(&mut self) {
         for mailbox in self.wake.drain(..) {
             mailbox.wake();
         }
+        if self.wake.capacity() > MATCHES_SCRATCH_KEEP {
+            self.wake = Vec::new();
+        }
+        if self.matches.capacity() > MATCHES_SCRATCH_KEEP {
+            self.matches = Vec::new();
+        }
+    }
+
+    /// Takes the mailboxes the last routed message overfilled.
+    pub fn take_full(&mut self) -> Vec<Arc<Mailbox>> {
+        std::mem::take(&mut self.full)
     }
 }
 
@@ -96,31 +116,32 @@ impl Router {
     }
 
     /// Adds or replaces (same session, same filter) a subscription. Returns `Err` for a filter
-    /// deeper than `MAX_TOPIC_LEVELS`, `Ok(true)` if it replaced a subscription.
+    /// deeper than the hierarchy limit, `Ok(true)` if it replaced a subscription.
     ///
-    /// With `retained` (a scratch buffer) it also queues the retained messages matching the
-    /// filter, with RETAIN=1 [MQTT-3.3.1-8] and at the lower of their QoS and `qos`, at most as
-    /// many as the mailbox has room for, so one SUBSCRIBE cannot make the broker copy the store
-    /// once per filter. The retained store stays read-locked from before the subscription is
-    /// visible until they are queued: a publication stored meanwhile waits, and is then queued
-    /// after them, so an older retained copy never overtakes a newer live message
-    /// [MQTT-4.6.0-6].
+    /// With `retained` (a scratch buffer and a walk budget) it first queues the retained
+    /// messages matching the filter, with RETAIN=1 [MQTT-3.3.1-8] and at the lower of their QoS
+    /// and `qos` [MQTT-3.8.4-3], within the mailbox's retained allowance and the walk budget (see
+    /// `RetainStore::matching_at_most`), and only then makes the subscription visible to
+    /// publishers. The retained store stays read-locked throughout, so a retained publication
+    /// waits and is queued after them, and a live publication either misses the subscription
+    /// (it was not yet made) or is queued after them: an older retained copy never overtakes a
+    /// newer message of its topic [MQTT-4.6.0-6].
     pub fn subscribe(
         &self,
         filter: &str,
         mailbox: &Arc<Mailbox>,
         qos: QoS,
-        retained: Option<&mut Vec<Arc<Message>>>,
+        retained: Option<(&mut Vec<Arc<Message>>, &mut usize)>,
     ) -> Result<bool, TooDeep> {
         if too_deep(filter) {
             return Err(TooDeep);
         }
         let store = self.retained.read().unwrap_or_else(PoisonError::into_inner);
-        let subscriber = Subscriber { mailbox: Arc::clone(mailbox), qos };
-        let replaced = self.tree.write().unwrap_or_else(PoisonError::into_inner).insert(filter, subscriber);
-        if let Some(scratch) = retained {
+        if let Some((scratch, budget)) = retained {
             scratch.clear();
-            store.matching_at_most(filter, scratch, mailbox.room());
+            if !store.matching_at_most(filter, scratch, usize::MAX, budget) {
+                self.metrics.count_retained_walk_cut();
+            }
             for message in scratch.drain(..) {
                 let qos = message.qos.min(qos);
                 if mailbox.push(Delivery { message, qos, retain: true }) == PushOutcome::Dropped {
@@ -131,6 +152,9 @@ impl Router {
                 *scratch = Vec::new();
             }
         }
+        let subscriber = Subscriber::new(Arc::clone(mailbox), qos);
+        let replaced = self.tree.write().unwrap_or_else(PoisonError::into_inner).insert(filter, subscriber);
+        drop(store);
         Ok(replaced)
     }
 
@@ -142,11 +166,12 @@ impl Router {
     /// Routes a message: updates the retained store if the message asks for it, then queues one
     /// copy for every session with a matching subscription, at the highest QoS among that
     /// session's matching subscriptions (3.3.5) capped by the message's QoS. Mailboxes that need
-    /// waking are collected in `scratch`, which the caller wakes once its batch is routed.
-    /// Returns the number of sessions it reached.
+    /// waking are collected in `scratch`, which the caller wakes once its batch is routed;
+    /// mailboxes the message overfilled are left in `scratch` for `take_full`. Returns the number
+    /// of sessions it reached.
     pub fn publish(&self, message: &Arc<Message>, scratch: &mut RouteScratch) -> usize {
         if too_deep(&message.topic) {
-            tracing::debug!("message not routed: topic has more than {MAX_TOPIC_LEVELS} levels");
+            tracing::debug!("message not routed: topic deeper than the hierarchy limit");
             return 0;
         }
         if message.retain {
@@ -156,18 +181,19 @@ impl Router {
         matches.clear();
         self.tree.read().unwrap_or_else(PoisonError::into_inner).matches(&message.topic, matches);
         if matches.len() > 1 && matches.iter().any(|s| s.mailbox.subscription_count() > 1) {
-            matches.sort_unstable_by(|a, b| {
-                a.mailbox.session_id().cmp(&b.mailbox.session_id()).then(b.qos.cmp(&a.qos))
-            });
-            matches.dedup_by_key(|s| s.mailbox.session_id());
+            matches.sort_unstable_by(|a, b| a.session_id.cmp(&b.session_id).then(b.qos.cmp(&a.qos)));
+            matches.dedup_by_key(|s| s.session_id);
         }
         let mut reached = 0;
         for subscriber in matches.drain(..) {
             let qos = subscriber.qos.min(message.qos);
             let delivery = Delivery { message: Arc::clone(message), qos, retain: false };
             match subscriber.mailbox.enqueue(delivery) {
-                (PushOutcome::Queued, wake) => {
+                (outcome @ (PushOutcome::Queued | PushOutcome::OverLimit), wake) => {
                     reached += 1;
+                    if outcome == PushOutcome::OverLimit {
+                        scratch.full.push(Arc::clone(&subscriber.mailbox));
+                    }
                     if wake {
                         scratch.wake.push(subscriber.mailbox);
                     }
@@ -183,8 +209,14 @@ impl Router {
     fn retain(&self, message: &Arc<Message>) {
         let outcome = self.retained.write().unwrap_or_else(PoisonError::into_inner).set(message);
         if outcome == RetainOutcome::Refused {
-            self.metrics.count_retained_refused();
-            tracing::warn!(topic = %message.topic, "retained message limit reached; message forwarded but not retained");
+            let refused = self.metrics.count_retained_refused();
+            if refused.is_power_of_two() {
+                // Logged at powers of two and without the topic, so clients cannot flood the log.
+                tracing::warn!(
+                    refused,
+                    "retained message limit reached; messages forwarded but not retained"
+                );
+            }
         }
     }
 }

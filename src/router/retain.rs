@@ -86,82 +86,105 @@ impl RetainStore {
     /// Appends every retained message whose topic matches `filter` to `out`. Wildcards in the
     /// first level do not match topics starting with '$' [MQTT-4.7.2-1].
     pub fn matching(&self, filter: &str, out: &mut Vec<Arc<Message>>) {
-        self.matching_at_most(filter, out, usize::MAX);
+        let mut unbounded = usize::MAX;
+        self.matching_at_most(filter, out, usize::MAX, &mut unbounded);
     }
 
-    /// Like `matching`, but stops once `out` holds `limit` messages, so that a subscriber whose
-    /// queue can take only a few messages cannot make the broker walk and copy the whole store.
-    pub fn matching_at_most(&self, filter: &str, out: &mut Vec<Arc<Message>>, limit: usize) {
+    /// Like `matching`, but stops once `out` holds `limit` messages, or once the walk has
+    /// visited `budget` nodes. Each message found adds its depth to the budget, so a filter that
+    /// matches pays for what it delivers and a filter that matches nothing pays at most the
+    /// budget it was given: one SUBSCRIBE cannot make the broker walk the whole store once per
+    /// filter. Returns false if the budget ran out before the walk was complete.
+    pub fn matching_at_most(
+        &self,
+        filter: &str,
+        out: &mut Vec<Arc<Message>>,
+        limit: usize,
+        budget: &mut usize,
+    ) -> bool {
         if out.len() >= limit {
-            return;
+            return true;
         }
         let levels: Vec<&str> = filter.split('/').collect();
-        walk(&self.root, &levels, true, &mut Collector { out, limit });
+        let mut collector = Collector { out, limit, budget };
+        walk(&self.root, &levels, 0, &mut collector);
+        *collector.budget > 0
     }
 }
 
-/// The output of a walk and the size at which it stops.
+/// The output of a walk, the size at which it stops, and the nodes it may still visit.
 struct Collector<'a> {
     /// Where matches go.
     out: &'a mut Vec<Arc<Message>>,
     /// Length of `out` at which the walk stops.
     limit: usize,
+    /// Nodes the walk may still visit.
+    budget: &'a mut usize,
 }
 
 impl Collector<'_> {
-    fn full(&self) -> bool {
-        self.out.len() >= self.limit
+    fn done(&self) -> bool {
+        self.out.len() >= self.limit || *self.budget == 0
     }
 
-    fn take(&mut self, node: &Node) {
-        if let (false, Some(message)) = (self.full(), &node.message) {
+    /// Counts one node visited.
+    fn visit(&mut self) {
+        *self.budget = self.budget.saturating_sub(1);
+    }
+
+    fn take(&mut self, node: &Node, depth: usize) {
+        if let (false, Some(message)) = (self.out.len() >= self.limit, &node.message) {
             self.out.push(Arc::clone(message));
+            *self.budget = self.budget.saturating_add(depth + 4);
         }
     }
 }
 
-fn walk(node: &Node, levels: &[&str], at_root: bool, out: &mut Collector<'_>) {
+fn walk(node: &Node, levels: &[&str], depth: usize, out: &mut Collector<'_>) {
+    out.visit();
+    let at_root = depth == 0;
     let visible = |name: &str| !(at_root && name.starts_with('$'));
     match levels {
-        [] => out.take(node),
+        [] => out.take(node, depth),
         ["#"] => {
             if !at_root {
-                out.take(node);
+                out.take(node, depth);
             }
             for (name, child) in &node.children {
-                if out.full() {
+                if out.done() {
                     return;
                 }
                 if visible(name) {
-                    everything(child, out);
+                    everything(child, depth + 1, out);
                 }
             }
         }
         ["+", rest @ ..] => {
             for (name, child) in &node.children {
-                if out.full() {
+                if out.done() {
                     return;
                 }
                 if visible(name) {
-                    walk(child, rest, false, out);
+                    walk(child, rest, depth + 1, out);
                 }
             }
         }
         [level, rest @ ..] => {
             if let Some(child) = node.children.get(*level) {
-                walk(child, rest, false, out);
+                walk(child, rest, depth + 1, out);
             }
         }
     }
 }
 
-fn everything(node: &Node, out: &mut Collector<'_>) {
-    out.take(node);
+fn everything(node: &Node, depth: usize, out: &mut Collector<'_>) {
+    out.visit();
+    out.take(node, depth);
     for child in node.children.values() {
-        if out.full() {
+        if out.done() {
             return;
         }
-        everything(child, out);
+        everything(child, depth + 1, out);
     }
 }
 

@@ -3,10 +3,16 @@
 //!
 //! Level `+` is an ordinary child keyed "+"; subscriptions whose filter ends in `#` sit on the
 //! node of the level before the `#`, so that "sport/#" also matches "sport" (4.7.1.2).
+//!
+//! Adding or removing one subscription costs O(levels) whatever the number of sessions on the
+//! same filter: a node's subscriber list is indexed by session once it holds more than a few.
 
 use std::collections::HashMap;
 
 use super::Subscriber;
+
+/// Up to this many subscribers a list is searched linearly; beyond, it keeps an index.
+const INDEX_ABOVE: usize = 8;
 
 /// Subscriptions keyed by topic filter.
 #[derive(Default)]
@@ -22,32 +28,71 @@ struct Node {
     /// Children by level text; "+" is the single-level wildcard.
     children: HashMap<Box<str>, Node>,
     /// Subscriptions whose filter ends exactly at this level.
-    exact: Vec<Subscriber>,
+    exact: SubscriberList,
     /// Subscriptions whose filter is this level followed by "/#".
-    multi: Vec<Subscriber>,
+    multi: SubscriberList,
 }
 
 impl Node {
     fn is_empty(&self) -> bool {
-        self.children.is_empty() && self.exact.is_empty() && self.multi.is_empty()
+        self.children.is_empty() && self.exact.list.is_empty() && self.multi.list.is_empty()
     }
 }
 
-fn upsert(list: &mut Vec<Subscriber>, subscriber: Subscriber) -> bool {
-    let id = subscriber.mailbox.session_id();
-    if let Some(existing) = list.iter_mut().find(|s| s.mailbox.session_id() == id) {
-        *existing = subscriber;
-        true
-    } else {
-        list.push(subscriber);
+/// The subscribers of one filter, with an O(1) index by session once the list is long.
+#[derive(Default)]
+struct SubscriberList {
+    /// The subscribers, in no particular order.
+    list: Vec<Subscriber>,
+    /// Position of each session's entry in `list`; kept only above `INDEX_ABOVE` entries.
+    index: Option<HashMap<u64, usize>>,
+}
+
+impl SubscriberList {
+    fn position(&self, session_id: u64) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(&session_id).copied(),
+            None => self.list.iter().position(|s| s.session_id == session_id),
+        }
+    }
+
+    /// Adds or replaces the subscriber's entry; returns true if it replaced one.
+    fn upsert(&mut self, subscriber: Subscriber) -> bool {
+        if let Some(at) = self.position(subscriber.session_id) {
+            self.list[at] = subscriber;
+            return true;
+        }
+        if let Some(index) = &mut self.index {
+            index.insert(subscriber.session_id, self.list.len());
+        }
+        self.list.push(subscriber);
+        if self.index.is_none() && self.list.len() > INDEX_ABOVE {
+            self.index = Some(self.list.iter().enumerate().map(|(at, s)| (s.session_id, at)).collect());
+        }
         false
     }
-}
 
-fn remove_from(list: &mut Vec<Subscriber>, session_id: u64) -> bool {
-    let before = list.len();
-    list.retain(|s| s.mailbox.session_id() != session_id);
-    list.len() != before
+    /// Removes the session's entry by swapping the last one into its place; returns true if it
+    /// existed.
+    fn remove(&mut self, session_id: u64) -> bool {
+        let Some(at) = self.position(session_id) else {
+            return false;
+        };
+        self.list.swap_remove(at);
+        if let Some(index) = &mut self.index {
+            index.remove(&session_id);
+            if let Some(moved) = self.list.get(at) {
+                index.insert(moved.session_id, at);
+            }
+            if self.list.len() <= INDEX_ABOVE / 2 {
+                self.index = None;
+            }
+        }
+        if self.list.capacity() > 4 * self.list.len() + 4 {
+            self.list.shrink_to_fit();
+        }
+        true
+    }
 }
 
 impl SubscriptionTree {
@@ -68,10 +113,10 @@ impl SubscriptionTree {
         let mut levels = filter.split('/').peekable();
         let replaced = loop {
             let Some(level) = levels.next() else {
-                break upsert(&mut node.exact, subscriber);
+                break node.exact.upsert(subscriber);
             };
             if level == "#" {
-                break upsert(&mut node.multi, subscriber);
+                break node.multi.upsert(subscriber);
             }
             node = node.children.entry(level.into()).or_default();
         };
@@ -102,7 +147,7 @@ impl SubscriptionTree {
             return;
         };
         if !dollar {
-            out.extend_from_slice(&self.root.multi);
+            out.extend_from_slice(&self.root.multi.list);
             if let Some(plus) = self.root.children.get("+") {
                 collect(plus, levels.clone(), out);
             }
@@ -115,9 +160,9 @@ impl SubscriptionTree {
 
 /// Collects matches below `node`, which matched the levels already consumed from `levels`.
 fn collect(node: &Node, mut levels: std::str::Split<'_, char>, out: &mut Vec<Subscriber>) {
-    out.extend_from_slice(&node.multi);
+    out.extend_from_slice(&node.multi.list);
     let Some(level) = levels.next() else {
-        out.extend_from_slice(&node.exact);
+        out.extend_from_slice(&node.exact.list);
         return;
     };
     if let Some(plus) = node.children.get("+") {
@@ -130,8 +175,8 @@ fn collect(node: &Node, mut levels: std::str::Split<'_, char>, out: &mut Vec<Sub
 
 fn remove_at(node: &mut Node, levels: &[&str], session_id: u64) -> bool {
     match levels {
-        [] => remove_from(&mut node.exact, session_id),
-        ["#"] => remove_from(&mut node.multi, session_id),
+        [] => node.exact.remove(session_id),
+        ["#"] => node.multi.remove(session_id),
         [level, rest @ ..] => {
             let Some(child) = node.children.get_mut(*level) else {
                 return false;

@@ -1,83 +1,147 @@
-//! The session: everything the broker remembers about one client identifier, and the packet
-//! handlers that change it.
+//! The session: everything the broker remembers about one client identifier, as a sans-IO state
+//! machine in the manner of quinn-proto.
+//!
+//! Inputs are `handle_*` calls (`handle_packet`, `handle_timeout`) with `now` as an argument;
+//! outputs are `Action`s taken with `poll_action` (messages to route, subscriptions to change,
+//! packets to write, acknowledgements that wait until their message is safe), the PUBLISH packets
+//! `poll_transmit` writes from the mailbox, and the deadline `poll_timeout` returns.
 //!
 //! A session is owned by exactly one connection task while its client is connected and by the
 //! registry while it is not; it is never shared. What the rest of the broker may touch is its
 //! mailbox, which publishers push into.
 //!
-//! Handlers take packets in and write response packets into the connection's write buffer; they
-//! never read a socket or a clock.
+//! **Architecture Invariant:** the session knows nothing about the router, sockets or the clock.
+//! It never routes a message, never reads the time and never waits.
 
+mod expiry;
+mod inflight;
+mod keepalive;
 mod registry;
+#[cfg(test)]
+mod tests;
+mod will;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use bytestring::ByteString;
 use iothub_protocol::{
-    encode_publish, EncodeError, Packet, PacketId, ProtocolVersion, Publish, PublishResponse, QoS,
-    ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
+    encode_publish, DecodeError, EncodeError, Packet, PacketId, ProtocolVersion, Publish, PublishResponse,
+    QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
+use tokio::time::Instant;
 
+pub use expiry::SessionExpiry;
+pub use keepalive::KeepAlive;
 pub use registry::{Registry, Takeover};
+pub use will::Will;
 
+use crate::exit::Exit;
 use crate::mailbox::Mailbox;
-use crate::message::{Delivery, Message};
-use crate::router::{RouteScratch, Router};
+use crate::message::{too_deep, Delivery, Message};
+use inflight::{Awaiting, Inflight};
 
-/// An outbound QoS 1 or 2 message that the client has not finished acknowledging.
+/// Retained-store nodes any SUBSCRIBE may visit to find the retained messages of its filters.
+const WALK_BASE: usize = 100_000;
+/// Further nodes per byte of SUBSCRIBE, so that the walk stays linear in the packet's size.
+const WALK_PER_BYTE: usize = 16;
+
+/// Something the session asks its connection to do, in order.
 #[derive(Debug)]
-struct Outgoing {
-    /// Packet identifier it was sent with.
-    packet_id: PacketId,
-    /// Where the exchange stands.
-    state: Awaiting,
-    /// The message, kept for re-sending with DUP=1 after a reconnect.
-    delivery: Delivery,
+pub enum Action {
+    /// Route a message to its subscribers; then write `ack` (PUBACK or PUBREC), but only once the
+    /// message is in the queue of every session entitled to it.
+    Publish {
+        /// The message, decoded once and shared.
+        message: Arc<Message>,
+        /// The acknowledgement owed to the publisher, if its QoS needs one.
+        ack: Option<Packet>,
+    },
+    /// Add (or replace) this session's subscription in the router and queue the retained
+    /// messages that match it [MQTT-3.8.4-3].
+    Subscribe {
+        /// The topic filter.
+        filter: ByteString,
+        /// The QoS granted.
+        qos: QoS,
+        /// Set on the first filter of a SUBSCRIBE: the retained-store nodes the walks of the
+        /// whole packet may visit, besides what the messages they find earn.
+        walk_budget: Option<usize>,
+    },
+    /// Remove this session's subscription to `filter` from the router.
+    Unsubscribe {
+        /// The topic filter.
+        filter: ByteString,
+    },
+    /// Tell the mailbox how many subscriptions the session now holds; sent after the router
+    /// changes of an UNSUBSCRIBE, so that the count is never lower than the router's entries.
+    SubscriptionCount(usize),
+    /// Write this packet, after everything before it.
+    Send(Packet),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Awaiting {
-    /// QoS 1 PUBLISH sent, PUBACK expected.
-    Ack,
-    /// QoS 2 PUBLISH sent, PUBREC expected.
-    Rec,
-    /// PUBREL sent, PUBCOMP expected.
-    Comp,
+/// Limits a session enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Most subscriptions at once; 0 means no limit.
+    pub max_subscriptions: usize,
+    /// How long an offline persistent session is kept; `None` while the server runs.
+    pub session_timeout: Option<Duration>,
 }
 
 /// The state of one client identifier.
+#[derive(Debug)]
 pub struct Session {
     /// The client identifier.
     pub client_id: ByteString,
-    /// Clean session flag of the connection that created or last resumed it; a clean session
-    /// ends with its connection.
+    /// Clean session flag of the connection that created or last resumed it.
     pub clean: bool,
+    /// How long the session outlives its connection.
+    expiry: SessionExpiry,
     /// Queue of messages waiting to be sent.
     mailbox: Arc<Mailbox>,
     /// Subscriptions by topic filter, with their granted QoS; mirrors the router's entries.
     subscriptions: HashMap<ByteString, QoS>,
-    /// Outbound QoS 1/2 messages awaiting acknowledgement, in send order.
-    inflight: VecDeque<Outgoing>,
-    /// Last packet identifier used for an outbound message.
-    last_packet_id: u16,
+    /// Outbound QoS 1/2 messages awaiting acknowledgement.
+    inflight: Inflight,
     /// Inbound QoS 2 packet identifiers received and not yet released by PUBREL.
     awaiting_pubrel: HashSet<u16>,
+    /// Limits in force.
+    limits: SessionLimits,
+    /// The will of the current network connection.
+    will: Option<Will>,
+    /// Keep-alive of the current network connection.
+    keep_alive: KeepAlive,
+    /// Actions not yet taken by the connection.
+    actions: VecDeque<Action>,
 }
 
 impl Session {
     /// A new, empty session.
-    pub fn new(client_id: ByteString, clean: bool, mailbox: Arc<Mailbox>) -> Session {
+    pub fn new(client_id: ByteString, clean: bool, mailbox: Arc<Mailbox>, limits: SessionLimits) -> Session {
         Session {
             client_id,
             clean,
+            expiry: SessionExpiry::for_v3(clean, limits.session_timeout),
             mailbox,
             subscriptions: HashMap::new(),
-            inflight: VecDeque::new(),
-            last_packet_id: 0,
+            inflight: Inflight::default(),
             awaiting_pubrel: HashSet::new(),
+            limits,
+            will: None,
+            keep_alive: KeepAlive::new(0, Instant::now()),
+            actions: VecDeque::new(),
         }
+    }
+
+    /// Starts a network connection on this session: its keep-alive (in seconds) counts from
+    /// `now`, and its will replaces any previous one.
+    pub fn attach(&mut self, keep_alive_secs: u16, will: Option<Will>, now: Instant) {
+        self.keep_alive = KeepAlive::new(keep_alive_secs, now);
+        self.will = will;
+        self.actions.clear();
     }
 
     /// The session's mailbox.
@@ -85,37 +149,109 @@ impl Session {
         &self.mailbox
     }
 
+    /// How long the session outlives its connection.
+    pub fn expiry(&self) -> SessionExpiry {
+        self.expiry
+    }
+
     /// Number of outbound messages awaiting acknowledgement.
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()
     }
 
-    /// Removes every subscription of this session from the router.
-    pub fn unsubscribe_all(&mut self, router: &Router) {
-        let id = self.mailbox.session_id();
-        for (filter, _) in self.subscriptions.drain() {
-            router.unsubscribe(&filter, id);
-        }
+    /// Number of subscriptions held.
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
+    }
+
+    /// Removes and returns every subscription's filter, for the caller to remove from the router
+    /// when the session is discarded.
+    pub fn take_subscriptions(&mut self) -> Vec<ByteString> {
         self.mailbox.set_subscription_count(0);
+        self.subscriptions.drain().map(|(filter, _)| filter).collect()
+    }
+
+    /// The will, if the connection's end publishes it; it is consumed either way.
+    pub fn take_will(&mut self, exit: &Exit) -> Option<Arc<Message>> {
+        self.will.take().and_then(|will| will.due(exit))
+    }
+
+    /// The next action for the connection, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// True while actions wait to be taken.
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.keep_alive.deadline()
+    }
+
+    /// Checks the deadlines at `now`: a keep-alive that ran out ends the connection.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Exit> {
+        if self.keep_alive.expired(now) {
+            return Err(Exit::KeepAliveTimeout);
+        }
+        Ok(())
+    }
+
+    /// Records that the client was alive at `now` without a packet being read: the broker itself
+    /// had stopped reading it, and the client kept taking what was written to it.
+    pub fn record_activity(&mut self, now: Instant) {
+        self.keep_alive.record_activity(now);
+    }
+
+    /// Handles one decoded packet from the client at `now`.
+    pub fn handle_packet(&mut self, packet: Packet, now: Instant) -> Result<(), Exit> {
+        // Only a whole control packet counts as keep-alive activity [MQTT-3.1.2-24].
+        self.keep_alive.record_activity(now);
+        match packet {
+            Packet::Publish(publish) => self.handle_publish(publish)?,
+            Packet::PubAck(ack) => self.handle_puback(ack.packet_id),
+            Packet::PubRec(rec) => self.handle_pubrec(rec.packet_id),
+            Packet::PubRel(rel) => self.handle_pubrel(rel.packet_id),
+            Packet::PubComp(comp) => self.handle_pubcomp(comp.packet_id),
+            Packet::Subscribe(subscribe) => self.handle_subscribe(subscribe),
+            Packet::Unsubscribe(unsubscribe) => self.handle_unsubscribe(unsubscribe),
+            Packet::PingReq => self.actions.push_back(Action::Send(Packet::PingResp)),
+            Packet::Disconnect(_) => {
+                // [MQTT-3.14.4-3]: the will is discarded without being published.
+                self.will = None;
+                return Err(Exit::Disconnect);
+            }
+            Packet::Connect(_) => {
+                return Err(Exit::Violation(DecodeError::Protocol("[MQTT-3.1.0-2] a second CONNECT")));
+            }
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                return Err(Exit::Violation(DecodeError::Protocol(
+                    "[MQTT-4.8.0-1] a packet only a server may send",
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Re-sends, in their original order and with their original packet identifiers, every
     /// unacknowledged PUBLISH (with DUP=1) and PUBREL [MQTT-4.4.0-1].
     pub fn resend_inflight(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
-        for outgoing in &self.inflight {
+        for (packet_id, outgoing) in self.inflight.in_order() {
             match outgoing.state {
                 Awaiting::Ack | Awaiting::Rec => {
-                    write_delivery(out, &outgoing.delivery, true, Some(outgoing.packet_id))?;
+                    write_delivery(out, &outgoing.delivery, true, Some(packet_id))?
                 }
-                Awaiting::Comp => write(out, &Packet::PubRel(PublishResponse::new(outgoing.packet_id)))?,
+                Awaiting::Comp => write(out, &Packet::PubRel(PublishResponse::new(packet_id)))?,
             }
         }
         Ok(())
     }
 
     /// Moves queued messages into `out` while the inflight window (`max_inflight`) has room,
-    /// taking about `byte_budget` payload bytes at most. `scratch` is reused between calls.
-    pub fn pump(
+    /// taking about `byte_budget` encoded bytes at most. `scratch` is reused between calls.
+    pub fn poll_transmit(
         &mut self,
         out: &mut BytesMut,
         max_inflight: usize,
@@ -135,147 +271,118 @@ impl Session {
                 }
                 continue;
             }
-            let packet_id = self.next_packet_id();
-            if result.is_ok() {
-                result = write_delivery(out, &delivery, false, Some(packet_id));
-            }
             let state = if delivery.qos == QoS::AtLeastOnce { Awaiting::Ack } else { Awaiting::Rec };
-            self.inflight.push_back(Outgoing { packet_id, state, delivery });
+            // The window is at most 65,535 (validated), so an identifier is always free.
+            let Some(packet_id) = self.inflight.insert(state, delivery) else { continue };
+            if let (true, Some(outgoing)) = (result.is_ok(), self.inflight.get(packet_id)) {
+                result = write_delivery(out, &outgoing.delivery, false, Some(packet_id));
+            }
         }
         result
     }
 
-    fn next_packet_id(&mut self) -> PacketId {
-        loop {
-            self.last_packet_id = self.last_packet_id.wrapping_add(1);
-            let Some(id) = PacketId::new(self.last_packet_id) else {
-                continue;
-            };
-            if !self.inflight.iter().any(|o| o.packet_id == id) {
-                return id;
-            }
-        }
-    }
-
-    fn position(&self, packet_id: PacketId, state: Awaiting) -> Option<usize> {
-        self.inflight.iter().position(|o| o.packet_id == packet_id && o.state == state)
-    }
-
     /// PUBACK from the client ends a QoS 1 delivery.
     pub fn handle_puback(&mut self, packet_id: PacketId) {
-        if let Some(index) = self.position(packet_id, Awaiting::Ack) {
-            self.inflight.remove(index);
-        }
+        self.inflight.complete(packet_id, Awaiting::Ack);
     }
 
     /// PUBREC from the client: answer PUBREL and wait for PUBCOMP [MQTT-4.3.3-1].
-    pub fn handle_pubrec(&mut self, packet_id: PacketId, out: &mut BytesMut) -> Result<(), EncodeError> {
-        if let Some(index) = self.position(packet_id, Awaiting::Rec) {
-            self.inflight[index].state = Awaiting::Comp;
-            write(out, &Packet::PubRel(PublishResponse::new(packet_id)))?;
-        } else if self.position(packet_id, Awaiting::Comp).is_some() {
-            write(out, &Packet::PubRel(PublishResponse::new(packet_id)))?;
+    pub fn handle_pubrec(&mut self, packet_id: PacketId) {
+        match self.inflight.state(packet_id) {
+            Some(Awaiting::Rec) => self.inflight.set_state(packet_id, Awaiting::Comp),
+            Some(Awaiting::Comp) => {}
+            _ => return,
         }
-        Ok(())
+        self.actions.push_back(Action::Send(Packet::PubRel(PublishResponse::new(packet_id))));
     }
 
     /// PUBCOMP from the client ends a QoS 2 delivery.
     pub fn handle_pubcomp(&mut self, packet_id: PacketId) {
-        if let Some(index) = self.position(packet_id, Awaiting::Comp) {
-            self.inflight.remove(index);
-        }
+        self.inflight.complete(packet_id, Awaiting::Comp);
     }
 
-    /// An inbound PUBLISH: routes it and acknowledges it. A QoS 2 PUBLISH whose packet
-    /// identifier is still awaiting PUBREL is a re-send and is not routed again [MQTT-4.3.3-2].
-    pub fn handle_publish(
-        &mut self,
-        publish: Publish,
-        router: &Router,
-        scratch: &mut RouteScratch,
-        out: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    /// An inbound PUBLISH: asks for it to be routed, with its acknowledgement to follow once it
+    /// is safe. A QoS 2 PUBLISH whose packet identifier is still awaiting PUBREL is a re-send and
+    /// is not routed again [MQTT-4.3.3-2]. A topic deeper than the hierarchy limit closes the
+    /// connection before it is acknowledged: an acknowledged message must be routable.
+    pub fn handle_publish(&mut self, publish: Publish) -> Result<(), Exit> {
+        if too_deep(&publish.topic) {
+            return Err(Exit::Violation(DecodeError::Protocol(
+                "topic name has more than 200 separators, the broker's hierarchy limit",
+            )));
+        }
         let forward = match (publish.qos, publish.packet_id) {
             (QoS::ExactlyOnce, Some(id)) => self.awaiting_pubrel.insert(id.get()),
             _ => true,
         };
-        let packet_id = publish.packet_id;
-        let qos = publish.qos;
+        let ack = match (publish.qos, publish.packet_id) {
+            (QoS::AtLeastOnce, Some(id)) => Some(Packet::PubAck(PublishResponse::new(id))),
+            (QoS::ExactlyOnce, Some(id)) => Some(Packet::PubRec(PublishResponse::new(id))),
+            _ => None,
+        };
         if forward && !is_reserved_for_broker(&publish.topic) {
-            let message = Arc::new(Message {
-                topic: publish.topic,
-                payload: publish.payload,
-                qos: publish.qos,
-                retain: publish.retain,
-            });
-            router.publish(&message, scratch);
+            let message = Arc::new(Message::new(publish.topic, publish.payload, publish.qos, publish.retain));
+            self.actions.push_back(Action::Publish { message, ack });
+        } else if let Some(ack) = ack {
+            self.actions.push_back(Action::Send(ack));
         }
-        match (qos, packet_id) {
-            (QoS::AtLeastOnce, Some(id)) => write(out, &Packet::PubAck(PublishResponse::new(id))),
-            (QoS::ExactlyOnce, Some(id)) => write(out, &Packet::PubRec(PublishResponse::new(id))),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     /// PUBREL from the client releases an inbound QoS 2 packet identifier; PUBCOMP is sent
     /// whether or not the identifier was known [MQTT-4.3.3-2].
-    pub fn handle_pubrel(&mut self, packet_id: PacketId, out: &mut BytesMut) -> Result<(), EncodeError> {
+    pub fn handle_pubrel(&mut self, packet_id: PacketId) {
         self.awaiting_pubrel.remove(&packet_id.get());
-        write(out, &Packet::PubComp(PublishResponse::new(packet_id)))
+        self.actions.push_back(Action::Send(Packet::PubComp(PublishResponse::new(packet_id))));
     }
 
-    /// SUBSCRIBE: grants each filter at the requested QoS (refusing, with 0x80, a filter of more
-    /// than `MAX_TOPIC_LEVELS` levels), replaces an existing subscription to
-    /// an identical filter [MQTT-3.8.4-3], answers with one SUBACK code per filter in order
-    /// [MQTT-3.8.4-5], [MQTT-3.8.4-6], then queues the retained messages that match.
-    pub fn handle_subscribe(
-        &mut self,
-        subscribe: &Subscribe,
-        router: &Router,
-        out: &mut BytesMut,
-        retained: &mut Vec<Arc<Message>>,
-    ) -> Result<(), EncodeError> {
+    /// SUBSCRIBE: grants each filter at the requested QoS, in order; a filter named again (in this
+    /// packet or later) replaces the subscription and gets its retained messages again
+    /// [MQTT-3.8.4-3]. A filter deeper than the hierarchy limit, or a new one beyond
+    /// `max_subscriptions`, is refused (0x80; in 5.0 0x97 for the quota). One SUBACK code per
+    /// filter, in order [MQTT-3.8.4-5], [MQTT-3.8.4-6], follows the router changes. Linear in the
+    /// packet: each filter costs one map lookup here.
+    pub fn handle_subscribe(&mut self, subscribe: Subscribe) {
         let mut reason_codes = Vec::with_capacity(subscribe.filters.len());
-        for (index, (filter, options)) in subscribe.filters.iter().enumerate() {
-            let granted = options.qos;
-            // The count goes up before the router sees a second subscription, so a concurrent
-            // publish never misses that it must fold overlapping matches into one delivery.
-            let is_new = !self.subscriptions.contains_key(filter);
-            self.mailbox.set_subscription_count(self.subscriptions.len() + usize::from(is_new));
-            // A filter repeated later in the same packet gets its retained messages then.
-            let last = subscribe.filters[index + 1..].iter().all(|(later, _)| later != filter);
-            let scratch = if last { Some(&mut *retained) } else { None };
-            if router.subscribe(filter, &self.mailbox, granted, scratch).is_err() {
-                tracing::info!(%filter, "subscription refused: too many topic levels");
-                self.mailbox.set_subscription_count(self.subscriptions.len());
+        let limit = self.limits.max_subscriptions;
+        let packet_size: usize = subscribe.filters.iter().map(|(filter, _)| filter.len() + 3).sum();
+        let mut walk_budget = Some(WALK_BASE + WALK_PER_BYTE * packet_size);
+        for (filter, options) in subscribe.filters {
+            if too_deep(&filter) {
+                tracing::info!(%filter, "subscription refused: deeper than the hierarchy limit");
                 reason_codes.push(ReasonCode::UnspecifiedError);
                 continue;
             }
-            self.subscriptions.insert(filter.clone(), granted);
-            reason_codes.push(ReasonCode::granted(granted));
+            let is_new = !self.subscriptions.contains_key(&filter);
+            if is_new && limit != 0 && self.subscriptions.len() >= limit {
+                tracing::info!(%filter, "subscription refused: server.max_subscriptions reached");
+                reason_codes.push(ReasonCode::QuotaExceeded);
+                continue;
+            }
+            let qos = options.qos;
+            self.subscriptions.insert(filter.clone(), qos);
+            // The count goes up before the router sees a second subscription, so a concurrent
+            // publish never misses that it must fold overlapping matches into one delivery.
+            self.mailbox.set_subscription_count(self.subscriptions.len());
+            self.actions.push_back(Action::Subscribe { filter, qos, walk_budget: walk_budget.take() });
+            reason_codes.push(ReasonCode::granted(qos));
         }
-        // The retained messages are only queued; they are written after this SUBACK, when the
-        // connection next pulls from the mailbox.
-        write(out, &Packet::SubAck(SubAck { packet_id: subscribe.packet_id, reason_codes, properties: None }))
+        let suback = SubAck { packet_id: subscribe.packet_id, reason_codes, properties: None };
+        self.actions.push_back(Action::Send(Packet::SubAck(suback)));
     }
 
     /// UNSUBSCRIBE: removes each filter's subscription and always answers UNSUBACK
     /// [MQTT-3.10.4-4], [MQTT-3.10.4-5].
-    pub fn handle_unsubscribe(
-        &mut self,
-        unsubscribe: &Unsubscribe,
-        router: &Router,
-        out: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
-        for filter in &unsubscribe.filters {
-            if self.subscriptions.remove(filter).is_some() {
-                router.unsubscribe(filter, self.mailbox.session_id());
+    pub fn handle_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
+        for filter in unsubscribe.filters {
+            if self.subscriptions.remove(&filter).is_some() {
+                self.actions.push_back(Action::Unsubscribe { filter });
             }
         }
-        self.mailbox.set_subscription_count(self.subscriptions.len());
+        self.actions.push_back(Action::SubscriptionCount(self.subscriptions.len()));
         let unsuback =
             UnsubAck { packet_id: unsubscribe.packet_id, reason_codes: Vec::new(), properties: None };
-        write(out, &Packet::UnsubAck(unsuback))
+        self.actions.push_back(Action::Send(Packet::UnsubAck(unsuback)));
     }
 }
 

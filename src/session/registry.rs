@@ -5,7 +5,7 @@
 //! is told to close [MQTT-3.1.4-2] and the claim waits until it has handed its session back, so a
 //! session is owned by one task at a time and never shared.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -80,20 +80,44 @@ enum Slot {
         /// How to close it and learn that it has closed.
         takeover: Arc<Takeover>,
     },
-    /// No connection owns the session; it is kept until `expires_at`.
+    /// No connection owns the session; it is kept until its expiry key's time.
     Offline {
         /// The stored session.
         session: Box<Session>,
-        /// When it is discarded; `None` for never.
-        expires_at: Option<Instant>,
+        /// Its entry in the expiry index; `None` for never.
+        expires: Option<ExpiryKey>,
     },
+}
+
+/// When an offline session expires, made unique by a sequence number.
+type ExpiryKey = (Instant, u64);
+
+/// The slots and the expiry index, under one lock.
+#[derive(Default)]
+struct Slots {
+    /// Sessions by client identifier.
+    by_client: HashMap<ByteString, Slot>,
+    /// Offline sessions in expiry order, so that expiring costs O(log n) per expired session,
+    /// never a scan of every slot.
+    by_expiry: BTreeMap<ExpiryKey, ByteString>,
+}
+
+impl Slots {
+    /// Removes a slot, and its expiry entry if it was offline.
+    fn take(&mut self, client_id: &ByteString) -> Option<Slot> {
+        let slot = self.by_client.remove(client_id)?;
+        if let Slot::Offline { expires: Some(key), .. } = &slot {
+            self.by_expiry.remove(key);
+        }
+        Some(slot)
+    }
 }
 
 /// All sessions of a server, by client identifier.
 #[derive(Default)]
 pub struct Registry {
-    /// The slots; the lock is held for map operations only, never across an `.await`.
-    slots: Mutex<HashMap<ByteString, Slot>>,
+    /// The slots; the lock is held for O(log n) map operations only, never across an `.await`.
+    slots: Mutex<Slots>,
     /// Source of unique connection and session identifiers.
     next_id: AtomicU64,
 }
@@ -103,7 +127,7 @@ pub struct Registry {
 const HANDBACK_WAIT: Duration = Duration::from_secs(1);
 
 impl Registry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<ByteString, Slot>> {
+    fn lock(&self) -> MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -124,18 +148,17 @@ impl Registry {
         loop {
             let previous = {
                 let mut slots = self.lock();
-                match slots.get(client_id) {
-                    Some(Slot::Online { takeover: previous, .. }) => {
-                        previous.kick(clean);
-                        Arc::clone(previous)
-                    }
-                    _ => {
-                        let slot = Slot::Online { connection_id, takeover: Arc::clone(takeover) };
-                        return match slots.insert(client_id.clone(), slot) {
-                            Some(Slot::Offline { session, .. }) => Some(session),
-                            _ => None,
-                        };
-                    }
+                if let Some(Slot::Online { takeover: previous, .. }) = slots.by_client.get(client_id) {
+                    previous.kick(clean);
+                    Arc::clone(previous)
+                } else {
+                    let previous = slots.take(client_id);
+                    let slot = Slot::Online { connection_id, takeover: Arc::clone(takeover) };
+                    slots.by_client.insert(client_id.clone(), slot);
+                    return match previous {
+                        Some(Slot::Offline { session, .. }) => Some(session),
+                        _ => None,
+                    };
                 }
             };
             // The previous owner marks itself closed once it has handed the session back. The
@@ -155,37 +178,61 @@ impl Registry {
         expires_at: Option<Instant>,
     ) -> Option<Box<Session>> {
         let mut slots = self.lock();
-        let owned = matches!(slots.get(&session.client_id),
+        let owned = matches!(slots.by_client.get(&session.client_id),
             Some(Slot::Online { connection_id: owner, .. }) if *owner == connection_id);
         if !owned {
             return Some(session);
         }
         if keep {
             session.mailbox().set_online(false);
-            slots.insert(session.client_id.clone(), Slot::Offline { session, expires_at });
+            let client_id = session.client_id.clone();
+            let expires = expires_at.map(|at| (at, self.next_id()));
+            if let Some(key) = expires {
+                slots.by_expiry.insert(key, client_id.clone());
+            }
+            slots.by_client.insert(client_id, Slot::Offline { session, expires });
             None
         } else {
-            slots.remove(&session.client_id);
+            slots.by_client.remove(&session.client_id);
             Some(session)
         }
     }
 
-    /// Removes and returns every offline session whose expiry time has passed.
+    /// Gives up the claim of connection `connection_id` on `client_id` without a session to hand
+    /// back (the task ended between its claim and its session, or lost the session in a panic).
+    pub fn abandon(&self, client_id: &ByteString, connection_id: u64) {
+        let mut slots = self.lock();
+        if matches!(slots.by_client.get(client_id),
+            Some(Slot::Online { connection_id: owner, .. }) if *owner == connection_id)
+        {
+            slots.by_client.remove(client_id);
+        }
+    }
+
+    /// Removes and returns every offline session whose expiry time has passed, in expiry order;
+    /// the cost is that of the expired sessions only.
     pub fn expire(&self, now: Instant) -> Vec<Box<Session>> {
         let mut slots = self.lock();
-        let expired: Vec<ByteString> = slots
-            .iter()
-            .filter_map(|(id, slot)| match slot {
-                Slot::Offline { expires_at: Some(at), .. } if *at <= now => Some(id.clone()),
-                _ => None,
-            })
-            .collect();
+        let mut expired = Vec::new();
+        while let Some(entry) = slots.by_expiry.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let client_id = entry.remove();
+            if let Some(Slot::Offline { session, .. }) = slots.by_client.remove(&client_id) {
+                expired.push(session);
+            }
+        }
         expired
-            .into_iter()
-            .filter_map(|id| match slots.remove(&id) {
-                Some(Slot::Offline { session, .. }) => Some(session),
-                _ => None,
-            })
-            .collect()
+    }
+
+    /// Number of client identifiers held, online and offline.
+    pub fn len(&self) -> usize {
+        self.lock().by_client.len()
+    }
+
+    /// True when no client identifier is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

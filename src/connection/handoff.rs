@@ -1,0 +1,102 @@
+//! The hand-back of a session at the end of its connection, as a guard: whatever way the
+//! connection task ends (an exit, a cancelled future, a panic), the registry slot it claimed is
+//! released, the session goes back to the registry or is discarded, and a successor waiting to
+//! take the client identifier over is told.
+
+use std::sync::Arc;
+
+use bytestring::ByteString;
+use tokio::time::Instant;
+
+use crate::context::Context;
+use crate::exit::Exit;
+use crate::message::Message;
+use crate::router::RouteScratch;
+use crate::session::{Session, Takeover};
+
+/// A connection's claim on a client identifier, and the session it serves.
+pub struct SessionGuard {
+    /// Shared server state.
+    context: Arc<Context>,
+    /// The claimed client identifier.
+    client_id: ByteString,
+    /// Which connection holds the claim.
+    connection_id: u64,
+    /// How a successor closes this connection and learns that it has.
+    takeover: Arc<Takeover>,
+    /// The session, once there is one; `None` after the hand-back.
+    session: Option<Box<Session>>,
+}
+
+impl SessionGuard {
+    /// A guard for a claim that has no session yet.
+    pub fn new(
+        context: Arc<Context>,
+        client_id: ByteString,
+        connection_id: u64,
+        takeover: Arc<Takeover>,
+    ) -> Self {
+        SessionGuard { context, client_id, connection_id, takeover, session: None }
+    }
+
+    /// Puts the session under the guard and returns it for use.
+    pub fn hold(&mut self, session: Box<Session>) -> &mut Session {
+        self.session.insert(session)
+    }
+
+    /// Ends the connection with `exit`: publishes the will if the exit calls for it, then hands
+    /// the session back.
+    pub fn finish(&mut self, exit: &Exit, routing: &mut RouteScratch) {
+        let Some(mut session) = self.session.take() else {
+            return;
+        };
+        if let Some(will) = session.take_will(exit) {
+            publish_will(&self.context, &will, routing);
+        }
+        self.hand_back(session);
+    }
+
+    fn hand_back(&self, session: Box<Session>) {
+        let expiry = session.expiry();
+        let keep = expiry.keeps();
+        let expires_at = expiry.deadline(Instant::now());
+        let context = &self.context;
+        if let Some(mut discarded) = context.registry.release(session, self.connection_id, keep, expires_at) {
+            discard(context, &mut discarded);
+        }
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if let Some(mut session) = self.session.take() {
+            // The task ended without `finish`: it panicked, or its future was dropped. The
+            // network connection is gone without DISCONNECT, so the will is due.
+            tracing::warn!("connection task ended abnormally; handing its session back");
+            if let Some(will) = session.take_will(&Exit::PeerClosed) {
+                publish_will(&self.context, &will, &mut RouteScratch::default());
+            }
+            self.hand_back(session);
+        } else {
+            self.context.registry.abandon(&self.client_id, self.connection_id);
+        }
+        self.takeover.mark_closed();
+    }
+}
+
+/// Routes a will message. Nobody waits for its acknowledgement, so a queue it overfills stays
+/// one message over its bound.
+fn publish_will(context: &Context, will: &Arc<Message>, routing: &mut RouteScratch) {
+    tracing::debug!(topic = %will.topic, "publishing will message");
+    context.router.publish(will, routing);
+    drop(routing.take_full());
+    routing.wake_all();
+}
+
+/// Removes a discarded session's subscriptions from the router.
+pub fn discard(context: &Context, session: &mut Session) {
+    let id = session.mailbox().session_id();
+    for filter in session.take_subscriptions() {
+        context.router.unsubscribe(&filter, id);
+    }
+}

@@ -1,0 +1,77 @@
+//! Why a connection ended: one value per connection, logged once inside its span.
+//!
+//! Both the sans-IO session (a violation, DISCONNECT, keep-alive expiry) and the connection task
+//! (socket errors, shutdown, takeover) end a connection with an `Exit`; this module knows nothing
+//! about either of them.
+
+use std::io;
+
+use iothub_protocol::{DecodeError, EncodeError, ReasonCode};
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub enum Exit {
+    /// The client sent DISCONNECT.
+    Disconnect,
+    /// The client closed the socket without DISCONNECT.
+    PeerClosed,
+    /// Reading or writing the socket failed.
+    Io(io::Error),
+    /// A packet for the client could not be encoded.
+    Encode(EncodeError),
+    /// The client broke the protocol; the error names the rule.
+    Violation(DecodeError),
+    /// No CONNECT within `connect_timeout_secs`.
+    ConnectTimeout,
+    /// Nothing received for 1.5 times the keep-alive [MQTT-3.1.2-24].
+    KeepAliveTimeout,
+    /// CONNECT refused with this CONNACK code.
+    Refused(ReasonCode),
+    /// A new connection with the same client identifier took the session [MQTT-3.1.4-2].
+    TakenOver,
+    /// The client did not drain its queue for `slow_subscriber_timeout_ms` while a publisher
+    /// waited on it, and `queue_overflow = "disconnect"`.
+    SlowSubscriber,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl Exit {
+    /// Logs the exit, once, in the connection's span.
+    pub fn log(&self) {
+        match self {
+            Exit::Disconnect => tracing::debug!("client disconnected"),
+            Exit::PeerClosed => tracing::info!("connection closed by the client without DISCONNECT"),
+            Exit::Io(error) => tracing::info!(%error, "connection lost"),
+            Exit::Encode(error) => {
+                tracing::warn!(%error, "closing connection: a packet could not be encoded")
+            }
+            Exit::Violation(error) => tracing::warn!(%error, "closing connection: protocol violation"),
+            Exit::ConnectTimeout => tracing::info!("closing connection: no CONNECT in time"),
+            Exit::KeepAliveTimeout => tracing::info!("closing connection: keep-alive expired"),
+            Exit::Refused(code) => tracing::info!(?code, "connection refused"),
+            Exit::TakenOver => {
+                tracing::info!("closing connection: client identifier taken over by a new connection")
+            }
+            Exit::SlowSubscriber => tracing::warn!(
+                "closing connection: the client did not read its messages within slow_subscriber_timeout_ms"
+            ),
+            Exit::Shutdown => tracing::debug!("closing connection: server shutting down"),
+        }
+    }
+
+    /// The MQTT 5.0 reason code a server sends in DISCONNECT for this exit, where it sends one.
+    pub fn reason_code(&self) -> Option<ReasonCode> {
+        match self {
+            Exit::Violation(error) => Some(error.reason_code()),
+            Exit::KeepAliveTimeout => Some(ReasonCode::KeepAliveTimeout),
+            Exit::TakenOver => Some(ReasonCode::SessionTakenOver),
+            Exit::SlowSubscriber => Some(ReasonCode::QuotaExceeded),
+            Exit::Shutdown => Some(ReasonCode::ServerShuttingDown),
+            Exit::Encode(_) => Some(ReasonCode::ImplementationSpecificError),
+            Exit::Disconnect | Exit::PeerClosed | Exit::Io(_) | Exit::ConnectTimeout | Exit::Refused(_) => {
+                None
+            }
+        }
+    }
+}

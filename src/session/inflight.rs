@@ -1,0 +1,259 @@
+//! The outbound inflight window: QoS 1 and 2 messages sent to the client and not yet fully
+//! acknowledged, and the packet identifiers they use.
+//!
+//! Every operation a peer can trigger costs O(1): entries are found by packet identifier in a
+//! map, send order is kept in a queue compacted lazily, and a free packet identifier is found in
+//! a two-level bitmap of the 65,535 identifiers (at most 17 word reads), so that even
+//! `max_inflight_messages = 65535` costs nothing per acknowledgement.
+
+use std::collections::{HashMap, VecDeque};
+
+use iothub_protocol::PacketId;
+
+use crate::message::Delivery;
+
+/// Where an outbound exchange stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Awaiting {
+    /// QoS 1 PUBLISH sent, PUBACK expected.
+    Ack,
+    /// QoS 2 PUBLISH sent, PUBREC expected.
+    Rec,
+    /// PUBREL sent, PUBCOMP expected.
+    Comp,
+}
+
+/// One outbound QoS 1 or 2 message the client has not finished acknowledging.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// Where the exchange stands.
+    pub state: Awaiting,
+    /// The message, kept for re-sending with DUP=1 after a reconnect.
+    pub delivery: Delivery,
+    /// Position in send order, to tell live entries of `order` from stale ones.
+    sequence: u64,
+}
+
+/// Packet identifiers in use, as a bitmap with a summary of full words.
+#[derive(Debug)]
+struct IdBitmap {
+    /// Bit `id % 64` of word `id / 64` is set while `id` is in use.
+    words: Box<[u64; 1024]>,
+    /// Bit `w % 64` of word `w / 64` is set while word `w` is full.
+    full: [u64; 16],
+}
+
+impl IdBitmap {
+    fn new() -> IdBitmap {
+        // Identifier 0 is not a valid packet identifier: it is permanently "in use".
+        let mut words = Box::new([0u64; 1024]);
+        words[0] = 1;
+        IdBitmap { words, full: [0; 16] }
+    }
+
+    fn set(&mut self, id: u16, used: bool) {
+        let (word, bit) = (usize::from(id / 64), id % 64);
+        if used {
+            self.words[word] |= 1 << bit;
+        } else {
+            self.words[word] &= !(1 << bit);
+        }
+        let mark = 1u64 << (word % 64);
+        if self.words[word] == u64::MAX {
+            self.full[word / 64] |= mark;
+        } else {
+            self.full[word / 64] &= !mark;
+        }
+    }
+
+    fn is_set(&self, id: u16) -> bool {
+        self.words[usize::from(id / 64)] & (1 << (id % 64)) != 0
+    }
+
+    /// The first free identifier at or after `start`, wrapping around.
+    fn free_from(&self, start: u16) -> Option<u16> {
+        if !self.is_set(start) {
+            return Some(start);
+        }
+        let first_word = usize::from(start / 64);
+        // The rest of the starting word, then whole words found through the summary.
+        let rest = self.words[first_word] | ((1u64 << (start % 64)) - 1);
+        if rest != u64::MAX {
+            return Some(word_id(first_word, rest));
+        }
+        // Then the words after it, 64 at a time through the summary, wrapping around to the
+        // start of the starting word (17 summary reads at most).
+        let next_word = (first_word + 1) % 1024;
+        for step in 0..=16 {
+            let summary = (next_word / 64 + step) % 16;
+            let mut free_words = !self.full[summary];
+            if step == 0 {
+                free_words &= !((1u64 << (next_word % 64)) - 1);
+            }
+            if free_words != 0 {
+                let word = summary * 64 + free_words.trailing_zeros() as usize;
+                return Some(word_id(word, self.words[word]));
+            }
+        }
+        None
+    }
+}
+
+fn word_id(word: usize, bits: u64) -> u16 {
+    // `bits` has a zero bit, so trailing_ones is below 64; `word` is below 1024.
+    u16::try_from(word * 64 + bits.trailing_ones() as usize).unwrap_or(0)
+}
+
+/// The inflight window of one session.
+#[derive(Debug, Default)]
+pub struct Inflight {
+    /// Entries by packet identifier.
+    entries: HashMap<u16, Outgoing>,
+    /// Packet identifiers in send order with their sequence numbers; entries that no longer match
+    /// `entries` are stale and skipped.
+    order: VecDeque<(u64, u16)>,
+    /// Next sequence number.
+    next_sequence: u64,
+    /// Identifiers in use; allocated on first use, so an idle session does not pay for it.
+    ids: Option<IdBitmap>,
+    /// Last identifier handed out.
+    last_id: u16,
+}
+
+impl Inflight {
+    /// Number of messages in flight.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Adds a sent delivery under a fresh packet identifier, which it returns; `None` only if all
+    /// 65,535 identifiers are in use.
+    pub fn insert(&mut self, state: Awaiting, delivery: Delivery) -> Option<PacketId> {
+        let ids = self.ids.get_or_insert_with(IdBitmap::new);
+        let id = ids.free_from(self.last_id.wrapping_add(1))?;
+        let packet_id = PacketId::new(id)?;
+        ids.set(id, true);
+        self.last_id = id;
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        self.entries.insert(id, Outgoing { state, delivery, sequence });
+        self.order.push_back((sequence, id));
+        Some(packet_id)
+    }
+
+    /// The exchange using `packet_id`, if any.
+    pub fn get(&self, packet_id: PacketId) -> Option<&Outgoing> {
+        self.entries.get(&packet_id.get())
+    }
+
+    /// The state of the exchange using `packet_id`, if any.
+    pub fn state(&self, packet_id: PacketId) -> Option<Awaiting> {
+        self.entries.get(&packet_id.get()).map(|o| o.state)
+    }
+
+    /// Moves the exchange using `packet_id` to `state`.
+    pub fn set_state(&mut self, packet_id: PacketId, state: Awaiting) {
+        if let Some(outgoing) = self.entries.get_mut(&packet_id.get()) {
+            outgoing.state = state;
+        }
+    }
+
+    /// Ends the exchange using `packet_id` if it is in `state`; returns true if it was.
+    pub fn complete(&mut self, packet_id: PacketId, state: Awaiting) -> bool {
+        let id = packet_id.get();
+        if self.entries.get(&id).map(|o| o.state) != Some(state) {
+            return false;
+        }
+        self.entries.remove(&id);
+        if let Some(ids) = &mut self.ids {
+            ids.set(id, false);
+        }
+        self.compact();
+        true
+    }
+
+    /// Drops stale entries of the send order: from the front at once, and all of them when they
+    /// outnumber the live ones, so the queue stays within twice the window (amortised O(1)).
+    fn compact(&mut self) {
+        while let Some(&(sequence, id)) = self.order.front() {
+            if self.entries.get(&id).is_some_and(|o| o.sequence == sequence) {
+                break;
+            }
+            self.order.pop_front();
+        }
+        if self.order.len() > 2 * self.entries.len() + 16 {
+            let entries = &self.entries;
+            self.order.retain(|(sequence, id)| entries.get(id).is_some_and(|o| o.sequence == *sequence));
+        }
+        if self.entries.is_empty() && self.order.is_empty() {
+            // An idle session gives the bitmap back; identifiers restart after the last one.
+            self.ids = None;
+        }
+    }
+
+    /// Every entry in send order, with its packet identifier.
+    pub fn in_order(&self) -> impl Iterator<Item = (PacketId, &Outgoing)> {
+        self.order.iter().filter_map(|(sequence, id)| {
+            let outgoing = self.entries.get(id).filter(|o| o.sequence == *sequence)?;
+            Some((PacketId::new(*id)?, outgoing))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use iothub_protocol::QoS;
+    use std::sync::Arc;
+
+    fn delivery() -> Delivery {
+        let message = Arc::new(Message::new("t".into(), bytes::Bytes::new(), QoS::AtLeastOnce, false));
+        Delivery { message, qos: QoS::AtLeastOnce, retain: false }
+    }
+
+    #[test]
+    fn identifiers_wrap_around_and_skip_those_in_use() {
+        let mut inflight = Inflight::default();
+        let first = inflight.insert(Awaiting::Ack, delivery()).map(PacketId::get);
+        assert_eq!(first, Some(1));
+        // Use up to 65535, keeping 1 and 2 in flight, then wrap: 1 and 2 are skipped.
+        let two = inflight.insert(Awaiting::Ack, delivery());
+        for _ in 3..=65_535u32 {
+            let id = inflight.insert(Awaiting::Ack, delivery());
+            let Some(id) = id else { panic!("ran out of identifiers") };
+            assert!(inflight.complete(id, Awaiting::Ack));
+        }
+        assert_eq!(inflight.len(), 2);
+        assert_eq!(inflight.insert(Awaiting::Ack, delivery()).map(PacketId::get), Some(3));
+        assert!(two.is_some());
+    }
+
+    #[test]
+    fn a_full_window_of_65535_finds_the_one_free_identifier() {
+        let mut inflight = Inflight::default();
+        let ids: Vec<PacketId> =
+            (0..65_535).filter_map(|_| inflight.insert(Awaiting::Ack, delivery())).collect();
+        assert_eq!(ids.len(), 65_535);
+        assert!(inflight.insert(Awaiting::Ack, delivery()).is_none(), "every identifier is in use");
+        for &id in ids.iter().rev().take(1000) {
+            assert!(inflight.complete(id, Awaiting::Ack));
+            assert_eq!(inflight.insert(Awaiting::Ack, delivery()), Some(id));
+        }
+    }
+
+    #[test]
+    fn send_order_survives_completions_out_of_order() {
+        let mut inflight = Inflight::default();
+        let ids: Vec<PacketId> =
+            (0..100).filter_map(|_| inflight.insert(Awaiting::Ack, delivery())).collect();
+        for id in ids.iter().skip(1).step_by(2) {
+            assert!(inflight.complete(*id, Awaiting::Ack));
+        }
+        let left: Vec<u16> = inflight.in_order().map(|(id, _)| id.get()).collect();
+        let expected: Vec<u16> = ids.iter().step_by(2).map(|id| id.get()).collect();
+        assert_eq!(left, expected);
+        assert!(inflight.order.len() <= 2 * inflight.len() + 16);
+        assert!(!inflight.complete(ids[0], Awaiting::Rec), "wrong state is ignored");
+    }
+}

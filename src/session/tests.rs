@@ -1,0 +1,1 @@
+//! Session unit tests: a session driven with a fake clock and no sockets.
