@@ -100,3 +100,62 @@ pub fn discard(context: &Context, session: &mut Session) {
         context.router.unsubscribe(&filter, id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::mailbox::{Mailbox, QueueLimits};
+    use crate::metrics::Metrics;
+    use crate::router::Router;
+    use crate::session::Registry;
+    use std::time::Duration;
+
+    fn context() -> Arc<Context> {
+        let metrics = Arc::new(Metrics::default());
+        Arc::new(Context {
+            config: Config::defaults().server,
+            router: Router::new(0, Arc::clone(&metrics)),
+            registry: Registry::default(),
+            metrics,
+            connection_slots: None,
+        })
+    }
+
+    /// A connection task that panics after claiming its client identifier must not wedge it:
+    /// the guard hands the persistent session back on unwind, and the next claim gets it at once.
+    #[tokio::test]
+    async fn a_panicking_connection_hands_its_session_back() {
+        let context = context();
+        let client_id = ByteString::from("wedged");
+        let takeover = Arc::new(Takeover::default());
+        let claimed = context.registry.claim(&client_id, 1, &takeover, false).await;
+        assert!(claimed.is_none());
+        let mailbox = Arc::new(Mailbox::new(7, QueueLimits::messages(10)));
+        let session = Box::new(Session::new(client_id.clone(), false, mailbox, context.session_limits()));
+        let mut guard = SessionGuard::new(Arc::clone(&context), client_id.clone(), 1, takeover);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            guard.hold(session);
+            panic!("a bug in a connection task");
+        }));
+        assert!(panicked.is_err());
+        let next = Arc::new(Takeover::default());
+        let claim = context.registry.claim(&client_id, 2, &next, false);
+        let resumed = tokio::time::timeout(Duration::from_secs(5), claim).await;
+        let session = resumed.ok().flatten().map(|s| s.mailbox().session_id());
+        assert_eq!(session, Some(7), "the stored session is handed to the next connection");
+    }
+
+    /// A task that claimed an identifier but ended before it had a session frees the claim.
+    #[tokio::test]
+    async fn a_claim_without_a_session_is_abandoned_on_drop() {
+        let context = context();
+        let client_id = ByteString::from("early");
+        let takeover = Arc::new(Takeover::default());
+        let _ = context.registry.claim(&client_id, 1, &takeover, true).await;
+        drop(SessionGuard::new(Arc::clone(&context), client_id.clone(), 1, takeover));
+        let next = Arc::new(Takeover::default());
+        let claim = context.registry.claim(&client_id, 2, &next, true);
+        assert!(tokio::time::timeout(Duration::from_secs(5), claim).await.is_ok());
+    }
+}

@@ -1,1 +1,249 @@
-//! Session unit tests: a session driven with a fake clock and no sockets.
+//! Session unit tests: a session driven with a fake clock and no sockets, in the manner of
+//! quinn-proto's simulated pair. Time is an `Instant` the test moves by hand.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use iothub_protocol::{
+    decode, Packet, PacketId, ProtocolVersion, Publish, PublishResponse, QoS, Subscribe, SubscriptionOptions,
+};
+use tokio::time::Instant;
+
+use super::{Action, Session, SessionExpiry, SessionLimits, Will};
+use crate::exit::Exit;
+use crate::mailbox::{Mailbox, QueueLimits};
+use crate::message::{Delivery, Message};
+
+fn session(clean: bool) -> Session {
+    let mailbox = Arc::new(Mailbox::new(1, QueueLimits::messages(100)));
+    let limits = SessionLimits { max_subscriptions: 2, session_timeout: Some(Duration::from_secs(30)) };
+    Session::new("client".into(), clean, mailbox, limits)
+}
+
+fn id(n: u16) -> PacketId {
+    PacketId::new(n).unwrap()
+}
+
+fn publish(qos: QoS, packet_id: Option<u16>, topic: &str) -> Packet {
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: topic.into(),
+        packet_id: packet_id.map(id),
+        payload: Bytes::from_static(b"p"),
+        properties: None,
+    })
+}
+
+fn actions(session: &mut Session) -> Vec<Action> {
+    std::iter::from_fn(|| session.poll_action()).collect()
+}
+
+fn sent(session: &mut Session) -> Vec<Packet> {
+    actions(session)
+        .into_iter()
+        .map(|action| match action {
+            Action::Send(packet) => packet,
+            other => panic!("expected only packets to send, got {other:?}"),
+        })
+        .collect()
+}
+
+/// Queues a QoS `qos` message and has the session send it; returns the packets written.
+fn deliver(session: &mut Session, qos: QoS) -> Vec<Packet> {
+    let message = Arc::new(Message::new("t".into(), Bytes::from_static(b"m"), qos, false));
+    session.mailbox().push(Delivery { message, qos, retain: false });
+    let mut out = BytesMut::new();
+    session.poll_transmit(&mut out, 20, usize::MAX, &mut Vec::new()).unwrap_or_default();
+    decode_all(&mut out)
+}
+
+fn decode_all(out: &mut BytesMut) -> Vec<Packet> {
+    std::iter::from_fn(|| decode(out, ProtocolVersion::V311, usize::MAX).ok().flatten()).collect()
+}
+
+fn packet_id_of(packet: &Packet) -> Option<u16> {
+    match packet {
+        Packet::Publish(publish) => publish.packet_id.map(PacketId::get),
+        _ => None,
+    }
+}
+
+#[test]
+fn mqtt_4_3_2_inbound_qos1_is_routed_with_its_puback_deferred() {
+    let mut session = session(true);
+    session.handle_packet(publish(QoS::AtLeastOnce, Some(7), "a/b"), Instant::now()).unwrap_or(());
+    match actions(&mut session).as_slice() {
+        [Action::Publish { message, ack: Some(Packet::PubAck(ack)) }] => {
+            assert_eq!(&*message.topic, "a/b");
+            assert_eq!(ack.packet_id.get(), 7);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn mqtt_4_3_3_2_inbound_qos2_is_routed_once_and_released_by_pubrel() {
+    let mut session = session(true);
+    let now = Instant::now();
+    session.handle_packet(publish(QoS::ExactlyOnce, Some(3), "t"), now).unwrap_or(());
+    assert!(matches!(
+        actions(&mut session).as_slice(),
+        [Action::Publish { ack: Some(Packet::PubRec(_)), .. }]
+    ));
+    // A re-send before PUBREL is answered but not routed again.
+    session.handle_packet(publish(QoS::ExactlyOnce, Some(3), "t"), now).unwrap_or(());
+    assert!(matches!(sent(&mut session).as_slice(), [Packet::PubRec(_)]));
+    session.handle_packet(Packet::PubRel(PublishResponse::new(id(3))), now).unwrap_or(());
+    assert!(matches!(sent(&mut session).as_slice(), [Packet::PubComp(_)]));
+    // After PUBREL the identifier is free: the same id is a new message.
+    session.handle_packet(publish(QoS::ExactlyOnce, Some(3), "t"), now).unwrap_or(());
+    assert!(matches!(actions(&mut session).as_slice(), [Action::Publish { .. }]));
+}
+
+#[test]
+fn mqtt_4_3_outbound_qos1_and_qos2_exchanges() {
+    let mut session = session(false);
+    let now = Instant::now();
+    let first = deliver(&mut session, QoS::AtLeastOnce);
+    let qos1 = packet_id_of(&first[0]).unwrap_or(0);
+    let second = deliver(&mut session, QoS::ExactlyOnce);
+    let qos2 = packet_id_of(&second[0]).unwrap_or(0);
+    assert_ne!(qos1, qos2);
+    assert_eq!(session.inflight_len(), 2);
+    session.handle_packet(Packet::PubAck(PublishResponse::new(id(qos1))), now).unwrap_or(());
+    assert_eq!(session.inflight_len(), 1);
+    session.handle_packet(Packet::PubRec(PublishResponse::new(id(qos2))), now).unwrap_or(());
+    assert!(matches!(sent(&mut session).as_slice(), [Packet::PubRel(rel)] if rel.packet_id.get() == qos2));
+    session.handle_packet(Packet::PubComp(PublishResponse::new(id(qos2))), now).unwrap_or(());
+    assert_eq!(session.inflight_len(), 0);
+}
+
+#[test]
+fn mqtt_4_4_0_1_resend_after_takeover_keeps_ids_and_order_with_dup() {
+    let mut session = session(false);
+    let now = Instant::now();
+    let ids: Vec<u16> =
+        (0..3).filter_map(|_| packet_id_of(&deliver(&mut session, QoS::ExactlyOnce)[0])).collect();
+    session.handle_packet(Packet::PubRec(PublishResponse::new(id(ids[0]))), now).unwrap_or(());
+    let _ = actions(&mut session);
+    // The connection ends; a new one attaches to the same session and re-sends.
+    session.attach(60, None, now);
+    let mut out = BytesMut::new();
+    session.resend_inflight(&mut out).unwrap_or(());
+    let resent = decode_all(&mut out);
+    assert!(matches!(&resent[0], Packet::PubRel(rel) if rel.packet_id.get() == ids[0]));
+    for (packet, expected) in resent[1..].iter().zip(&ids[1..]) {
+        match packet {
+            Packet::Publish(publish) => {
+                assert!(publish.dup, "[MQTT-3.3.1-1] a re-send has DUP=1");
+                assert_eq!(publish.packet_id.map(PacketId::get), Some(*expected));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn packet_ids_wrap_around_skipping_those_in_flight() {
+    let mut session = session(false);
+    let now = Instant::now();
+    let stuck = packet_id_of(&deliver(&mut session, QoS::AtLeastOnce)[0]).unwrap_or(0);
+    assert_eq!(stuck, 1);
+    for _ in 0..65_534 {
+        let sent = deliver(&mut session, QoS::AtLeastOnce);
+        let n = packet_id_of(&sent[0]).unwrap_or(0);
+        session.handle_packet(Packet::PubAck(PublishResponse::new(id(n))), now).unwrap_or(());
+    }
+    // The next identifier wraps past 65535 and skips 1, still in flight.
+    assert_eq!(packet_id_of(&deliver(&mut session, QoS::AtLeastOnce)[0]), Some(2));
+}
+
+#[test]
+fn mqtt_3_1_2_24_keep_alive_expires_on_a_fake_clock() {
+    let mut session = session(true);
+    let start = Instant::now();
+    session.attach(10, None, start);
+    assert_eq!(session.poll_timeout(), Some(start + Duration::from_secs(15)));
+    assert!(session.handle_timeout(start + Duration::from_secs(14)).is_ok());
+    session.handle_packet(Packet::PingReq, start + Duration::from_secs(14)).unwrap_or(());
+    assert!(matches!(sent(&mut session).as_slice(), [Packet::PingResp]));
+    assert!(session.handle_timeout(start + Duration::from_secs(28)).is_ok());
+    assert!(matches!(session.handle_timeout(start + Duration::from_secs(29)), Err(Exit::KeepAliveTimeout)));
+}
+
+#[test]
+fn mqtt_3_1_2_8_will_is_due_on_abnormal_close_and_not_after_disconnect() {
+    let will_packet = iothub_protocol::Will {
+        topic: "status/client".into(),
+        payload: Bytes::from_static(b"gone"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: None,
+    };
+    let mut session = session(true);
+    let now = Instant::now();
+    session.attach(0, Will::from_connect(&will_packet), now);
+    let will = session.take_will(&Exit::KeepAliveTimeout);
+    assert_eq!(will.map(|m| m.topic.to_string()), Some("status/client".to_owned()));
+    session.attach(0, Will::from_connect(&will_packet), now);
+    assert!(matches!(
+        session.handle_packet(Packet::Disconnect(Default::default()), now),
+        Err(Exit::Disconnect)
+    ));
+    assert!(session.take_will(&Exit::Disconnect).is_none(), "[MQTT-3.1.2-10]");
+    session.attach(0, Will::from_connect(&will_packet), now);
+    assert!(session.take_will(&Exit::TakenOver).is_some(), "a takeover closes the old connection abnormally");
+}
+
+#[test]
+fn session_expiry_follows_the_clean_flag() {
+    assert_eq!(session(true).expiry(), SessionExpiry::OnClose);
+    let now = Instant::now();
+    let persistent = session(false).expiry();
+    assert_eq!(persistent.deadline(now), Some(now + Duration::from_secs(30)));
+}
+
+#[test]
+fn mqtt_3_8_4_3_subscribe_is_linear_and_bounded_by_max_subscriptions() {
+    let mut session = session(true);
+    let options = SubscriptionOptions {
+        qos: QoS::AtLeastOnce,
+        no_local: false,
+        retain_as_published: false,
+        retain_handling: 0,
+    };
+    let filters = ["a", "b", "a", "c"].iter().map(|f| ((*f).into(), options)).collect();
+    session
+        .handle_packet(
+            Packet::Subscribe(Subscribe { packet_id: id(1), filters, properties: None }),
+            Instant::now(),
+        )
+        .unwrap_or(());
+    let taken = actions(&mut session);
+    let subscribed: Vec<&str> = taken
+        .iter()
+        .filter_map(|a| match a {
+            Action::Subscribe { filter, .. } => Some(&**filter),
+            _ => None,
+        })
+        .collect();
+    // "a" twice: a subscription and its replacement; "c" is over the limit of 2.
+    assert_eq!(subscribed, ["a", "b", "a"]);
+    match taken.last() {
+        Some(Action::Send(Packet::SubAck(suback))) => {
+            let codes: Vec<u8> = suback.reason_codes.iter().map(|c| c.v3_suback_code()).collect();
+            assert_eq!(codes, [1, 1, 1, 0x80]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn server_only_packets_and_a_second_connect_are_violations() {
+    let mut session = session(true);
+    let result = session.handle_packet(Packet::PingResp, Instant::now());
+    assert!(matches!(result, Err(Exit::Violation(_))));
+}
