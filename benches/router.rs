@@ -1,6 +1,6 @@
 //! Router micro-benchmarks: matching cost as the number of non-matching subscriptions grows
 //! (1k, 100k, 1M; exact and wildcard filters), and a wildcard lookup over 100k retained
-//! messages.
+//! messages; and N sessions subscribing to and unsubscribing from one filter.
 #![allow(missing_docs)] // criterion_group! generates an undocumented public function.
 
 use std::sync::Arc;
@@ -74,5 +74,30 @@ fn retained(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, matching, retained);
+/// Subscribing and then unsubscribing N sessions to one filter: linear in N (each operation is
+/// O(levels) whatever the number of sessions already on the filter), so the time per session
+/// stays flat from 1k to 100k.
+fn many_sessions_one_filter(c: &mut Criterion) {
+    let mut group = c.benchmark_group("router_one_filter");
+    group.sample_size(10);
+    for n in [1_000u64, 10_000, 100_000] {
+        let subscribers: Vec<Subscriber> = (1..=n).map(subscriber).collect();
+        group.throughput(criterion::Throughput::Elements(n));
+        group.bench_with_input(BenchmarkId::new("subscribe_then_unsubscribe", n), &subscribers, |b, subs| {
+            b.iter(|| {
+                let mut tree = SubscriptionTree::default();
+                for s in subs {
+                    tree.insert("status/#", s.clone());
+                }
+                for s in subs {
+                    tree.remove("status/#", s.session_id);
+                }
+                black_box(tree.len())
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, matching, retained, many_sessions_one_filter);
 criterion_main!(benches);

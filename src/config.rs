@@ -585,6 +585,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // Tests start their fake clocks from a real instant.
 mod tests {
     use super::*;
 

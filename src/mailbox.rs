@@ -415,6 +415,7 @@ impl Mailbox {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // Tests start their fake clocks from a real instant.
 mod tests {
     use super::*;
     use crate::message::Message;

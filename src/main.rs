@@ -120,6 +120,8 @@ async fn serve(config: &Config) -> ExitCode {
 }
 
 /// SIGINT cancels `shutdown` (graceful drain); a second SIGINT or any SIGTERM exits at once.
+// The signal watcher lives as long as the process and ends it; nothing waits for it.
+#[allow(clippy::disallowed_methods)]
 fn watch_signals(shutdown: CancellationToken) -> std::io::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;

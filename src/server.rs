@@ -72,9 +72,9 @@ impl Server {
             if let Ok(address) = broker.listener().local_addr() {
                 tracing::info!("listening on {scheme}://{address}");
             }
-            tokio::spawn(broker.run(shutdown.child_token(), tracker.clone()));
+            tracker.spawn(broker.run(shutdown.child_token(), tracker.clone()));
         }
-        let expiry = tokio::spawn(expire_sessions(Arc::clone(&self.context), shutdown.child_token()));
+        let expiry = tracker.spawn(expire_sessions(Arc::clone(&self.context), shutdown.child_token()));
         shutdown.cancelled().await;
         tracing::info!("shutting down: closing connections");
         tracker.close();
@@ -89,7 +89,9 @@ impl Server {
     }
 }
 
-/// Discards offline sessions whose `session_timeout_secs` has passed.
+/// Discards offline sessions whose `session_timeout_secs` has passed. It reads the clock: it is
+/// the edge of the registry's sans-IO expiry index.
+#[allow(clippy::disallowed_methods)]
 async fn expire_sessions(context: Arc<Context>, shutdown: CancellationToken) {
     let Some(timeout) = context.config.session_timeout() else {
         return;

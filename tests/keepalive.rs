@@ -96,6 +96,7 @@ fn mqtt_3_1_2_24_publish_counts_as_keep_alive_activity() {
 // [MQTT-3.1.2-24]: rumqttc with keep-alive 2 pings on its own and stays
 // connected for five seconds, more than twice the time a silent client would get.
 #[tokio::test(flavor = "multi_thread")]
+#[allow(clippy::disallowed_methods)] // A client-side deadline, not the broker's clock.
 async fn mqtt_3_1_2_24_rumqttc_pings_keep_its_connection_open() {
     let broker = TestBroker::start();
     let mut options = MqttOptions::new("rumqttc-pinger", "127.0.0.1", broker.addr.port());

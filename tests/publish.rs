@@ -219,6 +219,7 @@ fn inflight_window_bounds_unacknowledged_qos1_deliveries() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[allow(clippy::disallowed_methods)] // The test's publisher runs beside its subscriber.
 async fn mqtt_4_6_0_5_order_is_kept_for_1000_qos1_messages_from_one_publisher() {
     const COUNT: usize = 1000;
     let broker = TestBroker::start();

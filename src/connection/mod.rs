@@ -15,6 +15,9 @@
 //!   the reading of this client until the queue has room, at most `slow_subscriber_timeout_ms`;
 //!   then the slow subscriber pays, and the wait does not count against this client's keep-alive.
 //!
+//! This module is the I/O edge: it reads the clock (`Instant::now`) and hands the time to the
+//! session.
+//!
 //! **Architecture Invariant:** a connection ends with exactly one `Exit`, logged once inside its
 //! span; nothing a peer sends can make it panic or reach the accept loop.
 
@@ -130,6 +133,7 @@ pub async fn run(stream: Box<dyn Transport>, context: Arc<Context>, shutdown: Ca
 }
 
 impl Connection {
+    #[allow(clippy::disallowed_methods)] // The I/O edge reads the clock.
     async fn serve(&mut self, shutdown: &CancellationToken) -> Exit {
         let connect_timeout = Duration::from_secs(self.context.config.connect_timeout_secs);
         let connect = tokio::select! {
@@ -215,6 +219,7 @@ impl Connection {
         }
     }
 
+    #[allow(clippy::disallowed_methods)] // The I/O edge reads the clock.
     async fn serve_session(
         &mut self,
         session: &mut Session,

@@ -47,6 +47,7 @@ impl SessionExpiry {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // Tests start their fake clocks from a real instant.
 mod tests {
     use super::*;
 

@@ -201,6 +201,7 @@ impl Inflight {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // Tests start their fake clocks from a real instant.
 mod tests {
     use super::*;
     use crate::message::Message;

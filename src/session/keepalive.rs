@@ -42,6 +42,7 @@ impl KeepAlive {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // Tests start their fake clocks from a real instant.
 mod tests {
     use super::*;
 

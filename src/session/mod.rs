@@ -18,6 +18,7 @@ mod inflight;
 mod keepalive;
 mod registry;
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // Tests start their fake clocks from a real instant.
 mod tests;
 mod will;
 
@@ -112,8 +113,8 @@ pub struct Session {
     limits: SessionLimits,
     /// The will of the current network connection.
     will: Option<Will>,
-    /// Keep-alive of the current network connection.
-    keep_alive: KeepAlive,
+    /// Keep-alive of the current network connection; `None` before the first `attach`.
+    keep_alive: Option<KeepAlive>,
     /// Actions not yet taken by the connection.
     actions: VecDeque<Action>,
 }
@@ -131,7 +132,7 @@ impl Session {
             awaiting_pubrel: HashSet::new(),
             limits,
             will: None,
-            keep_alive: KeepAlive::new(0, Instant::now()),
+            keep_alive: None,
             actions: VecDeque::new(),
         }
     }
@@ -139,7 +140,7 @@ impl Session {
     /// Starts a network connection on this session: its keep-alive (in seconds) counts from
     /// `now`, and its will replaces any previous one.
     pub fn attach(&mut self, keep_alive_secs: u16, will: Option<Will>, now: Instant) {
-        self.keep_alive = KeepAlive::new(keep_alive_secs, now);
+        self.keep_alive = Some(KeepAlive::new(keep_alive_secs, now));
         self.will = will;
         self.actions.clear();
     }
@@ -188,12 +189,12 @@ impl Session {
 
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.keep_alive.deadline()
+        self.keep_alive.as_ref().and_then(KeepAlive::deadline)
     }
 
     /// Checks the deadlines at `now`: a keep-alive that ran out ends the connection.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Exit> {
-        if self.keep_alive.expired(now) {
+        if self.keep_alive.is_some_and(|k| k.expired(now)) {
             return Err(Exit::KeepAliveTimeout);
         }
         Ok(())
@@ -202,13 +203,17 @@ impl Session {
     /// Records that the client was alive at `now` without a packet being read: the broker itself
     /// had stopped reading it, and the client kept taking what was written to it.
     pub fn record_activity(&mut self, now: Instant) {
-        self.keep_alive.record_activity(now);
+        if let Some(keep_alive) = &mut self.keep_alive {
+            keep_alive.record_activity(now);
+        }
     }
 
     /// Handles one decoded packet from the client at `now`.
     pub fn handle_packet(&mut self, packet: Packet, now: Instant) -> Result<(), Exit> {
         // Only a whole control packet counts as keep-alive activity [MQTT-3.1.2-24].
-        self.keep_alive.record_activity(now);
+        if let Some(keep_alive) = &mut self.keep_alive {
+            keep_alive.record_activity(now);
+        }
         match packet {
             Packet::Publish(publish) => self.handle_publish(publish)?,
             Packet::PubAck(ack) => self.handle_puback(ack.packet_id),

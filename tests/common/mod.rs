@@ -243,6 +243,7 @@ impl Drop for Tool {
 }
 
 /// Polls an event loop until `wanted` returns a value, failing after `WAIT`.
+#[allow(clippy::disallowed_methods)] // A client-side deadline, not the broker's clock.
 pub async fn next_event<T>(
     eventloop: &mut rumqttc::EventLoop,
     wanted: impl Fn(&rumqttc::Event) -> Option<T>,

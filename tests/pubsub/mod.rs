@@ -226,6 +226,7 @@ pub struct Mqtt {
 
 impl Mqtt {
     /// Connects with a clean session and waits for the CONNACK.
+    #[allow(clippy::disallowed_methods)] // The client's event loop runs until the test ends.
     pub async fn connect(addr: SocketAddr, client_id: &str) -> Mqtt {
         let mut options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
         options.set_keep_alive(Duration::from_secs(30));
