@@ -9,6 +9,9 @@
 //! This module reads MQTT 3.1 and 3.1.1. A CONNECT for 5.0 is answered with
 //! `UnsupportedProtocolVersion` until the 5.0 property codec lands.
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
 use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
 
@@ -337,7 +340,7 @@ impl Reader {
     }
 
     fn rest(&mut self) -> Bytes {
-        std::mem::take(&mut self.buf)
+        core::mem::take(&mut self.buf)
     }
 
     fn finish(&self) -> Result<(), DecodeError> {

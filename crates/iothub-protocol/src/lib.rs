@@ -1,9 +1,17 @@
 //! Sans-IO MQTT wire format for IoTHub: the packet model, a resumable decoder and an encoder.
 //!
-//! This crate never touches a socket, a clock or an async runtime; the dependency graph keeps it
-//! that way. It reads and writes MQTT 3.1 and 3.1.1 today. The packet model is shared with MQTT 5.0
-//! (reason codes and properties are already fields of the packets), but the 5.0 property codec is
-//! not here yet.
+//! The crate is `#![no_std]` and needs only `alloc`: without `std` there is no socket, file,
+//! clock, thread or async runtime to reach for, so "no I/O, no clock" holds by construction
+//! rather than by convention. `bytes` and `thiserror` are built without their `std` features and
+//! `bytestring` is `no_std` itself, so no dependency brings `std` back.
+//!
+//! It reads and writes MQTT 3.1 and 3.1.1 today. The packet model is shared with MQTT 5.0
+//! (reason codes and properties are already fields of the packets), but the 5.0 property codec
+//! is not here yet.
+
+#![no_std]
+
+extern crate alloc;
 
 pub mod decode;
 pub mod encode;

@@ -4,7 +4,9 @@
 //! decoded from, so a PUBLISH is never copied between the socket and its subscribers. Payloads
 //! and passwords print as `<REDACTED>` in `Debug` output.
 
-use std::fmt;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
 
 use bytes::Bytes;
 use bytestring::ByteString;
