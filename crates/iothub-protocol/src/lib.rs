@@ -25,8 +25,8 @@ pub use decode::{check, decode, FixedHeader, MAX_REMAINING_LENGTH};
 pub use encode::{encode_publish, publish_size};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
-    ConnAck, Connect, Disconnect, Packet, Publish, PublishResponse, SubAck, Subscribe, SubscriptionOptions,
-    UnsubAck, Unsubscribe, Will,
+    ConnAck, Connect, Disconnect, Packet, Publish, PublishHeader, PublishResponse, SubAck, Subscribe,
+    SubscriptionOptions, UnsubAck, Unsubscribe, Will,
 };
 pub use properties::Properties;
 pub use topic::{validate_topic_filter, validate_topic_name};

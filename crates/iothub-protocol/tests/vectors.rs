@@ -14,8 +14,8 @@ use bytestring::ByteString;
 use iothub_protocol::{
     check, decode, encode_publish, publish_size, validate_topic_filter, validate_topic_name, ConnAck,
     Connect, DecodeError, Disconnect, EncodeError, FixedHeader, Packet, PacketId, ProtocolVersion, Publish,
-    PublishResponse, QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
-    MAX_REMAINING_LENGTH,
+    PublishHeader, PublishResponse, QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions, UnsubAck,
+    Unsubscribe, Will, MAX_REMAINING_LENGTH,
 };
 
 /// A maximum packet size that no vector in this file reaches.
@@ -583,7 +583,7 @@ fn encode_publish_writes_the_same_bytes_as_packet_encode() {
         let (bytes, _) = publish(first_byte, dup, qos, retain);
         let packet_id = (qos != QoS::AtMostOnce).then(|| pid(10));
         let mut buf = BytesMut::new();
-        encode_publish(&mut buf, dup, qos, retain, "a/b", packet_id, b"hello").unwrap();
+        encode_publish(&mut buf, &PublishHeader { dup, qos, retain, packet_id }, "a/b", b"hello").unwrap();
         assert_eq!(buf[..], bytes[..]);
         assert_eq!(publish_size("a/b", qos, 5), bytes.len());
     }
@@ -1386,7 +1386,7 @@ fn encode_refuses_a_field_longer_than_65535_bytes_and_leaves_the_buffer_unchange
     assert_eq!(buf[..], ping[..]);
     let topic = "t".repeat(65_536);
     assert_eq!(
-        encode_publish(&mut buf, false, QoS::AtMostOnce, false, &topic, None, b"x"),
+        encode_publish(&mut buf, &PublishHeader::default(), &topic, b"x"),
         Err(EncodeError::FieldTooLong(65_536))
     );
     assert_eq!(buf[..], ping[..]);
