@@ -18,6 +18,7 @@ pub mod encode;
 pub mod error;
 pub mod packet;
 pub mod properties;
+pub mod rule;
 pub mod topic;
 pub mod types;
 
@@ -29,5 +30,6 @@ pub use packet::{
     SubscriptionOptions, UnsubAck, Unsubscribe, Will,
 };
 pub use properties::Properties;
+pub use rule::{Rule, ViolationKind};
 pub use topic::{validate_topic_filter, validate_topic_name};
 pub use types::{PacketId, ProtocolVersion, QoS, ReasonCode};

@@ -4,8 +4,7 @@
 //! built from the non-normative examples of the OASIS MQTT 3.1.1 specification where it gives
 //! one, then checks remaining-length boundaries and resumable decoding. The second half feeds the
 //! decoder packets that break a normative statement; each test names the statement it covers and
-//! asserts the exact `DecodeError` variant and, where the code cites one, the rule identifier in
-//! the error message.
+//! asserts the exact `DecodeError`, with the `Rule` that the packet breaks.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +13,7 @@ use bytestring::ByteString;
 use iothub_protocol::{
     check, decode, encode_publish, publish_size, validate_topic_filter, validate_topic_name, ConnAck,
     Connect, DecodeError, Disconnect, EncodeError, FixedHeader, Packet, PacketId, ProtocolVersion, Publish,
-    PublishHeader, PublishResponse, QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions, UnsubAck,
+    PublishHeader, PublishResponse, QoS, ReasonCode, Rule, SubAck, Subscribe, SubscriptionOptions, UnsubAck,
     Unsubscribe, Will, MAX_REMAINING_LENGTH,
 };
 
@@ -123,20 +122,9 @@ fn decode_err(bytes: &[u8]) -> DecodeError {
     decode_err_in(ProtocolVersion::V311, bytes)
 }
 
-/// Asserts that `bytes` fail to decode as malformed and that the message cites `rule`.
-fn assert_malformed(bytes: &[u8], rule: &str) {
-    let err = decode_err(bytes);
-    assert!(matches!(err, DecodeError::Malformed(_)), "{bytes:02X?}: expected Malformed, got {err:?}");
-    assert!(err.to_string().contains(rule), "{bytes:02X?}: \"{err}\" does not cite {rule}");
-    assert_eq!(err.reason_code(), ReasonCode::MalformedPacket);
-}
-
-/// Asserts that `bytes` fail to decode as a protocol error and that the message cites `rule`.
-fn assert_protocol_error(bytes: &[u8], rule: &str) {
-    let err = decode_err(bytes);
-    assert!(matches!(err, DecodeError::Protocol(_)), "{bytes:02X?}: expected Protocol, got {err:?}");
-    assert!(err.to_string().contains(rule), "{bytes:02X?}: \"{err}\" does not cite {rule}");
-    assert_eq!(err.reason_code(), ReasonCode::ProtocolError);
+/// Asserts that `bytes` fail to decode because they break `rule`.
+fn assert_violation(bytes: &[u8], rule: Rule) {
+    assert_eq!(decode_err(bytes), DecodeError::Violation(rule), "{bytes:02X?}");
 }
 
 // Vectors, one function per packet shape, shared by the per-type tests and the resumability tests.
@@ -859,7 +847,7 @@ fn packet_over_max_packet_size_is_refused_from_the_fixed_header_alone() {
     let mut buf = BytesMut::from(&header[..]);
     assert_eq!(decode(&mut buf, ProtocolVersion::V311, 1024), Err(too_large));
     assert_eq!(too_large.reason_code(), ReasonCode::PacketTooLarge);
-    assert!(too_large.to_string().contains("16388"));
+    assert_eq!(too_large.to_string(), "packet of 16388 bytes exceeds the maximum packet size of 1024 bytes");
     // The largest remaining length is refused as well, without waiting for 256 MiB.
     let mut buf = BytesMut::from(&[0x30, 0xFF, 0xFF, 0xFF, 0x7F][..]);
     assert_eq!(
@@ -919,10 +907,9 @@ fn mqtt_2_2_2_1_and_2_2_2_2_reserved_flag_bits_are_malformed_for_every_type() {
                 assert!(decode_one(&bytes, ProtocolVersion::V311).is_ok(), "{bytes:02X?}");
                 continue;
             }
-            let err = check(&[first_byte], NO_LIMIT).unwrap_err();
-            assert!(matches!(err, DecodeError::Malformed(_)), "{first_byte:#04X}: {err:?}");
-            assert!(err.to_string().contains("MQTT-2.2.2-2"), "{first_byte:#04X}: {err}");
-            assert_malformed(&bytes, "MQTT-2.2.2-2");
+            let flags_broken = Err(DecodeError::Violation(Rule::Mqtt2_2_2_2));
+            assert_eq!(check(&[first_byte], NO_LIMIT), flags_broken, "{first_byte:#04X}");
+            assert_violation(&bytes, Rule::Mqtt2_2_2_2);
         }
     }
 }
@@ -930,7 +917,7 @@ fn mqtt_2_2_2_1_and_2_2_2_2_reserved_flag_bits_are_malformed_for_every_type() {
 #[test]
 fn mqtt_3_6_1_1_pubrel_with_flags_0000_is_malformed() {
     // [MQTT-3.6.1-1]: bits 3-0 of PUBREL are 0010; the common mistake of 0000 is refused.
-    assert_malformed(&[0x60, 0x02, 0x00, 0x0A], "MQTT-2.2.2-2");
+    assert_violation(&[0x60, 0x02, 0x00, 0x0A], Rule::Mqtt2_2_2_2);
 }
 
 #[test]
@@ -938,20 +925,19 @@ fn mqtt_3_8_1_1_and_3_10_1_1_subscribe_and_unsubscribe_with_flags_0000_are_malfo
     // [MQTT-3.8.1-1] and [MQTT-3.10.1-1]: bits 3-0 are 0010.
     let mut subscribe = subscribe_with_filter(b"a/b", 1);
     subscribe[0] = 0x80;
-    assert_malformed(&subscribe, "MQTT-2.2.2-2");
+    assert_violation(&subscribe, Rule::Mqtt2_2_2_2);
     let mut unsubscribe = unsubscribe_with_filter(b"a/b");
     unsubscribe[0] = 0xA0;
-    assert_malformed(&unsubscribe, "MQTT-2.2.2-2");
+    assert_violation(&unsubscribe, Rule::Mqtt2_2_2_2);
 }
 
 #[test]
 fn reserved_packet_types_0_and_15_are_malformed() {
     // Section 2.2.1: types 0 and 15 are reserved in 3.1.1.
     for first_byte in [0x00, 0x0F, 0xF0, 0xFF] {
-        let err = check(&[first_byte], NO_LIMIT).unwrap_err();
-        assert!(matches!(err, DecodeError::Malformed(_)), "{first_byte:#04X}: {err:?}");
-        assert!(err.to_string().contains("MQTT-2.2.1"), "{err}");
-        assert_malformed(&[first_byte, 0x00], "MQTT-2.2.1");
+        let reserved = Err(DecodeError::Violation(Rule::ReservedPacketType));
+        assert_eq!(check(&[first_byte], NO_LIMIT), reserved, "{first_byte:#04X}");
+        assert_violation(&[first_byte, 0x00], Rule::ReservedPacketType);
     }
 }
 
@@ -960,11 +946,9 @@ fn remaining_length_of_five_bytes_is_malformed() {
     // Section 2.2.3: the remaining length takes at most four bytes, so a fourth byte with its
     // continuation bit set is refused at once, before a fifth byte arrives.
     let header = [0x30, 0xFF, 0xFF, 0xFF, 0xFF];
-    let err = check(&header, usize::MAX).unwrap_err();
-    assert!(matches!(err, DecodeError::Malformed(_)), "{err:?}");
-    assert!(err.to_string().contains("MQTT-2.2.3"), "{err}");
-    assert_malformed(&[0x30, 0x80, 0x80, 0x80, 0x80, 0x01], "MQTT-2.2.3");
-    assert_malformed(&[0xC0, 0x80, 0x80, 0x80, 0x80, 0x00], "MQTT-2.2.3");
+    assert_eq!(check(&header, usize::MAX), Err(DecodeError::Violation(Rule::RemainingLengthTooLong)));
+    assert_violation(&[0x30, 0x80, 0x80, 0x80, 0x80, 0x01], Rule::RemainingLengthTooLong);
+    assert_violation(&[0xC0, 0x80, 0x80, 0x80, 0x80, 0x00], Rule::RemainingLengthTooLong);
 }
 
 // UTF-8 string errors (section 1.5.3).
@@ -1014,7 +998,7 @@ fn packets_with_string(bad: &[u8]) -> Vec<Vec<u8>> {
 fn mqtt_1_5_3_1_ill_formed_utf8_is_malformed() {
     for bad in INVALID_UTF8 {
         for bytes in packets_with_string(bad) {
-            assert_malformed(&bytes, "MQTT-1.5.3-1");
+            assert_violation(&bytes, Rule::Mqtt1_5_3_1);
         }
     }
 }
@@ -1023,7 +1007,7 @@ fn mqtt_1_5_3_1_ill_formed_utf8_is_malformed() {
 fn mqtt_1_5_3_1_surrogate_code_points_are_malformed() {
     for bad in SURROGATES {
         for bytes in packets_with_string(bad) {
-            assert_malformed(&bytes, "MQTT-1.5.3-1");
+            assert_violation(&bytes, Rule::Mqtt1_5_3_1);
         }
     }
 }
@@ -1033,7 +1017,7 @@ fn mqtt_1_5_3_2_and_4_7_3_2_null_character_is_malformed() {
     // [MQTT-1.5.3-2] for every string; [MQTT-4.7.3-2] restates it for topic names and filters.
     for bad in [&[0x00][..], &[b'x', 0x00, b'y'], &[b'x', 0x00]] {
         for bytes in packets_with_string(bad) {
-            assert_malformed(&bytes, "MQTT-1.5.3-2");
+            assert_violation(&bytes, Rule::Mqtt1_5_3_2);
         }
     }
 }
@@ -1044,11 +1028,12 @@ fn mqtt_1_5_3_2_and_4_7_3_2_null_character_is_malformed() {
 fn mqtt_3_3_2_2_topic_name_with_wildcard_is_malformed() {
     // [MQTT-3.3.2-2], and [MQTT-4.7.1-1] for the wildcard characters in general.
     for topic in [&b"a/+"[..], b"a/#", b"+", b"#", b"a+b", b"sport/tennis#"] {
-        assert_malformed(&publish_with_topic(topic), "MQTT-3.3.2-2");
+        assert_violation(&publish_with_topic(topic), Rule::Mqtt3_3_2_2);
         let mut body = field(topic);
         body.extend_from_slice(&[0x00, 0x0A]);
-        assert_malformed(&packet(0x32, &body), "MQTT-3.3.2-2");
-        assert!(validate_topic_name(std::str::from_utf8(topic).unwrap()).is_err());
+        assert_violation(&packet(0x32, &body), Rule::Mqtt3_3_2_2);
+        let broken = Err(DecodeError::Violation(Rule::Mqtt3_3_2_2));
+        assert_eq!(validate_topic_name(std::str::from_utf8(topic).unwrap()), broken);
     }
 }
 
@@ -1057,40 +1042,42 @@ fn mqtt_3_3_2_2_will_topic_with_wildcard_is_malformed() {
     let mut payload = field(b"c");
     payload.extend(field(b"a/#"));
     payload.extend(field(b"bye"));
-    assert_malformed(&connect_with(0x06, &payload), "MQTT-3.3.2-2");
+    assert_violation(&connect_with(0x06, &payload), Rule::Mqtt3_3_2_2);
 }
 
 #[test]
 fn mqtt_4_7_3_1_empty_topic_name_is_malformed() {
-    assert_malformed(&publish_with_topic(b""), "MQTT-4.7.3-1");
-    assert_malformed(&packet(0x32, &[0x00, 0x00, 0x00, 0x0A]), "MQTT-4.7.3-1");
+    assert_violation(&publish_with_topic(b""), Rule::EmptyTopicName);
+    assert_violation(&packet(0x32, &[0x00, 0x00, 0x00, 0x0A]), Rule::EmptyTopicName);
     let mut payload = field(b"c");
     payload.extend(field(b""));
     payload.extend(field(b"bye"));
-    assert_malformed(&connect_with(0x06, &payload), "MQTT-4.7.3-1");
+    assert_violation(&connect_with(0x06, &payload), Rule::EmptyTopicName);
 }
 
 #[test]
 fn mqtt_4_7_3_1_empty_topic_filter_is_malformed() {
-    assert_malformed(&subscribe_with_filter(b"", 0), "MQTT-4.7.3-1");
-    assert_malformed(&unsubscribe_with_filter(b""), "MQTT-4.7.3-1");
+    assert_violation(&subscribe_with_filter(b"", 0), Rule::EmptyTopicFilter);
+    assert_violation(&unsubscribe_with_filter(b""), Rule::EmptyTopicFilter);
 }
 
 #[test]
 fn mqtt_4_7_1_2_multi_level_wildcard_not_last_or_not_alone_is_malformed() {
     for filter in [&b"sport/tennis#"[..], b"sport/#/ranking", b"#/a", b"a/b#", b"##", b"#a"] {
-        assert_malformed(&subscribe_with_filter(filter, 0), "MQTT-4.7.1-2");
-        assert_malformed(&unsubscribe_with_filter(filter), "MQTT-4.7.1-2");
-        assert!(validate_topic_filter(std::str::from_utf8(filter).unwrap()).is_err());
+        assert_violation(&subscribe_with_filter(filter, 0), Rule::Mqtt4_7_1_2);
+        assert_violation(&unsubscribe_with_filter(filter), Rule::Mqtt4_7_1_2);
+        let broken = Err(DecodeError::Violation(Rule::Mqtt4_7_1_2));
+        assert_eq!(validate_topic_filter(std::str::from_utf8(filter).unwrap()), broken);
     }
 }
 
 #[test]
 fn mqtt_4_7_1_3_single_level_wildcard_not_alone_in_its_level_is_malformed() {
     for filter in [&b"sport+"[..], b"sp+rt/x", b"a/+b", b"++", b"+a/#"] {
-        assert_malformed(&subscribe_with_filter(filter, 0), "MQTT-4.7.1-3");
-        assert_malformed(&unsubscribe_with_filter(filter), "MQTT-4.7.1-3");
-        assert!(validate_topic_filter(std::str::from_utf8(filter).unwrap()).is_err());
+        assert_violation(&subscribe_with_filter(filter, 0), Rule::Mqtt4_7_1_3);
+        assert_violation(&unsubscribe_with_filter(filter), Rule::Mqtt4_7_1_3);
+        let broken = Err(DecodeError::Violation(Rule::Mqtt4_7_1_3));
+        assert_eq!(validate_topic_filter(std::str::from_utf8(filter).unwrap()), broken);
     }
 }
 
@@ -1133,7 +1120,7 @@ fn mqtt_2_3_1_1_packet_identifier_zero_is_malformed() {
         vec![0xB0, 0x02, 0x00, 0x00],
     ];
     for bytes in cases {
-        assert_malformed(&bytes, "MQTT-2.3.1-1");
+        assert_violation(&bytes, Rule::Mqtt2_3_1_1);
     }
 }
 
@@ -1147,7 +1134,7 @@ fn mqtt_3_3_1_4_publish_with_qos_3_is_malformed() {
         body.extend_from_slice(&[0x00, 0x0A, b'x']);
         let bytes = packet(first_byte, &body);
         assert!(check(&bytes, NO_LIMIT).is_ok());
-        assert_malformed(&bytes, "MQTT-3.3.1-4");
+        assert_violation(&bytes, Rule::Mqtt3_3_1_4);
     }
 }
 
@@ -1157,30 +1144,30 @@ fn mqtt_3_3_1_2_dup_on_qos_0_publish_is_malformed() {
     for first_byte in [0x38, 0x39] {
         let mut bytes = publish_with_topic(b"a/b");
         bytes[0] = first_byte;
-        assert_malformed(&bytes, "MQTT-3.3.1-2");
+        assert_violation(&bytes, Rule::Mqtt3_3_1_2);
     }
 }
 
 #[test]
 fn publish_shorter_than_its_fields_is_malformed() {
     // The topic length runs past the end of the packet.
-    assert_malformed(&[0x30, 0x03, 0x00, 0x05, b'a'], "MQTT-2.2.3");
+    assert_violation(&[0x30, 0x03, 0x00, 0x05, b'a'], Rule::PacketTooShort);
     // A QoS 1 PUBLISH without room for its packet identifier.
-    assert_malformed(&[0x32, 0x04, 0x00, 0x01, b'a', 0x00], "MQTT-2.2.3");
+    assert_violation(&[0x32, 0x04, 0x00, 0x01, b'a', 0x00], Rule::PacketTooShort);
     // No room for the topic length.
-    assert_malformed(&[0x30, 0x01, 0x00], "MQTT-2.2.3");
+    assert_violation(&[0x30, 0x01, 0x00], Rule::PacketTooShort);
 }
 
 // SUBSCRIBE, SUBACK and UNSUBSCRIBE errors.
 
 #[test]
 fn mqtt_3_8_3_3_subscribe_without_filters_is_a_protocol_error() {
-    assert_protocol_error(&[0x82, 0x02, 0x00, 0x0A], "MQTT-3.8.3-3");
+    assert_violation(&[0x82, 0x02, 0x00, 0x0A], Rule::Mqtt3_8_3_3);
 }
 
 #[test]
 fn mqtt_3_10_3_2_unsubscribe_without_filters_is_a_protocol_error() {
-    assert_protocol_error(&[0xA2, 0x02, 0x00, 0x0A], "MQTT-3.10.3-2");
+    assert_violation(&[0xA2, 0x02, 0x00, 0x0A], Rule::Mqtt3_10_3_2);
 }
 
 #[test]
@@ -1188,30 +1175,31 @@ fn mqtt_3_8_3_4_subscribe_options_reserved_bits_or_qos_3_are_malformed() {
     // [MQTT-3.8.3-4]: the upper six bits of the requested QoS byte are reserved, and QoS 3 is
     // not a QoS. The 5.0 option bits (No Local 0x04, Retain As Published 0x08, Retain Handling
     // 0x30) are reserved in 3.1.1.
-    for options in [0x03, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xFC, 0xFF] {
-        assert_malformed(&subscribe_with_filter(b"a/b", options), "MQTT-3.8.3-4");
+    for options in [0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xFC, 0xFF] {
+        assert_violation(&subscribe_with_filter(b"a/b", options), Rule::Mqtt3_8_3_4);
     }
+    assert_violation(&subscribe_with_filter(b"a/b", 0x03), Rule::RequestedQoS3);
     // The rule holds for a filter after a valid one as well.
     let mut body = vec![0x00, 0x0A];
     body.extend(field(b"a/b"));
     body.push(0x01);
     body.extend(field(b"c/d"));
     body.push(0x81);
-    assert_malformed(&packet(0x82, &body), "MQTT-3.8.3-4");
+    assert_violation(&packet(0x82, &body), Rule::Mqtt3_8_3_4);
 }
 
 #[test]
 fn subscribe_filter_without_its_options_byte_is_malformed() {
     let mut body = vec![0x00, 0x0A];
     body.extend(field(b"a/b"));
-    assert_malformed(&packet(0x82, &body), "MQTT-2.2.3");
+    assert_violation(&packet(0x82, &body), Rule::PacketTooShort);
 }
 
 #[test]
 fn mqtt_3_9_3_2_suback_reserved_return_code_is_malformed() {
     // [MQTT-3.9.3-2]: return codes other than 0x00, 0x01, 0x02 and 0x80 are reserved.
     for code in [0x03, 0x04, 0x7F, 0x81, 0x87, 0xFF] {
-        assert_malformed(&[0x90, 0x03, 0x00, 0x0A, code], "MQTT-3.9.3-2");
+        assert_violation(&[0x90, 0x03, 0x00, 0x0A, code], Rule::Mqtt3_9_3_2);
     }
 }
 
@@ -1219,7 +1207,7 @@ fn mqtt_3_9_3_2_suback_reserved_return_code_is_malformed() {
 fn suback_without_return_codes_is_a_protocol_error() {
     // Section 3.9.3: a SUBACK carries one return code per filter of a SUBSCRIBE, which has at
     // least one.
-    assert_protocol_error(&[0x90, 0x02, 0x00, 0x0A], "MQTT-3.9.3");
+    assert_violation(&[0x90, 0x02, 0x00, 0x0A], Rule::SubAckWithoutReturnCodes);
 }
 
 // Fixed-size packets with the wrong remaining length.
@@ -1227,17 +1215,19 @@ fn suback_without_return_codes_is_a_protocol_error() {
 #[test]
 fn pingreq_pingresp_disconnect_with_non_zero_remaining_length_are_malformed() {
     for first_byte in [0xC0, 0xD0, 0xE0] {
-        assert_malformed(&[first_byte, 0x01, 0x00], "MQTT-2.2.3");
-        assert_malformed(&[first_byte, 0x02, 0x00, 0x00], "MQTT-2.2.3");
+        assert_violation(&[first_byte, 0x01, 0x00], Rule::RemainingLengthNotZero);
+        assert_violation(&[first_byte, 0x02, 0x00, 0x00], Rule::RemainingLengthNotZero);
     }
 }
 
 #[test]
 fn acknowledgements_with_a_remaining_length_other_than_2_are_malformed() {
     for first_byte in [0x20, 0x40, 0x50, 0x62, 0x70, 0xB0] {
-        assert_malformed(&[first_byte, 0x00], "MQTT-2.2.3");
-        assert_malformed(&[first_byte, 0x01, 0x00], "MQTT-2.2.3");
-        assert_malformed(&[first_byte, 0x03, 0x00, 0x0A, 0x00], "MQTT-2.2.3");
+        let rule =
+            if first_byte == 0x20 { Rule::ConnAckRemainingLengthNotTwo } else { Rule::RemainingLengthNotTwo };
+        assert_violation(&[first_byte, 0x00], rule);
+        assert_violation(&[first_byte, 0x01, 0x00], rule);
+        assert_violation(&[first_byte, 0x03, 0x00, 0x0A, 0x00], rule);
     }
 }
 
@@ -1245,13 +1235,11 @@ fn acknowledgements_with_a_remaining_length_other_than_2_are_malformed() {
 fn connack_reserved_flags_or_return_code_are_malformed() {
     // Section 3.2.2.1: bits 7-1 of the acknowledge flags are reserved and 0.
     for flags in [0x02, 0x80, 0xFE] {
-        let err = decode_err(&[0x20, 0x02, flags, 0x00]);
-        assert!(matches!(err, DecodeError::Malformed(_)), "{err:?}");
+        assert_violation(&[0x20, 0x02, flags, 0x00], Rule::Mqtt3_2_2_1);
     }
     // Section 3.2.2.3: return codes 6 to 255 are reserved.
     for code in [0x06, 0x80, 0xFF] {
-        let err = decode_err(&[0x20, 0x02, 0x00, code]);
-        assert!(matches!(err, DecodeError::Malformed(_)), "{err:?}");
+        assert_violation(&[0x20, 0x02, 0x00, code], Rule::ReservedConnAckReturnCode);
     }
 }
 
@@ -1259,14 +1247,14 @@ fn connack_reserved_flags_or_return_code_are_malformed() {
 
 #[test]
 fn mqtt_3_1_2_3_connect_reserved_flag_is_malformed() {
-    assert_malformed(&connect_with(0x03, &field(b"c")), "MQTT-3.1.2-3");
-    assert_malformed(&connect_with(0x01, &field(b"c")), "MQTT-3.1.2-3");
+    assert_violation(&connect_with(0x03, &field(b"c")), Rule::Mqtt3_1_2_3);
+    assert_violation(&connect_with(0x01, &field(b"c")), Rule::Mqtt3_1_2_3);
 }
 
 #[test]
 fn mqtt_3_1_2_13_will_qos_without_will_flag_is_malformed() {
     for flags in [0x08, 0x10, 0x18, 0x0A] {
-        assert_malformed(&connect_with(flags, &field(b"c")), "MQTT-3.1.2-13");
+        assert_violation(&connect_with(flags, &field(b"c")), Rule::Mqtt3_1_2_13);
     }
 }
 
@@ -1275,19 +1263,19 @@ fn mqtt_3_1_2_14_will_qos_3_is_malformed() {
     let mut payload = field(b"c");
     payload.extend(field(b"a/b"));
     payload.extend(field(b"bye"));
-    assert_malformed(&connect_with(0x1E, &payload), "MQTT-3.1.2-14");
+    assert_violation(&connect_with(0x1E, &payload), Rule::Mqtt3_1_2_14);
 }
 
 #[test]
 fn mqtt_3_1_2_15_will_retain_without_will_flag_is_malformed() {
-    assert_malformed(&connect_with(0x22, &field(b"c")), "MQTT-3.1.2-15");
+    assert_violation(&connect_with(0x22, &field(b"c")), Rule::Mqtt3_1_2_15);
 }
 
 #[test]
 fn mqtt_3_1_2_22_password_without_username_is_malformed() {
     let mut payload = field(b"c");
     payload.extend(field(b"pass"));
-    assert_malformed(&connect_with(0x42, &payload), "MQTT-3.1.2-22");
+    assert_violation(&connect_with(0x42, &payload), Rule::Mqtt3_1_2_22);
 }
 
 #[test]
@@ -1301,7 +1289,6 @@ fn mqtt_3_1_2_2_unsupported_protocol_level() {
         body.extend(field(b"c"));
         let err = decode_err(&packet(0x10, &body));
         assert_eq!(err, DecodeError::UnsupportedProtocolVersion(level));
-        assert!(err.to_string().contains("MQTT-3.1.2-2"), "{err}");
         assert_eq!(err.reason_code(), ReasonCode::UnsupportedProtocolVersion);
         assert_eq!(err.reason_code().v3_connack_code(), 0x01);
     }
@@ -1315,7 +1302,6 @@ fn mqtt_3_1_2_1_wrong_protocol_name() {
         body.extend(field(b"c"));
         let err = decode_err(&packet(0x10, &body));
         assert_eq!(err, DecodeError::InvalidProtocolName, "{name:02X?}");
-        assert!(err.to_string().contains("MQTT-3.1.2-1"), "{err}");
     }
 }
 
@@ -1323,32 +1309,31 @@ fn mqtt_3_1_2_1_wrong_protocol_name() {
 fn connect_with_trailing_bytes_after_its_fields_is_malformed() {
     let mut payload = field(b"c");
     payload.push(0x00);
-    assert_malformed(&connect_with(0x02, &payload), "MQTT-2.2.3");
+    assert_violation(&connect_with(0x02, &payload), Rule::TrailingBytes);
     // A password present without its flag is a trailing field too.
     let mut payload = field(b"c");
     payload.extend(field(b"u"));
     payload.extend(field(b"p"));
-    assert_malformed(&connect_with(0x82, &payload), "MQTT-2.2.3");
+    assert_violation(&connect_with(0x82, &payload), Rule::TrailingBytes);
 }
 
 #[test]
 fn connect_missing_a_flagged_field_is_malformed() {
     // The user name flag is set but the packet ends after the client identifier.
-    assert_malformed(&connect_with(0x82, &field(b"c")), "MQTT-2.2.3");
+    assert_violation(&connect_with(0x82, &field(b"c")), Rule::PacketTooShort);
     // The will flag is set but the will message is missing.
     let mut payload = field(b"c");
     payload.extend(field(b"a/b"));
-    assert_malformed(&connect_with(0x06, &payload), "MQTT-2.2.3");
+    assert_violation(&connect_with(0x06, &payload), Rule::PacketTooShort);
     // The packet ends inside the variable header.
-    assert_malformed(&packet(0x10, &[0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04]), "MQTT-2.2.3");
+    assert_violation(&packet(0x10, &[0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04]), Rule::PacketTooShort);
 }
 
 // MQTT 5.0 is not spoken yet.
 
 #[test]
 fn mqtt_5_0_packet_bodies_are_refused_and_never_encoded() {
-    let err = decode_err_in(ProtocolVersion::V5, &[0xC0, 0x00]);
-    assert!(matches!(err, DecodeError::Protocol(_)), "{err:?}");
+    assert_eq!(decode_err_in(ProtocolVersion::V5, &[0xC0, 0x00]), DecodeError::Unsupported);
     let mut buf = BytesMut::new();
     assert_eq!(
         Packet::PingReq.encode(ProtocolVersion::V5, &mut buf),
