@@ -409,5 +409,7 @@ fn write_delivery(
     packet_id: Option<PacketId>,
 ) -> Result<(), EncodeError> {
     let message = &delivery.message;
-    encode_publish(out, dup, delivery.qos, delivery.retain, &message.topic, packet_id, &message.payload)
+    let header =
+        iothub_protocol::PublishHeader { dup, qos: delivery.qos, retain: delivery.retain, packet_id };
+    encode_publish(out, &header, &message.topic, &message.payload)
 }

@@ -10,8 +10,8 @@ use std::num::NonZeroU16;
 use bytes::BytesMut;
 use bytestring::ByteString;
 use iothub_protocol::{
-    encode_publish, Connect, Disconnect, Packet, PacketId, ProtocolVersion, PublishResponse, QoS, Subscribe,
-    SubscriptionOptions,
+    encode_publish, Connect, Disconnect, Packet, PacketId, ProtocolVersion, PublishHeader, PublishResponse,
+    QoS, Subscribe, SubscriptionOptions,
 };
 
 use crate::error::BenchError;
@@ -153,7 +153,8 @@ impl PublishEncoder {
     ) -> Result<(), BenchError> {
         self.payload[0..8].copy_from_slice(&timestamp_ns.to_be_bytes());
         self.payload[8..16].copy_from_slice(&sequence.to_be_bytes());
-        encode_publish(buf, false, self.qos, false, &self.topic, packet_id, &self.payload)
+        let header = PublishHeader { dup: false, qos: self.qos, retain: false, packet_id };
+        encode_publish(buf, &header, &self.topic, &self.payload)
             .map_err(|e| BenchError::Config(format!("cannot encode PUBLISH to {}: {e}", self.topic)))
     }
 }

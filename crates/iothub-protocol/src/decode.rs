@@ -9,6 +9,9 @@
 //! This module reads MQTT 3.1 and 3.1.1. A CONNECT for 5.0 is answered with
 //! `UnsupportedProtocolVersion` until the 5.0 property codec lands.
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
 use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
 
@@ -17,6 +20,7 @@ use crate::packet::{
     ConnAck, Connect, Disconnect, Packet, Publish, PublishResponse, SubAck, Subscribe, SubscriptionOptions,
     UnsubAck, Unsubscribe, Will,
 };
+use crate::rule::Rule;
 use crate::topic::{validate_topic_filter, validate_topic_name};
 use crate::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
 
@@ -66,7 +70,7 @@ pub fn check(buf: &[u8], max_packet_size: usize) -> Result<Option<FixedHeader>, 
             return Ok(Some(header));
         }
     }
-    Err(DecodeError::Malformed("[MQTT-2.2.3] remaining length is encoded in more than four bytes"))
+    Err(DecodeError::Violation(Rule::RemainingLengthTooLong))
 }
 
 fn check_type_and_flags(first_byte: u8) -> Result<(), DecodeError> {
@@ -75,12 +79,12 @@ fn check_type_and_flags(first_byte: u8) -> Result<(), DecodeError> {
         3 => return Ok(()),
         6 | 8 | 10 => 0b0010,
         1 | 2 | 4 | 5 | 7 | 9 | 11 | 12 | 13 | 14 => 0,
-        _ => return Err(DecodeError::Malformed("[MQTT-2.2.1] reserved control packet type")),
+        _ => return Err(DecodeError::Violation(Rule::ReservedPacketType)),
     };
     if flags == expected {
         Ok(())
     } else {
-        Err(DecodeError::Malformed("[MQTT-2.2.2-2] invalid flags in the fixed header"))
+        Err(DecodeError::Violation(Rule::Mqtt2_2_2_2))
     }
 }
 
@@ -110,7 +114,7 @@ pub fn decode(
 /// Parses a packet body whose fixed header has already passed `check`.
 pub fn parse(header: FixedHeader, body: &[u8], version: ProtocolVersion) -> Result<Packet, DecodeError> {
     if version == ProtocolVersion::V5 && header.first_byte >> 4 != 1 {
-        return Err(DecodeError::Protocol("MQTT 5.0 packet bodies are not supported yet"));
+        return Err(DecodeError::Unsupported);
     }
     let flags = header.first_byte & 0x0F;
     let packet = match header.first_byte >> 4 {
@@ -132,7 +136,7 @@ pub fn parse(header: FixedHeader, body: &[u8], version: ProtocolVersion) -> Resu
         12 => empty_body(body, Packet::PingReq)?,
         13 => empty_body(body, Packet::PingResp)?,
         14 => empty_body(body, Packet::Disconnect(Disconnect::default()))?,
-        _ => return Err(DecodeError::Malformed("[MQTT-2.2.1] reserved control packet type")),
+        _ => return Err(DecodeError::Violation(Rule::ReservedPacketType)),
     };
     Ok(packet)
 }
@@ -141,18 +145,18 @@ fn empty_body(body: &[u8], packet: Packet) -> Result<Packet, DecodeError> {
     if body.is_empty() {
         Ok(packet)
     } else {
-        Err(DecodeError::Malformed("[MQTT-2.2.3] remaining length must be 0 for this packet type"))
+        Err(DecodeError::Violation(Rule::RemainingLengthNotZero))
     }
 }
 
 fn packet_id(value: u16) -> Result<PacketId, DecodeError> {
-    PacketId::new(value).ok_or(DecodeError::Malformed("[MQTT-2.3.1-1] packet identifier is 0"))
+    PacketId::new(value).ok_or(DecodeError::Violation(Rule::Mqtt2_3_1_1))
 }
 
 fn exact_packet_id(body: &[u8]) -> Result<PacketId, DecodeError> {
     match body {
         [hi, lo] => packet_id(u16::from_be_bytes([*hi, *lo])),
-        _ => Err(DecodeError::Malformed("[MQTT-2.2.3] remaining length must be 2 for this packet type")),
+        _ => Err(DecodeError::Violation(Rule::RemainingLengthNotTwo)),
     }
 }
 
@@ -162,27 +166,24 @@ fn parse_publish_response(body: &[u8]) -> Result<PublishResponse, DecodeError> {
 
 fn parse_connack(body: &[u8]) -> Result<ConnAck, DecodeError> {
     let [flags, code] = body else {
-        return Err(DecodeError::Malformed("[MQTT-2.2.3] remaining length of CONNACK must be 2"));
+        return Err(DecodeError::Violation(Rule::ConnAckRemainingLengthNotTwo));
     };
     if flags & 0xFE != 0 {
-        return Err(DecodeError::Malformed("[MQTT-3.2.2-1] reserved CONNACK flags are set"));
+        return Err(DecodeError::Violation(Rule::Mqtt3_2_2_1));
     }
     let reason_code = ReasonCode::from_v3_connack_code(*code)
-        .ok_or(DecodeError::Malformed("[MQTT-3.2.2.3] reserved CONNACK return code"))?;
+        .ok_or(DecodeError::Violation(Rule::ReservedConnAckReturnCode))?;
     Ok(ConnAck { session_present: flags & 1 == 1, reason_code, properties: None })
 }
 
 fn parse_suback(body: &[u8]) -> Result<SubAck, DecodeError> {
     if body.len() < 3 {
-        return Err(DecodeError::Protocol("[MQTT-3.9.3] SUBACK carries no return codes"));
+        return Err(DecodeError::Violation(Rule::SubAckWithoutReturnCodes));
     }
     let packet_id = packet_id(u16::from_be_bytes([body[0], body[1]]))?;
     let reason_codes = body[2..]
         .iter()
-        .map(|&code| {
-            ReasonCode::from_v3_suback_code(code)
-                .ok_or(DecodeError::Malformed("[MQTT-3.9.3-2] reserved SUBACK return code"))
-        })
+        .map(|&code| ReasonCode::from_v3_suback_code(code).ok_or(DecodeError::Violation(Rule::Mqtt3_9_3_2)))
         .collect::<Result<_, _>>()?;
     Ok(SubAck { packet_id, reason_codes, properties: None })
 }
@@ -198,7 +199,7 @@ fn parse_connect(mut r: Reader) -> Result<Connect, DecodeError> {
     };
     let flags = r.u8()?;
     if flags & 0x01 != 0 {
-        return Err(DecodeError::Malformed("[MQTT-3.1.2-3] reserved CONNECT flag is set"));
+        return Err(DecodeError::Violation(Rule::Mqtt3_1_2_3));
     }
     let clean_start = flags & 0x02 != 0;
     let will_flag = flags & 0x04 != 0;
@@ -207,17 +208,14 @@ fn parse_connect(mut r: Reader) -> Result<Connect, DecodeError> {
     let password_flag = flags & 0x40 != 0;
     let username_flag = flags & 0x80 != 0;
     if !will_flag && will_qos_bits != 0 {
-        return Err(DecodeError::Malformed("[MQTT-3.1.2-13] will QoS is set without the will flag"));
+        return Err(DecodeError::Violation(Rule::Mqtt3_1_2_13));
     }
     if !will_flag && will_retain {
-        return Err(DecodeError::Malformed("[MQTT-3.1.2-15] will retain is set without the will flag"));
+        return Err(DecodeError::Violation(Rule::Mqtt3_1_2_15));
     }
-    let will_qos =
-        QoS::from_bits(will_qos_bits).ok_or(DecodeError::Malformed("[MQTT-3.1.2-14] will QoS is 3"))?;
+    let will_qos = QoS::from_bits(will_qos_bits).ok_or(DecodeError::Violation(Rule::Mqtt3_1_2_14))?;
     if password_flag && !username_flag {
-        return Err(DecodeError::Malformed(
-            "[MQTT-3.1.2-22] password flag is set without the user name flag",
-        ));
+        return Err(DecodeError::Violation(Rule::Mqtt3_1_2_22));
     }
     let keep_alive = r.u16()?;
     let client_id = r.string()?;
@@ -238,10 +236,9 @@ fn parse_connect(mut r: Reader) -> Result<Connect, DecodeError> {
 fn parse_publish(flags: u8, mut r: Reader) -> Result<Publish, DecodeError> {
     let dup = flags & 0x08 != 0;
     let retain = flags & 0x01 != 0;
-    let qos = QoS::from_bits((flags >> 1) & 0x03)
-        .ok_or(DecodeError::Malformed("[MQTT-3.3.1-4] PUBLISH with QoS 3"))?;
+    let qos = QoS::from_bits((flags >> 1) & 0x03).ok_or(DecodeError::Violation(Rule::Mqtt3_3_1_4))?;
     if dup && qos == QoS::AtMostOnce {
-        return Err(DecodeError::Malformed("[MQTT-3.3.1-2] DUP flag set on a QoS 0 PUBLISH"));
+        return Err(DecodeError::Violation(Rule::Mqtt3_3_1_2));
     }
     let topic = r.string()?;
     validate_topic_name(&topic)?;
@@ -258,16 +255,13 @@ fn parse_subscribe(mut r: Reader) -> Result<Subscribe, DecodeError> {
         validate_topic_filter(&filter)?;
         let options = r.u8()?;
         if options & 0xFC != 0 {
-            return Err(DecodeError::Malformed(
-                "[MQTT-3.8.3-4] reserved bits of the requested QoS byte are set",
-            ));
+            return Err(DecodeError::Violation(Rule::Mqtt3_8_3_4));
         }
-        let qos =
-            QoS::from_bits(options).ok_or(DecodeError::Malformed("[MQTT-3.8.3-4] requested QoS is 3"))?;
+        let qos = QoS::from_bits(options).ok_or(DecodeError::Violation(Rule::RequestedQoS3))?;
         filters.push((filter, SubscriptionOptions { qos, ..SubscriptionOptions::default() }));
     }
     if filters.is_empty() {
-        return Err(DecodeError::Protocol("[MQTT-3.8.3-3] SUBSCRIBE carries no topic filter"));
+        return Err(DecodeError::Violation(Rule::Mqtt3_8_3_3));
     }
     Ok(Subscribe { packet_id, filters, properties: None })
 }
@@ -281,7 +275,7 @@ fn parse_unsubscribe(mut r: Reader) -> Result<Unsubscribe, DecodeError> {
         filters.push(filter);
     }
     if filters.is_empty() {
-        return Err(DecodeError::Protocol("[MQTT-3.10.3-2] UNSUBSCRIBE carries no topic filter"));
+        return Err(DecodeError::Violation(Rule::Mqtt3_10_3_2));
     }
     Ok(Unsubscribe { packet_id, filters, properties: None })
 }
@@ -292,7 +286,7 @@ struct Reader {
     buf: Bytes,
 }
 
-const TRUNCATED: DecodeError = DecodeError::Malformed("[MQTT-2.2.3] packet is shorter than its fields");
+const TRUNCATED: DecodeError = DecodeError::Violation(Rule::PacketTooShort);
 
 impl Reader {
     fn copy_of(body: &[u8]) -> Reader {
@@ -330,21 +324,20 @@ impl Reader {
     fn string(&mut self) -> Result<ByteString, DecodeError> {
         let raw = self.binary()?;
         if raw.contains(&0) {
-            return Err(DecodeError::Malformed("[MQTT-1.5.3-2] UTF-8 string contains U+0000"));
+            return Err(DecodeError::Violation(Rule::Mqtt1_5_3_2));
         }
-        ByteString::try_from(raw)
-            .map_err(|_| DecodeError::Malformed("[MQTT-1.5.3-1] string is not well-formed UTF-8"))
+        ByteString::try_from(raw).map_err(|_| DecodeError::Violation(Rule::Mqtt1_5_3_1))
     }
 
     fn rest(&mut self) -> Bytes {
-        std::mem::take(&mut self.buf)
+        core::mem::take(&mut self.buf)
     }
 
     fn finish(&self) -> Result<(), DecodeError> {
         if self.buf.is_empty() {
             Ok(())
         } else {
-            Err(DecodeError::Malformed("[MQTT-2.2.3] packet has bytes after its last field"))
+            Err(DecodeError::Violation(Rule::TrailingBytes))
         }
     }
 }

@@ -8,7 +8,7 @@ use bytes::{BufMut, BytesMut};
 
 use crate::decode::MAX_REMAINING_LENGTH;
 use crate::error::EncodeError;
-use crate::packet::{Connect, Packet, Publish};
+use crate::packet::{Connect, Packet, Publish, PublishHeader};
 use crate::types::{PacketId, ProtocolVersion, QoS};
 
 /// Number of bytes the variable-length encoding of `len` takes.
@@ -65,30 +65,23 @@ fn publish_body_len(topic: &str, qos: QoS, payload_len: usize) -> usize {
 /// Writes a PUBLISH from its parts, so a broker can send one stored message to many subscribers
 /// with a different packet identifier and QoS each, without building a `Publish` per copy.
 /// On error `buf` is left as it was.
-#[allow(clippy::too_many_arguments)] // The fields of a PUBLISH, nothing more.
 pub fn encode_publish(
     buf: &mut BytesMut,
-    dup: bool,
-    qos: QoS,
-    retain: bool,
+    header: &PublishHeader,
     topic: &str,
-    packet_id: Option<PacketId>,
     payload: &[u8],
 ) -> Result<(), EncodeError> {
     let start = buf.len();
-    write_publish(buf, dup, qos, retain, topic, packet_id, payload).inspect_err(|_| buf.truncate(start))
+    write_publish(buf, header, topic, payload).inspect_err(|_| buf.truncate(start))
 }
 
-#[allow(clippy::too_many_arguments)] // The fields of a PUBLISH, nothing more.
 fn write_publish(
     buf: &mut BytesMut,
-    dup: bool,
-    qos: QoS,
-    retain: bool,
+    header: &PublishHeader,
     topic: &str,
-    packet_id: Option<PacketId>,
     payload: &[u8],
 ) -> Result<(), EncodeError> {
+    let PublishHeader { dup, qos, retain, packet_id } = *header;
     let first_byte = 0x30 | (u8::from(dup) << 3) | (qos.bits() << 1) | u8::from(retain);
     put_header(buf, first_byte, publish_body_len(topic, qos, payload.len()))?;
     put_field(buf, topic.as_bytes())?;
@@ -101,7 +94,7 @@ fn write_publish(
 
 impl Publish {
     fn encode_into(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        encode_publish(buf, self.dup, self.qos, self.retain, &self.topic, self.packet_id, &self.payload)
+        encode_publish(buf, &self.header(), &self.topic, &self.payload)
     }
 }
 

@@ -1,17 +1,21 @@
-//! Codec errors. Each names the rule of the specification that the input broke and knows the
-//! MQTT 5.0 reason code a server answers it with.
+//! Codec errors. A broken rule of the specification is a [`Rule`], which names the rule and
+//! knows the MQTT 5.0 reason code a server answers it with; the other errors carry what the
+//! decoder found.
 //!
 //! "Need more bytes" is never an error: the decoder returns `Ok(None)` for it.
 
+use crate::rule::Rule;
 use crate::types::ReasonCode;
 
-/// Why a byte sequence is not a valid MQTT packet.
+/// Why a byte sequence is not a valid MQTT packet, or a packet is not allowed where it came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// The bytes break the packet grammar; the message names the rule.
-    #[error("malformed packet: {0}")]
-    Malformed(&'static str),
-    /// The packet is well formed but not allowed here; the message names the rule.
+    /// The packet breaks a rule of the specification. The decoder returns the grammar rules;
+    /// the broker builds the rules that need session state, such as [`Rule::Mqtt3_1_0_2`].
+    #[error("{}: {}", .0.kind(), .0)]
+    Violation(Rule),
+    /// A protocol violation the broker found, named by its message. The decoder never returns
+    /// it; it remains until the broker builds [`DecodeError::Violation`] for its own rules.
     #[error("protocol error: {0}")]
     Protocol(&'static str),
     /// The fixed header announces a packet larger than the configured maximum.
@@ -28,19 +32,30 @@ pub enum DecodeError {
     /// CONNECT names a protocol other than "MQTT" or "MQIsdp" [MQTT-3.1.2-1].
     #[error("[MQTT-3.1.2-1] protocol name is not \"MQTT\"")]
     InvalidProtocolName,
+    /// The connection speaks MQTT 5.0, whose packet bodies after CONNECT this decoder does not
+    /// read yet.
+    #[error("protocol error: MQTT 5.0 packet bodies are not supported yet")]
+    Unsupported,
 }
 
 impl DecodeError {
     /// The MQTT 5.0 reason code a server sends (in CONNACK or DISCONNECT) for this error.
     pub fn reason_code(self) -> ReasonCode {
         match self {
-            DecodeError::Malformed(_) => ReasonCode::MalformedPacket,
+            DecodeError::Violation(rule) => rule.reason_code(),
             DecodeError::Protocol(_) => ReasonCode::ProtocolError,
             DecodeError::PacketTooLarge { .. } => ReasonCode::PacketTooLarge,
             DecodeError::UnsupportedProtocolVersion(_) | DecodeError::InvalidProtocolName => {
                 ReasonCode::UnsupportedProtocolVersion
             }
+            DecodeError::Unsupported => ReasonCode::ImplementationSpecificError,
         }
+    }
+}
+
+impl From<Rule> for DecodeError {
+    fn from(rule: Rule) -> DecodeError {
+        DecodeError::Violation(rule)
     }
 }
 

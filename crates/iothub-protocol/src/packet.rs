@@ -4,7 +4,9 @@
 //! decoded from, so a PUBLISH is never copied between the socket and its subscribers. Payloads
 //! and passwords print as `<REDACTED>` in `Debug` output.
 
-use std::fmt;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -169,6 +171,29 @@ impl fmt::Debug for Publish {
             .field("payload", &Redacted(self.payload.len()))
             .finish_non_exhaustive()
     }
+}
+
+impl Publish {
+    /// The fields of this PUBLISH that [`encode_publish`](crate::encode_publish) takes apart from
+    /// the topic and payload.
+    pub fn header(&self) -> PublishHeader {
+        PublishHeader { dup: self.dup, qos: self.qos, retain: self.retain, packet_id: self.packet_id }
+    }
+}
+
+/// The fields of a PUBLISH other than its topic, payload and properties: the fixed-header flags
+/// and the packet identifier. A broker sends one stored message to each subscriber with a header
+/// of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PublishHeader {
+    /// Re-delivery flag; never set at QoS 0 [MQTT-3.3.1-2].
+    pub dup: bool,
+    /// Delivery QoS of this packet.
+    pub qos: QoS,
+    /// Retain flag.
+    pub retain: bool,
+    /// Packet identifier; present exactly when `qos` is 1 or 2.
+    pub packet_id: Option<PacketId>,
 }
 
 /// PUBACK, PUBREC, PUBREL and PUBCOMP share this shape.

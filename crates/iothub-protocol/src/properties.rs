@@ -4,6 +4,8 @@
 //! 3.1.1 have no properties, so the 3.x codec neither reads nor writes them and every packet it
 //! decodes has `properties: None`.
 
+use alloc::vec::Vec;
+
 use bytes::Bytes;
 use bytestring::ByteString;
 

@@ -4,15 +4,16 @@
 //! [MQTT-4.7.2-1], belong to the broker's router.
 
 use crate::error::DecodeError;
+use crate::rule::Rule;
 
 /// Checks a topic name as carried by PUBLISH or a will: at least one character
 /// [MQTT-4.7.3-1] and no wildcard characters [MQTT-3.3.2-2].
 pub fn validate_topic_name(topic: &str) -> Result<(), DecodeError> {
     if topic.is_empty() {
-        return Err(DecodeError::Malformed("[MQTT-4.7.3-1] topic name is empty"));
+        return Err(DecodeError::Violation(Rule::EmptyTopicName));
     }
     if topic.bytes().any(|b| b == b'+' || b == b'#') {
-        return Err(DecodeError::Malformed("[MQTT-3.3.2-2] topic name contains a wildcard character"));
+        return Err(DecodeError::Violation(Rule::Mqtt3_3_2_2));
     }
     Ok(())
 }
@@ -22,18 +23,16 @@ pub fn validate_topic_name(topic: &str) -> Result<(), DecodeError> {
 /// [MQTT-4.7.1-3].
 pub fn validate_topic_filter(filter: &str) -> Result<(), DecodeError> {
     if filter.is_empty() {
-        return Err(DecodeError::Malformed("[MQTT-4.7.3-1] topic filter is empty"));
+        return Err(DecodeError::Violation(Rule::EmptyTopicFilter));
     }
     let mut levels = filter.split('/').peekable();
     while let Some(level) = levels.next() {
         let is_last = levels.peek().is_none();
         if level.contains('#') && (level != "#" || !is_last) {
-            return Err(DecodeError::Malformed(
-                "[MQTT-4.7.1-2] '#' must be the last level of a topic filter and stand alone",
-            ));
+            return Err(DecodeError::Violation(Rule::Mqtt4_7_1_2));
         }
         if level.contains('+') && level != "+" {
-            return Err(DecodeError::Malformed("[MQTT-4.7.1-3] '+' must occupy a whole topic level"));
+            return Err(DecodeError::Violation(Rule::Mqtt4_7_1_3));
         }
     }
     Ok(())
@@ -43,24 +42,32 @@ pub fn validate_topic_filter(filter: &str) -> Result<(), DecodeError> {
 mod tests {
     use super::*;
 
+    fn broken(rule: Rule) -> Result<(), DecodeError> {
+        Err(DecodeError::Violation(rule))
+    }
+
     #[test]
     fn topic_names() {
-        assert!(validate_topic_name("sport/tennis/player1").is_ok());
-        assert!(validate_topic_name("/").is_ok());
-        assert!(validate_topic_name("$SYS/x").is_ok());
-        assert!(validate_topic_name("").is_err(), "[MQTT-4.7.3-1]");
-        assert!(validate_topic_name("a/+").is_err(), "[MQTT-3.3.2-2]");
-        assert!(validate_topic_name("a/#").is_err(), "[MQTT-3.3.2-2]");
-        assert!(validate_topic_name("a+b").is_err(), "[MQTT-3.3.2-2]");
+        for ok in ["sport/tennis/player1", "/", "$SYS/x", "a//b"] {
+            assert_eq!(validate_topic_name(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(validate_topic_name(""), broken(Rule::EmptyTopicName));
+        for bad in ["a/+", "a/#", "a+b", "#"] {
+            assert_eq!(validate_topic_name(bad), broken(Rule::Mqtt3_3_2_2), "{bad}");
+        }
     }
 
     #[test]
     fn topic_filters() {
         for ok in ["#", "+", "sport/#", "sport/+/player1", "+/+", "/+", "+/tennis/#", "a//b", "$SYS/#"] {
-            assert!(validate_topic_filter(ok).is_ok(), "{ok}");
+            assert_eq!(validate_topic_filter(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "sport/tennis#", "sport/#/ranking", "sport+", "sp+rt/x", "#/a", "a/b#", "##"] {
-            assert!(validate_topic_filter(bad).is_err(), "{bad}");
+        assert_eq!(validate_topic_filter(""), broken(Rule::EmptyTopicFilter));
+        for bad in ["sport/tennis#", "sport/#/ranking", "#/a", "a/b#", "##"] {
+            assert_eq!(validate_topic_filter(bad), broken(Rule::Mqtt4_7_1_2), "{bad}");
+        }
+        for bad in ["sport+", "sp+rt/x", "a/+b"] {
+            assert_eq!(validate_topic_filter(bad), broken(Rule::Mqtt4_7_1_3), "{bad}");
         }
     }
 }

@@ -4,7 +4,7 @@
 //! One model serves MQTT 3.1, 3.1.1 and 5.0: 5.0 reason codes are the superset, and the encoder
 //! maps them onto the 3.1.1 return codes when it writes an older version.
 
-use std::num::NonZeroU16;
+use core::num::NonZeroU16;
 
 /// A packet identifier. Zero is never valid on the wire [MQTT-2.3.1-1], so the type cannot hold it.
 pub type PacketId = NonZeroU16;

@@ -410,7 +410,7 @@ proptest! {
         let mut expected = BytesMut::new();
         packet.encode(ProtocolVersion::V311, &mut expected).unwrap();
         let mut buf = BytesMut::new();
-        encode_publish(&mut buf, p.dup, p.qos, p.retain, &p.topic, p.packet_id, &p.payload).unwrap();
+        encode_publish(&mut buf, &p.header(), &p.topic, &p.payload).unwrap();
         prop_assert_eq!(&buf[..], &expected[..]);
         prop_assert_eq!(publish_size(&p.topic, p.qos, p.payload.len()), packet.encoded_size());
     }

@@ -1,41 +1,30 @@
-//! Byte-exact vectors for the MQTT 3.1 and 3.1.1 codec, checked through the crate's public API.
+//! Byte-exact vectors of valid packets for the MQTT 3.1 and 3.1.1 codec, checked through the
+//! crate's public API.
 //!
-//! The first half decodes and encodes one or more vectors for each of the 14 control packets,
-//! built from the non-normative examples of the OASIS MQTT 3.1.1 specification where it gives
-//! one, then checks remaining-length boundaries and resumable decoding. The second half feeds the
-//! decoder packets that break a normative statement; each test names the statement it covers and
-//! asserts the exact `DecodeError` variant and, where the code cites one, the rule identifier in
-//! the error message.
+//! Decodes and encodes one or more vectors for each of the 14 control packets, built from the
+//! non-normative examples of the OASIS MQTT 3.1.1 specification where it gives one, then checks
+//! the valid topic filters of section 4.7, remaining-length boundaries and resumable decoding.
+//! Packets the codec must refuse are in `violations.rs`.
 
 // The helpers unwrap: a failure there is a test failure with a message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
-use iothub_protocol::{
-    check, decode, encode_publish, publish_size, validate_topic_filter, validate_topic_name, ConnAck,
-    Connect, DecodeError, Disconnect, EncodeError, FixedHeader, Packet, PacketId, ProtocolVersion, Publish,
-    PublishResponse, QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
-    MAX_REMAINING_LENGTH,
+use common::{
+    connect_with, decode_one, field, packet, publish_with_topic, subscribe_with_filter, text,
+    unsubscribe_with_filter, NO_LIMIT,
 };
-
-/// A maximum packet size that no vector in this file reaches.
-const NO_LIMIT: usize = 1 << 30;
+use iothub_protocol::{
+    check, decode, encode_publish, publish_size, ConnAck, Connect, Disconnect, FixedHeader, Packet, PacketId,
+    ProtocolVersion, Publish, PublishHeader, PublishResponse, QoS, ReasonCode, SubAck, Subscribe,
+    SubscriptionOptions, UnsubAck, Unsubscribe, Will, MAX_REMAINING_LENGTH,
+};
 
 fn pid(value: u16) -> PacketId {
     PacketId::new(value).unwrap()
-}
-
-fn text(value: &'static str) -> ByteString {
-    ByteString::from_static(value)
-}
-
-/// Decodes exactly one packet from `bytes` and checks that the decoder consumed all of them.
-fn decode_one(bytes: &[u8], version: ProtocolVersion) -> Result<Packet, DecodeError> {
-    let mut buf = BytesMut::from(bytes);
-    let packet = decode(&mut buf, version, NO_LIMIT)?.expect("the buffer holds a whole packet");
-    assert!(buf.is_empty(), "the decoder left {} bytes behind", buf.len());
-    Ok(packet)
 }
 
 fn encode_one(packet: &Packet, version: ProtocolVersion) -> Vec<u8> {
@@ -54,90 +43,6 @@ fn assert_vector_in(version: ProtocolVersion, bytes: &[u8], packet: &Packet) {
 
 fn assert_vector(bytes: &[u8], packet: &Packet) {
     assert_vector_in(ProtocolVersion::V311, bytes, packet);
-}
-
-/// Builds a packet from its first byte and body, writing the remaining length in between.
-fn packet(first_byte: u8, body: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![first_byte];
-    let mut len = body.len();
-    loop {
-        let mut byte = u8::try_from(len % 128).unwrap();
-        len /= 128;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        bytes.push(byte);
-        if len == 0 {
-            break;
-        }
-    }
-    bytes.extend_from_slice(body);
-    bytes
-}
-
-/// A length-prefixed field holding `bytes`, which need not be valid UTF-8.
-fn field(bytes: &[u8]) -> Vec<u8> {
-    let mut out = u16::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
-    out.extend_from_slice(bytes);
-    out
-}
-
-/// A CONNECT for "MQTT" level 4 with the given flags, keep-alive 60 and the given payload.
-fn connect_with(flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut body = field(b"MQTT");
-    body.extend_from_slice(&[0x04, flags, 0x00, 0x3C]);
-    body.extend_from_slice(payload);
-    packet(0x10, &body)
-}
-
-/// A QoS 0 PUBLISH whose topic field holds `topic` and whose payload is "x".
-fn publish_with_topic(topic: &[u8]) -> Vec<u8> {
-    let mut body = field(topic);
-    body.push(b'x');
-    packet(0x30, &body)
-}
-
-/// A SUBSCRIBE with packet identifier 10 and one filter requesting `options`.
-fn subscribe_with_filter(filter: &[u8], options: u8) -> Vec<u8> {
-    let mut body = vec![0x00, 0x0A];
-    body.extend(field(filter));
-    body.push(options);
-    packet(0x82, &body)
-}
-
-/// An UNSUBSCRIBE with packet identifier 10 and one filter.
-fn unsubscribe_with_filter(filter: &[u8]) -> Vec<u8> {
-    let mut body = vec![0x00, 0x0A];
-    body.extend(field(filter));
-    packet(0xA2, &body)
-}
-
-fn decode_err_in(version: ProtocolVersion, bytes: &[u8]) -> DecodeError {
-    let mut buf = BytesMut::from(bytes);
-    match decode(&mut buf, version, NO_LIMIT) {
-        Err(err) => err,
-        Ok(outcome) => panic!("{bytes:02X?} decoded to {outcome:?} instead of failing"),
-    }
-}
-
-fn decode_err(bytes: &[u8]) -> DecodeError {
-    decode_err_in(ProtocolVersion::V311, bytes)
-}
-
-/// Asserts that `bytes` fail to decode as malformed and that the message cites `rule`.
-fn assert_malformed(bytes: &[u8], rule: &str) {
-    let err = decode_err(bytes);
-    assert!(matches!(err, DecodeError::Malformed(_)), "{bytes:02X?}: expected Malformed, got {err:?}");
-    assert!(err.to_string().contains(rule), "{bytes:02X?}: \"{err}\" does not cite {rule}");
-    assert_eq!(err.reason_code(), ReasonCode::MalformedPacket);
-}
-
-/// Asserts that `bytes` fail to decode as a protocol error and that the message cites `rule`.
-fn assert_protocol_error(bytes: &[u8], rule: &str) {
-    let err = decode_err(bytes);
-    assert!(matches!(err, DecodeError::Protocol(_)), "{bytes:02X?}: expected Protocol, got {err:?}");
-    assert!(err.to_string().contains(rule), "{bytes:02X?}: \"{err}\" does not cite {rule}");
-    assert_eq!(err.reason_code(), ReasonCode::ProtocolError);
 }
 
 // Vectors, one function per packet shape, shared by the per-type tests and the resumability tests.
@@ -584,7 +489,7 @@ fn encode_publish_writes_the_same_bytes_as_packet_encode() {
         let (bytes, _) = publish(first_byte, dup, qos, retain);
         let packet_id = (qos != QoS::AtMostOnce).then(|| pid(10));
         let mut buf = BytesMut::new();
-        encode_publish(&mut buf, dup, qos, retain, "a/b", packet_id, b"hello").unwrap();
+        encode_publish(&mut buf, &PublishHeader { dup, qos, retain, packet_id }, "a/b", b"hello").unwrap();
         assert_eq!(buf[..], bytes[..]);
         assert_eq!(publish_size("a/b", qos, 5), bytes.len());
     }
@@ -694,6 +599,26 @@ fn vectors_cover_all_14_packet_types() {
     types.sort_unstable();
     types.dedup();
     assert_eq!(types, (1..=14).collect::<Vec<u8>>());
+}
+
+// Topic filters (section 4.7).
+
+#[test]
+fn valid_filters_of_section_4_7_decode_in_subscribe_and_unsubscribe() {
+    for filter in
+        ["#", "+", "sport/#", "sport/+/player1", "+/+", "/+", "+/tennis/#", "a//b", "$SYS/#", "sport/"]
+    {
+        let bytes = subscribe_with_filter(filter.as_bytes(), 2);
+        let Packet::Subscribe(subscribe) = decode_one(&bytes, ProtocolVersion::V311).unwrap() else {
+            panic!("not a SUBSCRIBE");
+        };
+        assert_eq!(subscribe.filters, [(ByteString::from(filter), options(QoS::ExactlyOnce))]);
+        let bytes = unsubscribe_with_filter(filter.as_bytes());
+        let Packet::Unsubscribe(unsubscribe) = decode_one(&bytes, ProtocolVersion::V311).unwrap() else {
+            panic!("not an UNSUBSCRIBE");
+        };
+        assert_eq!(unsubscribe.filters, [ByteString::from(filter)]);
+    }
 }
 
 // Remaining length (section 2.2.3, table 2.4).
@@ -847,560 +772,4 @@ fn decode_reserves_room_for_the_rest_of_an_announced_packet() {
     let mut buf = BytesMut::from(&bytes[..3]);
     assert_eq!(decode(&mut buf, ProtocolVersion::V311, NO_LIMIT), Ok(None));
     assert!(buf.capacity() >= bytes.len(), "capacity {} for a {}-byte packet", buf.capacity(), bytes.len());
-}
-
-// Maximum packet size.
-
-#[test]
-fn packet_over_max_packet_size_is_refused_from_the_fixed_header_alone() {
-    // A PUBLISH announcing a remaining length of 16384 bytes; none of its body has arrived.
-    let header = [0x30, 0x80, 0x80, 0x01];
-    let too_large = DecodeError::PacketTooLarge { size: 16_388, max: 1024 };
-    assert_eq!(check(&header, 1024), Err(too_large));
-    let mut buf = BytesMut::from(&header[..]);
-    assert_eq!(decode(&mut buf, ProtocolVersion::V311, 1024), Err(too_large));
-    assert_eq!(too_large.reason_code(), ReasonCode::PacketTooLarge);
-    assert!(too_large.to_string().contains("16388"));
-    // The largest remaining length is refused as well, without waiting for 256 MiB.
-    let mut buf = BytesMut::from(&[0x30, 0xFF, 0xFF, 0xFF, 0x7F][..]);
-    assert_eq!(
-        decode(&mut buf, ProtocolVersion::V311, 1024),
-        Err(DecodeError::PacketTooLarge { size: 268_435_460, max: 1024 })
-    );
-}
-
-#[test]
-fn packet_of_exactly_max_packet_size_is_accepted() {
-    let (bytes, packet) = publish(0x32, false, QoS::AtLeastOnce, false);
-    let mut buf = BytesMut::from(&bytes[..]);
-    assert_eq!(decode(&mut buf, ProtocolVersion::V311, bytes.len()), Ok(Some(packet)));
-    let mut buf = BytesMut::from(&bytes[..]);
-    assert_eq!(
-        decode(&mut buf, ProtocolVersion::V311, bytes.len() - 1),
-        Err(DecodeError::PacketTooLarge { size: bytes.len(), max: bytes.len() - 1 })
-    );
-    assert_eq!(
-        check(&[0xC0, 0x00], 2),
-        Ok(Some(FixedHeader { first_byte: 0xC0, header_len: 2, remaining_len: 0 }))
-    );
-    assert_eq!(check(&[0xC0, 0x00], 1), Err(DecodeError::PacketTooLarge { size: 2, max: 1 }));
-}
-
-// Fixed header errors.
-
-/// For every packet type but PUBLISH: the only valid flags and a valid body.
-fn fixed_flag_cases() -> Vec<(u8, u8, Vec<u8>)> {
-    let connect = connect_with(0x02, &field(b"c"));
-    vec![
-        (1, 0b0000, connect[2..].to_vec()),
-        (2, 0b0000, vec![0x00, 0x00]),
-        (4, 0b0000, vec![0x00, 0x0A]),
-        (5, 0b0000, vec![0x00, 0x0A]),
-        (6, 0b0010, vec![0x00, 0x0A]),
-        (7, 0b0000, vec![0x00, 0x0A]),
-        (8, 0b0010, subscribe_with_filter(b"a/b", 1)[2..].to_vec()),
-        (9, 0b0000, vec![0x00, 0x0A, 0x01]),
-        (10, 0b0010, unsubscribe_with_filter(b"a/b")[2..].to_vec()),
-        (11, 0b0000, vec![0x00, 0x0A]),
-        (12, 0b0000, Vec::new()),
-        (13, 0b0000, Vec::new()),
-        (14, 0b0000, Vec::new()),
-    ]
-}
-
-#[test]
-fn mqtt_2_2_2_1_and_2_2_2_2_reserved_flag_bits_are_malformed_for_every_type() {
-    // [MQTT-2.2.2-1]: reserved flag bits must hold the value of table 2.2; [MQTT-2.2.2-2]: a
-    // receiver of other flags closes the connection. The first byte alone decides it.
-    for (packet_type, valid_flags, body) in fixed_flag_cases() {
-        for flags in 0..16u8 {
-            let first_byte = (packet_type << 4) | flags;
-            let bytes = packet(first_byte, &body);
-            if flags == valid_flags {
-                assert!(decode_one(&bytes, ProtocolVersion::V311).is_ok(), "{bytes:02X?}");
-                continue;
-            }
-            let err = check(&[first_byte], NO_LIMIT).unwrap_err();
-            assert!(matches!(err, DecodeError::Malformed(_)), "{first_byte:#04X}: {err:?}");
-            assert!(err.to_string().contains("MQTT-2.2.2-2"), "{first_byte:#04X}: {err}");
-            assert_malformed(&bytes, "MQTT-2.2.2-2");
-        }
-    }
-}
-
-#[test]
-fn mqtt_3_6_1_1_pubrel_with_flags_0000_is_malformed() {
-    // [MQTT-3.6.1-1]: bits 3-0 of PUBREL are 0010; the common mistake of 0000 is refused.
-    assert_malformed(&[0x60, 0x02, 0x00, 0x0A], "MQTT-2.2.2-2");
-}
-
-#[test]
-fn mqtt_3_8_1_1_and_3_10_1_1_subscribe_and_unsubscribe_with_flags_0000_are_malformed() {
-    // [MQTT-3.8.1-1] and [MQTT-3.10.1-1]: bits 3-0 are 0010.
-    let mut subscribe = subscribe_with_filter(b"a/b", 1);
-    subscribe[0] = 0x80;
-    assert_malformed(&subscribe, "MQTT-2.2.2-2");
-    let mut unsubscribe = unsubscribe_with_filter(b"a/b");
-    unsubscribe[0] = 0xA0;
-    assert_malformed(&unsubscribe, "MQTT-2.2.2-2");
-}
-
-#[test]
-fn reserved_packet_types_0_and_15_are_malformed() {
-    // Section 2.2.1: types 0 and 15 are reserved in 3.1.1.
-    for first_byte in [0x00, 0x0F, 0xF0, 0xFF] {
-        let err = check(&[first_byte], NO_LIMIT).unwrap_err();
-        assert!(matches!(err, DecodeError::Malformed(_)), "{first_byte:#04X}: {err:?}");
-        assert!(err.to_string().contains("MQTT-2.2.1"), "{err}");
-        assert_malformed(&[first_byte, 0x00], "MQTT-2.2.1");
-    }
-}
-
-#[test]
-fn remaining_length_of_five_bytes_is_malformed() {
-    // Section 2.2.3: the remaining length takes at most four bytes, so a fourth byte with its
-    // continuation bit set is refused at once, before a fifth byte arrives.
-    let header = [0x30, 0xFF, 0xFF, 0xFF, 0xFF];
-    let err = check(&header, usize::MAX).unwrap_err();
-    assert!(matches!(err, DecodeError::Malformed(_)), "{err:?}");
-    assert!(err.to_string().contains("MQTT-2.2.3"), "{err}");
-    assert_malformed(&[0x30, 0x80, 0x80, 0x80, 0x80, 0x01], "MQTT-2.2.3");
-    assert_malformed(&[0xC0, 0x80, 0x80, 0x80, 0x80, 0x00], "MQTT-2.2.3");
-}
-
-// UTF-8 string errors (section 1.5.3).
-
-/// Ill-formed UTF-8: overlong forms, stray continuation bytes, bytes that never occur, truncated
-/// sequences and code points above U+10FFFF.
-const INVALID_UTF8: [&[u8]; 9] = [
-    &[0xC0, 0xAF],             // Overlong '/'.
-    &[0xE0, 0x80, 0xAF],       // Overlong '/' in three bytes.
-    &[0xF0, 0x80, 0x80, 0xAF], // Overlong '/' in four bytes.
-    &[b'a', 0x80],             // Continuation byte without a lead byte.
-    &[0xFF],                   // Never valid in UTF-8.
-    &[0xFE, 0xFE],             // Never valid in UTF-8.
-    &[0xE2, 0x82],             // Truncated three-byte sequence.
-    &[0xF4, 0x90, 0x80, 0x80], // U+110000, above the Unicode range.
-    &[0xC0, 0x80],             // Overlong U+0000, the "modified UTF-8" null.
-];
-
-/// Surrogate code points encoded as if they were characters.
-const SURROGATES: [&[u8]; 3] = [
-    &[0xED, 0xA0, 0x80],                   // U+D800.
-    &[0xED, 0xBF, 0xBF],                   // U+DFFF.
-    &[0xED, 0xA0, 0xBD, 0xED, 0xB8, 0x80], // A CESU-8 surrogate pair.
-];
-
-/// Every UTF-8 string field of 3.1.1, each holding `bad` in turn.
-fn packets_with_string(bad: &[u8]) -> Vec<Vec<u8>> {
-    let mut topic = b"a/".to_vec();
-    topic.extend_from_slice(bad);
-    let client_id_payload = field(bad);
-    let mut will_payload = field(b"c");
-    will_payload.extend(field(&topic));
-    will_payload.extend(field(b"bye"));
-    let mut username_payload = field(b"c");
-    username_payload.extend(field(bad));
-    vec![
-        publish_with_topic(&topic),
-        connect_with(0x02, &client_id_payload),
-        connect_with(0x06, &will_payload),
-        connect_with(0x82, &username_payload),
-        subscribe_with_filter(&topic, 0),
-        unsubscribe_with_filter(&topic),
-    ]
-}
-
-#[test]
-fn mqtt_1_5_3_1_ill_formed_utf8_is_malformed() {
-    for bad in INVALID_UTF8 {
-        for bytes in packets_with_string(bad) {
-            assert_malformed(&bytes, "MQTT-1.5.3-1");
-        }
-    }
-}
-
-#[test]
-fn mqtt_1_5_3_1_surrogate_code_points_are_malformed() {
-    for bad in SURROGATES {
-        for bytes in packets_with_string(bad) {
-            assert_malformed(&bytes, "MQTT-1.5.3-1");
-        }
-    }
-}
-
-#[test]
-fn mqtt_1_5_3_2_and_4_7_3_2_null_character_is_malformed() {
-    // [MQTT-1.5.3-2] for every string; [MQTT-4.7.3-2] restates it for topic names and filters.
-    for bad in [&[0x00][..], &[b'x', 0x00, b'y'], &[b'x', 0x00]] {
-        for bytes in packets_with_string(bad) {
-            assert_malformed(&bytes, "MQTT-1.5.3-2");
-        }
-    }
-}
-
-// Topic name and filter errors (section 4.7).
-
-#[test]
-fn mqtt_3_3_2_2_topic_name_with_wildcard_is_malformed() {
-    // [MQTT-3.3.2-2], and [MQTT-4.7.1-1] for the wildcard characters in general.
-    for topic in [&b"a/+"[..], b"a/#", b"+", b"#", b"a+b", b"sport/tennis#"] {
-        assert_malformed(&publish_with_topic(topic), "MQTT-3.3.2-2");
-        let mut body = field(topic);
-        body.extend_from_slice(&[0x00, 0x0A]);
-        assert_malformed(&packet(0x32, &body), "MQTT-3.3.2-2");
-        assert!(validate_topic_name(std::str::from_utf8(topic).unwrap()).is_err());
-    }
-}
-
-#[test]
-fn mqtt_3_3_2_2_will_topic_with_wildcard_is_malformed() {
-    let mut payload = field(b"c");
-    payload.extend(field(b"a/#"));
-    payload.extend(field(b"bye"));
-    assert_malformed(&connect_with(0x06, &payload), "MQTT-3.3.2-2");
-}
-
-#[test]
-fn mqtt_4_7_3_1_empty_topic_name_is_malformed() {
-    assert_malformed(&publish_with_topic(b""), "MQTT-4.7.3-1");
-    assert_malformed(&packet(0x32, &[0x00, 0x00, 0x00, 0x0A]), "MQTT-4.7.3-1");
-    let mut payload = field(b"c");
-    payload.extend(field(b""));
-    payload.extend(field(b"bye"));
-    assert_malformed(&connect_with(0x06, &payload), "MQTT-4.7.3-1");
-}
-
-#[test]
-fn mqtt_4_7_3_1_empty_topic_filter_is_malformed() {
-    assert_malformed(&subscribe_with_filter(b"", 0), "MQTT-4.7.3-1");
-    assert_malformed(&unsubscribe_with_filter(b""), "MQTT-4.7.3-1");
-}
-
-#[test]
-fn mqtt_4_7_1_2_multi_level_wildcard_not_last_or_not_alone_is_malformed() {
-    for filter in [&b"sport/tennis#"[..], b"sport/#/ranking", b"#/a", b"a/b#", b"##", b"#a"] {
-        assert_malformed(&subscribe_with_filter(filter, 0), "MQTT-4.7.1-2");
-        assert_malformed(&unsubscribe_with_filter(filter), "MQTT-4.7.1-2");
-        assert!(validate_topic_filter(std::str::from_utf8(filter).unwrap()).is_err());
-    }
-}
-
-#[test]
-fn mqtt_4_7_1_3_single_level_wildcard_not_alone_in_its_level_is_malformed() {
-    for filter in [&b"sport+"[..], b"sp+rt/x", b"a/+b", b"++", b"+a/#"] {
-        assert_malformed(&subscribe_with_filter(filter, 0), "MQTT-4.7.1-3");
-        assert_malformed(&unsubscribe_with_filter(filter), "MQTT-4.7.1-3");
-        assert!(validate_topic_filter(std::str::from_utf8(filter).unwrap()).is_err());
-    }
-}
-
-#[test]
-fn valid_filters_of_section_4_7_decode() {
-    for filter in
-        ["#", "+", "sport/#", "sport/+/player1", "+/+", "/+", "+/tennis/#", "a//b", "$SYS/#", "sport/"]
-    {
-        let bytes = subscribe_with_filter(filter.as_bytes(), 2);
-        let Packet::Subscribe(subscribe) = decode_one(&bytes, ProtocolVersion::V311).unwrap() else {
-            panic!("not a SUBSCRIBE");
-        };
-        assert_eq!(subscribe.filters, [(ByteString::from(filter), options(QoS::ExactlyOnce))]);
-    }
-}
-
-// Packet identifier errors.
-
-#[test]
-fn mqtt_2_3_1_1_packet_identifier_zero_is_malformed() {
-    // [MQTT-2.3.1-1]: SUBSCRIBE, UNSUBSCRIBE and PUBLISH at QoS 1 or 2 carry a non-zero packet
-    // identifier, and so do the acknowledgements that echo it.
-    let mut publish_qos1 = field(b"a/b");
-    publish_qos1.extend_from_slice(&[0x00, 0x00, b'x']);
-    let mut subscribe = vec![0x00, 0x00];
-    subscribe.extend(field(b"a/b"));
-    subscribe.push(0x01);
-    let mut unsubscribe = vec![0x00, 0x00];
-    unsubscribe.extend(field(b"a/b"));
-    let cases = [
-        packet(0x32, &publish_qos1),
-        packet(0x34, &publish_qos1),
-        packet(0x82, &subscribe),
-        packet(0xA2, &unsubscribe),
-        vec![0x40, 0x02, 0x00, 0x00],
-        vec![0x50, 0x02, 0x00, 0x00],
-        vec![0x62, 0x02, 0x00, 0x00],
-        vec![0x70, 0x02, 0x00, 0x00],
-        vec![0x90, 0x03, 0x00, 0x00, 0x00],
-        vec![0xB0, 0x02, 0x00, 0x00],
-    ];
-    for bytes in cases {
-        assert_malformed(&bytes, "MQTT-2.3.1-1");
-    }
-}
-
-// PUBLISH errors.
-
-#[test]
-fn mqtt_3_3_1_4_publish_with_qos_3_is_malformed() {
-    // [MQTT-3.3.1-4]: both QoS bits set. The fixed header passes `check`; the body is refused.
-    for first_byte in [0x36, 0x37, 0x3E, 0x3F] {
-        let mut body = field(b"a/b");
-        body.extend_from_slice(&[0x00, 0x0A, b'x']);
-        let bytes = packet(first_byte, &body);
-        assert!(check(&bytes, NO_LIMIT).is_ok());
-        assert_malformed(&bytes, "MQTT-3.3.1-4");
-    }
-}
-
-#[test]
-fn mqtt_3_3_1_2_dup_on_qos_0_publish_is_malformed() {
-    // [MQTT-3.3.1-2]: the DUP flag is 0 on every QoS 0 message.
-    for first_byte in [0x38, 0x39] {
-        let mut bytes = publish_with_topic(b"a/b");
-        bytes[0] = first_byte;
-        assert_malformed(&bytes, "MQTT-3.3.1-2");
-    }
-}
-
-#[test]
-fn publish_shorter_than_its_fields_is_malformed() {
-    // The topic length runs past the end of the packet.
-    assert_malformed(&[0x30, 0x03, 0x00, 0x05, b'a'], "MQTT-2.2.3");
-    // A QoS 1 PUBLISH without room for its packet identifier.
-    assert_malformed(&[0x32, 0x04, 0x00, 0x01, b'a', 0x00], "MQTT-2.2.3");
-    // No room for the topic length.
-    assert_malformed(&[0x30, 0x01, 0x00], "MQTT-2.2.3");
-}
-
-// SUBSCRIBE, SUBACK and UNSUBSCRIBE errors.
-
-#[test]
-fn mqtt_3_8_3_3_subscribe_without_filters_is_a_protocol_error() {
-    assert_protocol_error(&[0x82, 0x02, 0x00, 0x0A], "MQTT-3.8.3-3");
-}
-
-#[test]
-fn mqtt_3_10_3_2_unsubscribe_without_filters_is_a_protocol_error() {
-    assert_protocol_error(&[0xA2, 0x02, 0x00, 0x0A], "MQTT-3.10.3-2");
-}
-
-#[test]
-fn mqtt_3_8_3_4_subscribe_options_reserved_bits_or_qos_3_are_malformed() {
-    // [MQTT-3.8.3-4]: the upper six bits of the requested QoS byte are reserved, and QoS 3 is
-    // not a QoS. The 5.0 option bits (No Local 0x04, Retain As Published 0x08, Retain Handling
-    // 0x30) are reserved in 3.1.1.
-    for options in [0x03, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xFC, 0xFF] {
-        assert_malformed(&subscribe_with_filter(b"a/b", options), "MQTT-3.8.3-4");
-    }
-    // The rule holds for a filter after a valid one as well.
-    let mut body = vec![0x00, 0x0A];
-    body.extend(field(b"a/b"));
-    body.push(0x01);
-    body.extend(field(b"c/d"));
-    body.push(0x81);
-    assert_malformed(&packet(0x82, &body), "MQTT-3.8.3-4");
-}
-
-#[test]
-fn subscribe_filter_without_its_options_byte_is_malformed() {
-    let mut body = vec![0x00, 0x0A];
-    body.extend(field(b"a/b"));
-    assert_malformed(&packet(0x82, &body), "MQTT-2.2.3");
-}
-
-#[test]
-fn mqtt_3_9_3_2_suback_reserved_return_code_is_malformed() {
-    // [MQTT-3.9.3-2]: return codes other than 0x00, 0x01, 0x02 and 0x80 are reserved.
-    for code in [0x03, 0x04, 0x7F, 0x81, 0x87, 0xFF] {
-        assert_malformed(&[0x90, 0x03, 0x00, 0x0A, code], "MQTT-3.9.3-2");
-    }
-}
-
-#[test]
-fn suback_without_return_codes_is_a_protocol_error() {
-    // Section 3.9.3: a SUBACK carries one return code per filter of a SUBSCRIBE, which has at
-    // least one.
-    assert_protocol_error(&[0x90, 0x02, 0x00, 0x0A], "MQTT-3.9.3");
-}
-
-// Fixed-size packets with the wrong remaining length.
-
-#[test]
-fn pingreq_pingresp_disconnect_with_non_zero_remaining_length_are_malformed() {
-    for first_byte in [0xC0, 0xD0, 0xE0] {
-        assert_malformed(&[first_byte, 0x01, 0x00], "MQTT-2.2.3");
-        assert_malformed(&[first_byte, 0x02, 0x00, 0x00], "MQTT-2.2.3");
-    }
-}
-
-#[test]
-fn acknowledgements_with_a_remaining_length_other_than_2_are_malformed() {
-    for first_byte in [0x20, 0x40, 0x50, 0x62, 0x70, 0xB0] {
-        assert_malformed(&[first_byte, 0x00], "MQTT-2.2.3");
-        assert_malformed(&[first_byte, 0x01, 0x00], "MQTT-2.2.3");
-        assert_malformed(&[first_byte, 0x03, 0x00, 0x0A, 0x00], "MQTT-2.2.3");
-    }
-}
-
-#[test]
-fn connack_reserved_flags_or_return_code_are_malformed() {
-    // Section 3.2.2.1: bits 7-1 of the acknowledge flags are reserved and 0.
-    for flags in [0x02, 0x80, 0xFE] {
-        let err = decode_err(&[0x20, 0x02, flags, 0x00]);
-        assert!(matches!(err, DecodeError::Malformed(_)), "{err:?}");
-    }
-    // Section 3.2.2.3: return codes 6 to 255 are reserved.
-    for code in [0x06, 0x80, 0xFF] {
-        let err = decode_err(&[0x20, 0x02, 0x00, code]);
-        assert!(matches!(err, DecodeError::Malformed(_)), "{err:?}");
-    }
-}
-
-// CONNECT errors.
-
-#[test]
-fn mqtt_3_1_2_3_connect_reserved_flag_is_malformed() {
-    assert_malformed(&connect_with(0x03, &field(b"c")), "MQTT-3.1.2-3");
-    assert_malformed(&connect_with(0x01, &field(b"c")), "MQTT-3.1.2-3");
-}
-
-#[test]
-fn mqtt_3_1_2_13_will_qos_without_will_flag_is_malformed() {
-    for flags in [0x08, 0x10, 0x18, 0x0A] {
-        assert_malformed(&connect_with(flags, &field(b"c")), "MQTT-3.1.2-13");
-    }
-}
-
-#[test]
-fn mqtt_3_1_2_14_will_qos_3_is_malformed() {
-    let mut payload = field(b"c");
-    payload.extend(field(b"a/b"));
-    payload.extend(field(b"bye"));
-    assert_malformed(&connect_with(0x1E, &payload), "MQTT-3.1.2-14");
-}
-
-#[test]
-fn mqtt_3_1_2_15_will_retain_without_will_flag_is_malformed() {
-    assert_malformed(&connect_with(0x22, &field(b"c")), "MQTT-3.1.2-15");
-}
-
-#[test]
-fn mqtt_3_1_2_22_password_without_username_is_malformed() {
-    let mut payload = field(b"c");
-    payload.extend(field(b"pass"));
-    assert_malformed(&connect_with(0x42, &payload), "MQTT-3.1.2-22");
-}
-
-#[test]
-fn mqtt_3_1_2_2_unsupported_protocol_level() {
-    // [MQTT-3.1.2-2]: the server answers an unsupported level with return code 0x01.
-    let cases: [(&[u8], u8); 6] =
-        [(b"MQTT", 3), (b"MQTT", 5), (b"MQTT", 0), (b"MQTT", 0xFF), (b"MQIsdp", 4), (b"MQIsdp", 5)];
-    for (name, level) in cases {
-        let mut body = field(name);
-        body.extend_from_slice(&[level, 0x02, 0x00, 0x3C]);
-        body.extend(field(b"c"));
-        let err = decode_err(&packet(0x10, &body));
-        assert_eq!(err, DecodeError::UnsupportedProtocolVersion(level));
-        assert!(err.to_string().contains("MQTT-3.1.2-2"), "{err}");
-        assert_eq!(err.reason_code(), ReasonCode::UnsupportedProtocolVersion);
-        assert_eq!(err.reason_code().v3_connack_code(), 0x01);
-    }
-}
-
-#[test]
-fn mqtt_3_1_2_1_wrong_protocol_name() {
-    for name in [&b"MQTX"[..], b"mqtt", b"MQTT\0", b"MQIsdP", b"", b"MQ"] {
-        let mut body = field(name);
-        body.extend_from_slice(&[0x04, 0x02, 0x00, 0x3C]);
-        body.extend(field(b"c"));
-        let err = decode_err(&packet(0x10, &body));
-        assert_eq!(err, DecodeError::InvalidProtocolName, "{name:02X?}");
-        assert!(err.to_string().contains("MQTT-3.1.2-1"), "{err}");
-    }
-}
-
-#[test]
-fn connect_with_trailing_bytes_after_its_fields_is_malformed() {
-    let mut payload = field(b"c");
-    payload.push(0x00);
-    assert_malformed(&connect_with(0x02, &payload), "MQTT-2.2.3");
-    // A password present without its flag is a trailing field too.
-    let mut payload = field(b"c");
-    payload.extend(field(b"u"));
-    payload.extend(field(b"p"));
-    assert_malformed(&connect_with(0x82, &payload), "MQTT-2.2.3");
-}
-
-#[test]
-fn connect_missing_a_flagged_field_is_malformed() {
-    // The user name flag is set but the packet ends after the client identifier.
-    assert_malformed(&connect_with(0x82, &field(b"c")), "MQTT-2.2.3");
-    // The will flag is set but the will message is missing.
-    let mut payload = field(b"c");
-    payload.extend(field(b"a/b"));
-    assert_malformed(&connect_with(0x06, &payload), "MQTT-2.2.3");
-    // The packet ends inside the variable header.
-    assert_malformed(&packet(0x10, &[0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04]), "MQTT-2.2.3");
-}
-
-// MQTT 5.0 is not spoken yet.
-
-#[test]
-fn mqtt_5_0_packet_bodies_are_refused_and_never_encoded() {
-    let err = decode_err_in(ProtocolVersion::V5, &[0xC0, 0x00]);
-    assert!(matches!(err, DecodeError::Protocol(_)), "{err:?}");
-    let mut buf = BytesMut::new();
-    assert_eq!(
-        Packet::PingReq.encode(ProtocolVersion::V5, &mut buf),
-        Err(EncodeError::Unsupported("PINGREQ"))
-    );
-    assert!(buf.is_empty());
-}
-
-// Encoder errors.
-
-#[test]
-fn encode_refuses_a_field_longer_than_65535_bytes_and_leaves_the_buffer_unchanged() {
-    let publish = |topic_len: usize| {
-        Packet::Publish(Publish {
-            dup: false,
-            qos: QoS::AtMostOnce,
-            retain: false,
-            topic: ByteString::from("t".repeat(topic_len)),
-            packet_id: None,
-            payload: Bytes::from_static(b"x"),
-            properties: None,
-        })
-    };
-    let (ping, _) = pingreq();
-    let mut buf = BytesMut::from(&ping[..]);
-    publish(65_535).encode(ProtocolVersion::V311, &mut buf).unwrap();
-    assert_eq!(buf.len(), ping.len() + publish(65_535).encoded_size());
-
-    // Packets coalesce in one buffer, so a refused packet must not leave a partial one behind.
-    let mut buf = BytesMut::from(&ping[..]);
-    assert_eq!(
-        publish(65_536).encode(ProtocolVersion::V311, &mut buf),
-        Err(EncodeError::FieldTooLong(65_536))
-    );
-    assert_eq!(buf[..], ping[..]);
-    let topic = "t".repeat(65_536);
-    assert_eq!(
-        encode_publish(&mut buf, false, QoS::AtMostOnce, false, &topic, None, b"x"),
-        Err(EncodeError::FieldTooLong(65_536))
-    );
-    assert_eq!(buf[..], ping[..]);
-    let connect = Packet::Connect(Box::new(Connect {
-        protocol: ProtocolVersion::V311,
-        clean_start: true,
-        keep_alive: 0,
-        client_id: text("c"),
-        will: None,
-        username: Some(ByteString::from(topic.as_str())),
-        password: None,
-        properties: None,
-    }));
-    assert_eq!(connect.encode(ProtocolVersion::V311, &mut buf), Err(EncodeError::FieldTooLong(65_536)));
-    assert_eq!(buf[..], ping[..]);
 }

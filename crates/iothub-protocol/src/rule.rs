@@ -1,0 +1,337 @@
+//! The rules a peer can break: one variant per normative statement, or per grammar rule that the
+//! specification states without a number, that the decoder or the broker checks.
+//!
+//! Each rule knows the message logged when it is broken, whether breaking it makes the packet
+//! malformed or is a protocol error (3.1.1 section 4.8, 5.0 section 4.13), and the MQTT 5.0
+//! reason code a server sends for it. This module only names rules; the decoder checks the
+//! grammar and the broker checks the rules that need session state.
+
+use core::fmt;
+
+use crate::types::ReasonCode;
+
+/// The two kinds of violation the specification distinguishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ViolationKind {
+    /// The bytes cannot be parsed as the packet they claim to be.
+    Malformed,
+    /// The packet parses but is not allowed, or not allowed here.
+    Protocol,
+}
+
+impl fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ViolationKind::Malformed => "malformed packet",
+            ViolationKind::Protocol => "protocol error",
+        })
+    }
+}
+
+/// A rule of the MQTT specification that a packet broke.
+///
+/// A variant named `MqttA_B_C_N` is the normative statement [MQTT-A.B.C-N] of MQTT 3.1.1. The
+/// other variants are rules the specification states in the section their documentation names,
+/// checks that split one statement in two, or limits of the broker. `Display` writes the message
+/// alone; [`DecodeError`](crate::DecodeError) prefixes it with the [`ViolationKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rule {
+    /// [MQTT-1.5.3-1]: a UTF-8 string is well formed and encodes no surrogate.
+    Mqtt1_5_3_1,
+    /// [MQTT-1.5.3-2]: a UTF-8 string does not contain U+0000.
+    Mqtt1_5_3_2,
+    /// Section 2.2.1: packet types 0 and 15 are reserved.
+    ReservedPacketType,
+    /// [MQTT-2.2.2-2]: the flags of the fixed header are those of table 2.2.
+    Mqtt2_2_2_2,
+    /// Section 2.2.3: the remaining length takes at most four bytes.
+    RemainingLengthTooLong,
+    /// Section 2.2.3: PINGREQ, PINGRESP and DISCONNECT have no body.
+    RemainingLengthNotZero,
+    /// Section 2.2.3: PUBACK, PUBREC, PUBREL, PUBCOMP and UNSUBACK hold a packet identifier only.
+    RemainingLengthNotTwo,
+    /// Section 2.2.3: CONNACK holds its flags and return code only.
+    ConnAckRemainingLengthNotTwo,
+    /// Section 2.2.3: the remaining length leaves no room for a field the packet must carry.
+    PacketTooShort,
+    /// Section 2.2.3: bytes follow the last field of a CONNECT.
+    TrailingBytes,
+    /// [MQTT-2.3.1-1]: a packet identifier is not 0.
+    Mqtt2_3_1_1,
+    /// [MQTT-3.1.0-1]: the first packet from the client is CONNECT. Checked by the broker.
+    Mqtt3_1_0_1,
+    /// [MQTT-3.1.0-2]: a client sends CONNECT only once. Checked by the broker.
+    Mqtt3_1_0_2,
+    /// [MQTT-3.1.2-3]: the reserved flag of CONNECT is 0.
+    Mqtt3_1_2_3,
+    /// [MQTT-3.1.2-13]: without the will flag, the will QoS is 0.
+    Mqtt3_1_2_13,
+    /// [MQTT-3.1.2-14]: the will QoS is not 3.
+    Mqtt3_1_2_14,
+    /// [MQTT-3.1.2-15]: without the will flag, will retain is 0.
+    Mqtt3_1_2_15,
+    /// [MQTT-3.1.2-22]: a password comes only with a user name.
+    Mqtt3_1_2_22,
+    /// [MQTT-3.2.2-1]: the reserved CONNACK flags are 0.
+    Mqtt3_2_2_1,
+    /// Section 3.2.2.3: CONNACK return codes 6 to 255 are reserved.
+    ReservedConnAckReturnCode,
+    /// [MQTT-3.3.1-2]: the DUP flag is 0 on a QoS 0 PUBLISH.
+    Mqtt3_3_1_2,
+    /// [MQTT-3.3.1-4]: a PUBLISH does not have both QoS bits set.
+    Mqtt3_3_1_4,
+    /// [MQTT-3.3.2-2]: a topic name contains no wildcard character.
+    Mqtt3_3_2_2,
+    /// [MQTT-3.8.3-3]: a SUBSCRIBE carries at least one topic filter.
+    Mqtt3_8_3_3,
+    /// [MQTT-3.8.3-4], first half: the reserved bits of a requested QoS byte are 0.
+    Mqtt3_8_3_4,
+    /// [MQTT-3.8.3-4], second half: a requested QoS is 0, 1 or 2.
+    RequestedQoS3,
+    /// Section 3.9.3: a SUBACK carries one return code per filter, so at least one.
+    SubAckWithoutReturnCodes,
+    /// [MQTT-3.9.3-2]: SUBACK return codes other than 0x00, 0x01, 0x02 and 0x80 are reserved.
+    Mqtt3_9_3_2,
+    /// [MQTT-3.10.3-2]: an UNSUBSCRIBE carries at least one topic filter.
+    Mqtt3_10_3_2,
+    /// [MQTT-4.7.1-2]: `#` stands alone as the last level of a topic filter.
+    Mqtt4_7_1_2,
+    /// [MQTT-4.7.1-3]: `+` occupies a whole level of a topic filter.
+    Mqtt4_7_1_3,
+    /// [MQTT-4.7.3-1] for topic names: a topic name is at least one character long.
+    EmptyTopicName,
+    /// [MQTT-4.7.3-1] for topic filters: a topic filter is at least one character long.
+    EmptyTopicFilter,
+    /// A client sent a packet that only a server sends (CONNACK, SUBACK, UNSUBACK, PINGRESP);
+    /// [MQTT-4.8.0-1] has the connection closed. Checked by the broker.
+    ServerOnlyPacket,
+    /// A topic name deeper than the broker's topic hierarchy allows. Checked by the broker.
+    TopicTooDeep,
+}
+
+impl Rule {
+    /// The message logged when the rule is broken; it cites the rule's identifier.
+    pub const fn message(self) -> &'static str {
+        match self {
+            Rule::Mqtt1_5_3_1 => "[MQTT-1.5.3-1] string is not well-formed UTF-8",
+            Rule::Mqtt1_5_3_2 => "[MQTT-1.5.3-2] UTF-8 string contains U+0000",
+            Rule::ReservedPacketType => "[MQTT-2.2.1] reserved control packet type",
+            Rule::Mqtt2_2_2_2 => "[MQTT-2.2.2-2] invalid flags in the fixed header",
+            Rule::RemainingLengthTooLong => {
+                "[MQTT-2.2.3] remaining length is encoded in more than four bytes"
+            }
+            Rule::RemainingLengthNotZero => "[MQTT-2.2.3] remaining length must be 0 for this packet type",
+            Rule::RemainingLengthNotTwo => "[MQTT-2.2.3] remaining length must be 2 for this packet type",
+            Rule::ConnAckRemainingLengthNotTwo => "[MQTT-2.2.3] remaining length of CONNACK must be 2",
+            Rule::PacketTooShort => "[MQTT-2.2.3] packet is shorter than its fields",
+            Rule::TrailingBytes => "[MQTT-2.2.3] packet has bytes after its last field",
+            Rule::Mqtt2_3_1_1 => "[MQTT-2.3.1-1] packet identifier is 0",
+            Rule::Mqtt3_1_0_1 => "[MQTT-3.1.0-1] the first packet must be CONNECT",
+            Rule::Mqtt3_1_0_2 => "[MQTT-3.1.0-2] a second CONNECT",
+            Rule::Mqtt3_1_2_3 => "[MQTT-3.1.2-3] reserved CONNECT flag is set",
+            Rule::Mqtt3_1_2_13 => "[MQTT-3.1.2-13] will QoS is set without the will flag",
+            Rule::Mqtt3_1_2_14 => "[MQTT-3.1.2-14] will QoS is 3",
+            Rule::Mqtt3_1_2_15 => "[MQTT-3.1.2-15] will retain is set without the will flag",
+            Rule::Mqtt3_1_2_22 => "[MQTT-3.1.2-22] password flag is set without the user name flag",
+            Rule::Mqtt3_2_2_1 => "[MQTT-3.2.2-1] reserved CONNACK flags are set",
+            Rule::ReservedConnAckReturnCode => "[MQTT-3.2.2.3] reserved CONNACK return code",
+            Rule::Mqtt3_3_1_2 => "[MQTT-3.3.1-2] DUP flag set on a QoS 0 PUBLISH",
+            Rule::Mqtt3_3_1_4 => "[MQTT-3.3.1-4] PUBLISH with QoS 3",
+            Rule::Mqtt3_3_2_2 => "[MQTT-3.3.2-2] topic name contains a wildcard character",
+            Rule::Mqtt3_8_3_3 => "[MQTT-3.8.3-3] SUBSCRIBE carries no topic filter",
+            Rule::Mqtt3_8_3_4 => "[MQTT-3.8.3-4] reserved bits of the requested QoS byte are set",
+            Rule::RequestedQoS3 => "[MQTT-3.8.3-4] requested QoS is 3",
+            Rule::SubAckWithoutReturnCodes => "[MQTT-3.9.3] SUBACK carries no return codes",
+            Rule::Mqtt3_9_3_2 => "[MQTT-3.9.3-2] reserved SUBACK return code",
+            Rule::Mqtt3_10_3_2 => "[MQTT-3.10.3-2] UNSUBSCRIBE carries no topic filter",
+            Rule::Mqtt4_7_1_2 => {
+                "[MQTT-4.7.1-2] '#' must be the last level of a topic filter and stand alone"
+            }
+            Rule::Mqtt4_7_1_3 => "[MQTT-4.7.1-3] '+' must occupy a whole topic level",
+            Rule::EmptyTopicName => "[MQTT-4.7.3-1] topic name is empty",
+            Rule::EmptyTopicFilter => "[MQTT-4.7.3-1] topic filter is empty",
+            Rule::ServerOnlyPacket => "[MQTT-4.8.0-1] a packet only a server may send",
+            Rule::TopicTooDeep => "topic name has more than 200 levels, the broker's hierarchy limit",
+        }
+    }
+
+    /// Whether breaking the rule makes the packet malformed or is a protocol error, as MQTT
+    /// 3.1.1 classifies it.
+    pub const fn kind(self) -> ViolationKind {
+        match self {
+            Rule::Mqtt3_1_0_1
+            | Rule::Mqtt3_1_0_2
+            | Rule::Mqtt3_8_3_3
+            | Rule::SubAckWithoutReturnCodes
+            | Rule::Mqtt3_10_3_2
+            | Rule::ServerOnlyPacket
+            | Rule::TopicTooDeep => ViolationKind::Protocol,
+            Rule::Mqtt1_5_3_1
+            | Rule::Mqtt1_5_3_2
+            | Rule::ReservedPacketType
+            | Rule::Mqtt2_2_2_2
+            | Rule::RemainingLengthTooLong
+            | Rule::RemainingLengthNotZero
+            | Rule::RemainingLengthNotTwo
+            | Rule::ConnAckRemainingLengthNotTwo
+            | Rule::PacketTooShort
+            | Rule::TrailingBytes
+            | Rule::Mqtt2_3_1_1
+            | Rule::Mqtt3_1_2_3
+            | Rule::Mqtt3_1_2_13
+            | Rule::Mqtt3_1_2_14
+            | Rule::Mqtt3_1_2_15
+            | Rule::Mqtt3_1_2_22
+            | Rule::Mqtt3_2_2_1
+            | Rule::ReservedConnAckReturnCode
+            | Rule::Mqtt3_3_1_2
+            | Rule::Mqtt3_3_1_4
+            | Rule::Mqtt3_3_2_2
+            | Rule::Mqtt3_8_3_4
+            | Rule::RequestedQoS3
+            | Rule::Mqtt3_9_3_2
+            | Rule::Mqtt4_7_1_2
+            | Rule::Mqtt4_7_1_3
+            | Rule::EmptyTopicName
+            | Rule::EmptyTopicFilter => ViolationKind::Malformed,
+        }
+    }
+
+    /// The MQTT 5.0 reason code a server sends (in CONNACK or DISCONNECT) for this rule: the
+    /// specific code where 5.0 has one, else 0x81 Malformed Packet or 0x82 Protocol Error as
+    /// 5.0 classifies the rule, and as 3.1.1 does where 5.0 has no such rule.
+    pub const fn reason_code(self) -> ReasonCode {
+        match self {
+            // 0x90: the topic name is not accepted by the receiver.
+            Rule::Mqtt3_3_2_2 | Rule::TopicTooDeep => ReasonCode::TopicNameInvalid,
+            // 0x8F: the topic filter is not accepted by the receiver.
+            Rule::Mqtt4_7_1_2 | Rule::Mqtt4_7_1_3 | Rule::EmptyTopicFilter => ReasonCode::TopicFilterInvalid,
+            // 5.0 section 3.8.3.1 makes a Maximum QoS of 3 a Protocol Error, and section 3.3.2.3.4
+            // an empty topic name without a Topic Alias.
+            Rule::RequestedQoS3 | Rule::EmptyTopicName => ReasonCode::ProtocolError,
+            _ => match self.kind() {
+                ViolationKind::Malformed => ReasonCode::MalformedPacket,
+                ViolationKind::Protocol => ReasonCode::ProtocolError,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::format;
+    use alloc::string::ToString;
+    use alloc::vec::Vec;
+
+    use super::*;
+    use crate::error::DecodeError;
+
+    /// Every rule, in declaration order.
+    const ALL: [Rule; 35] = [
+        Rule::Mqtt1_5_3_1,
+        Rule::Mqtt1_5_3_2,
+        Rule::ReservedPacketType,
+        Rule::Mqtt2_2_2_2,
+        Rule::RemainingLengthTooLong,
+        Rule::RemainingLengthNotZero,
+        Rule::RemainingLengthNotTwo,
+        Rule::ConnAckRemainingLengthNotTwo,
+        Rule::PacketTooShort,
+        Rule::TrailingBytes,
+        Rule::Mqtt2_3_1_1,
+        Rule::Mqtt3_1_0_1,
+        Rule::Mqtt3_1_0_2,
+        Rule::Mqtt3_1_2_3,
+        Rule::Mqtt3_1_2_13,
+        Rule::Mqtt3_1_2_14,
+        Rule::Mqtt3_1_2_15,
+        Rule::Mqtt3_1_2_22,
+        Rule::Mqtt3_2_2_1,
+        Rule::ReservedConnAckReturnCode,
+        Rule::Mqtt3_3_1_2,
+        Rule::Mqtt3_3_1_4,
+        Rule::Mqtt3_3_2_2,
+        Rule::Mqtt3_8_3_3,
+        Rule::Mqtt3_8_3_4,
+        Rule::RequestedQoS3,
+        Rule::SubAckWithoutReturnCodes,
+        Rule::Mqtt3_9_3_2,
+        Rule::Mqtt3_10_3_2,
+        Rule::Mqtt4_7_1_2,
+        Rule::Mqtt4_7_1_3,
+        Rule::EmptyTopicName,
+        Rule::EmptyTopicFilter,
+        Rule::ServerOnlyPacket,
+        Rule::TopicTooDeep,
+    ];
+
+    #[test]
+    fn a_rule_named_after_a_statement_cites_that_statement() {
+        for rule in ALL {
+            let name = format!("{rule:?}");
+            let Some(id) = name.strip_prefix("Mqtt") else { continue };
+            let Some((section, statement)) = id.rsplit_once('_') else {
+                panic!("{name} is not named MqttA_B_C_N");
+            };
+            let cited = format!("[MQTT-{}-{statement}] ", section.replace('_', "."));
+            assert!(rule.message().starts_with(&cited), "{name}: {}", rule.message());
+        }
+    }
+
+    #[test]
+    fn every_rule_but_the_broker_limit_cites_the_specification_and_messages_differ() {
+        for rule in ALL {
+            assert_eq!(rule.message().starts_with("[MQTT-"), rule != Rule::TopicTooDeep, "{rule:?}");
+        }
+        let mut messages: Vec<&str> = ALL.iter().map(|rule| rule.message()).collect();
+        messages.sort_unstable();
+        messages.dedup();
+        assert_eq!(messages.len(), ALL.len());
+    }
+
+    #[test]
+    fn a_violation_displays_as_its_kind_then_its_message() {
+        // The text the decoder logged before rules were typed.
+        assert_eq!(
+            DecodeError::Violation(Rule::Mqtt3_3_2_2).to_string(),
+            "malformed packet: [MQTT-3.3.2-2] topic name contains a wildcard character"
+        );
+        assert_eq!(
+            DecodeError::from(Rule::Mqtt3_1_0_2).to_string(),
+            "protocol error: [MQTT-3.1.0-2] a second CONNECT"
+        );
+        for rule in ALL {
+            assert_eq!(DecodeError::from(rule).to_string(), format!("{}: {rule}", rule.kind()));
+        }
+    }
+
+    #[test]
+    fn reason_codes_follow_mqtt_5_0() {
+        let specific = [
+            (Rule::Mqtt3_3_2_2, ReasonCode::TopicNameInvalid),
+            (Rule::TopicTooDeep, ReasonCode::TopicNameInvalid),
+            (Rule::Mqtt4_7_1_2, ReasonCode::TopicFilterInvalid),
+            (Rule::Mqtt4_7_1_3, ReasonCode::TopicFilterInvalid),
+            (Rule::EmptyTopicFilter, ReasonCode::TopicFilterInvalid),
+            (Rule::RequestedQoS3, ReasonCode::ProtocolError),
+            (Rule::EmptyTopicName, ReasonCode::ProtocolError),
+        ];
+        for (rule, code) in specific {
+            assert_eq!(rule.reason_code(), code, "{rule:?}");
+            assert_eq!(DecodeError::from(rule).reason_code(), code, "{rule:?}");
+        }
+        for rule in ALL.into_iter().filter(|rule| specific.iter().all(|(other, _)| other != rule)) {
+            let code = match rule.kind() {
+                ViolationKind::Malformed => ReasonCode::MalformedPacket,
+                ViolationKind::Protocol => ReasonCode::ProtocolError,
+            };
+            assert_eq!(rule.reason_code(), code, "{rule:?}");
+        }
+    }
+}
