@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use bytestring::ByteString;
-use iothub_protocol::{ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode};
+use iothub_protocol::{ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode, Rule};
 
 use super::handoff::discard;
 use crate::context::Context;
@@ -43,9 +43,7 @@ pub fn refusal(connect: &Connect, context: &Context) -> Option<ReasonCode> {
 /// connection is closed without CONNACK [MQTT-3.1.4-1] rather than accepted.
 pub fn violation(connect: &Connect) -> Option<DecodeError> {
     let will = connect.will.as_ref()?;
-    too_deep(&will.topic).then_some(DecodeError::Protocol(
-        "will topic has more than 200 separators, the broker's hierarchy limit",
-    ))
+    too_deep(&will.topic).then_some(DecodeError::Violation(Rule::TopicTooDeep))
 }
 
 /// A server-assigned client identifier for a zero-length one [MQTT-3.1.3-6].

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use bytestring::ByteString;
-use iothub_protocol::{decode, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode};
+use iothub_protocol::{decode, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode, Rule};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -198,9 +198,7 @@ impl Connection {
                 Ok(Some(Packet::Connect(connect))) => return Ok(connect),
                 Ok(Some(other)) => {
                     tracing::debug!(packet = other.name(), "first packet is not CONNECT");
-                    return Err(Exit::Violation(DecodeError::Protocol(
-                        "[MQTT-3.1.0-1] the first packet must be CONNECT",
-                    )));
+                    return Err(Exit::Violation(DecodeError::Violation(Rule::Mqtt3_1_0_1)));
                 }
                 Ok(None) => {}
                 Err(error) => return Err(handshake::answer_to_bad_connect(error, &mut self.wbuf)),

@@ -30,7 +30,7 @@ use bytes::BytesMut;
 use bytestring::ByteString;
 use iothub_protocol::{
     encode_publish, DecodeError, EncodeError, Packet, PacketId, ProtocolVersion, Publish, PublishResponse,
-    QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
+    QoS, ReasonCode, Rule, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 use tokio::time::Instant;
 
@@ -229,12 +229,10 @@ impl Session {
                 return Err(Exit::Disconnect);
             }
             Packet::Connect(_) => {
-                return Err(Exit::Violation(DecodeError::Protocol("[MQTT-3.1.0-2] a second CONNECT")));
+                return Err(Exit::Violation(DecodeError::Violation(Rule::Mqtt3_1_0_2)));
             }
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
-                return Err(Exit::Violation(DecodeError::Protocol(
-                    "[MQTT-4.8.0-1] a packet only a server may send",
-                )));
+                return Err(Exit::Violation(DecodeError::Violation(Rule::ServerOnlyPacket)));
             }
         }
         Ok(())
@@ -312,9 +310,7 @@ impl Session {
     /// connection before it is acknowledged: an acknowledged message must be routable.
     pub fn handle_publish(&mut self, publish: Publish) -> Result<(), Exit> {
         if too_deep(&publish.topic) {
-            return Err(Exit::Violation(DecodeError::Protocol(
-                "topic name has more than 200 separators, the broker's hierarchy limit",
-            )));
+            return Err(Exit::Violation(DecodeError::Violation(Rule::TopicTooDeep)));
         }
         let forward = match (publish.qos, publish.packet_id) {
             (QoS::ExactlyOnce, Some(id)) => self.awaiting_pubrel.insert(id.get()),

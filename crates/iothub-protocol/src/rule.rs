@@ -151,7 +151,7 @@ impl Rule {
             Rule::EmptyTopicName => "[MQTT-4.7.3-1] topic name is empty",
             Rule::EmptyTopicFilter => "[MQTT-4.7.3-1] topic filter is empty",
             Rule::ServerOnlyPacket => "[MQTT-4.8.0-1] a packet only a server may send",
-            Rule::TopicTooDeep => "topic name has more than 200 levels, the broker's hierarchy limit",
+            Rule::TopicTooDeep => "topic has more than 200 separators, the broker's hierarchy limit",
         }
     }
 

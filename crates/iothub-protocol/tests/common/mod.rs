@@ -2,6 +2,7 @@
 //! a packet field by field, so a test can put anything, valid or not, in any field.
 //!
 //! Only what both test files use lives here; a helper one file needs stays in that file.
+#![allow(clippy::expect_used)] // Test helpers: a failed expectation is a test failure.
 
 use bytes::BytesMut;
 use bytestring::ByteString;
