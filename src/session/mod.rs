@@ -30,7 +30,7 @@ use bytes::BytesMut;
 use bytestring::ByteString;
 use iothub_protocol::{
     encode_publish, DecodeError, EncodeError, Packet, PacketId, ProtocolVersion, Publish, PublishResponse,
-    QoS, ReasonCode, Rule, SubAck, Subscribe, UnsubAck, Unsubscribe,
+    QoS, ReasonCode, Rule, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 use tokio::time::Instant;
 
@@ -48,6 +48,9 @@ use inflight::{Awaiting, Inflight};
 const WALK_BASE: usize = 100_000;
 /// Further nodes per byte of SUBSCRIBE, so that the walk stays linear in the packet's size.
 const WALK_PER_BYTE: usize = 16;
+
+/// Filters of one SUBSCRIBE handled per step.
+const SUBSCRIBE_CHUNK: usize = 64;
 
 /// Something the session asks its connection to do, in order.
 #[derive(Debug)]
@@ -117,6 +120,25 @@ pub struct Session {
     keep_alive: Option<KeepAlive>,
     /// Actions not yet taken by the connection.
     actions: VecDeque<Action>,
+    /// The SUBSCRIBE being turned into actions, a chunk at a time.
+    pending_subscribe: Option<PendingSubscribe>,
+}
+
+/// A SUBSCRIBE whose filters are not all handled yet.
+#[derive(Debug)]
+struct PendingSubscribe {
+    /// Its packet identifier, for the SUBACK.
+    packet_id: PacketId,
+    /// Filters not handled yet.
+    filters: std::vec::IntoIter<(ByteString, SubscriptionOptions)>,
+    /// One code per filter handled so far, in order.
+    reason_codes: Vec<ReasonCode>,
+    /// The walk budget, until the first granted filter takes it.
+    walk_budget: Option<usize>,
+    /// Filters refused for the hierarchy limit.
+    refused_deep: usize,
+    /// Filters refused for `max_subscriptions`.
+    refused_quota: usize,
 }
 
 impl Session {
@@ -134,6 +156,7 @@ impl Session {
             will: None,
             keep_alive: None,
             actions: VecDeque::new(),
+            pending_subscribe: None,
         }
     }
 
@@ -143,6 +166,7 @@ impl Session {
         self.keep_alive = Some(KeepAlive::new(keep_alive_secs, now));
         self.will = will;
         self.actions.clear();
+        self.pending_subscribe = None;
     }
 
     /// The session's mailbox.
@@ -179,12 +203,15 @@ impl Session {
 
     /// The next action for the connection, in order.
     pub fn poll_action(&mut self) -> Option<Action> {
+        if self.actions.is_empty() {
+            self.continue_subscribe();
+        }
         self.actions.pop_front()
     }
 
     /// True while actions wait to be taken.
     pub fn has_actions(&self) -> bool {
-        !self.actions.is_empty()
+        !self.actions.is_empty() || self.pending_subscribe.is_some()
     }
 
     /// When `handle_timeout` must next be called.
@@ -344,20 +371,35 @@ impl Session {
     /// filter, in order [MQTT-3.8.4-5], [MQTT-3.8.4-6], follows the router changes. Linear in the
     /// packet: each filter costs one map lookup here.
     pub fn handle_subscribe(&mut self, subscribe: Subscribe) {
-        let mut reason_codes = Vec::with_capacity(subscribe.filters.len());
-        let limit = self.limits.max_subscriptions;
         let packet_size: usize = subscribe.filters.iter().map(|(filter, _)| filter.len() + 3).sum();
-        let mut walk_budget = Some(WALK_BASE + WALK_PER_BYTE * packet_size);
-        for (filter, options) in subscribe.filters {
+        self.pending_subscribe = Some(PendingSubscribe {
+            packet_id: subscribe.packet_id,
+            reason_codes: Vec::with_capacity(subscribe.filters.len()),
+            filters: subscribe.filters.into_iter(),
+            walk_budget: Some(WALK_BASE + WALK_PER_BYTE * packet_size),
+            refused_deep: 0,
+            refused_quota: 0,
+        });
+    }
+
+    /// Turns the next `SUBSCRIBE_CHUNK` filters of the SUBSCRIBE being handled into actions, and
+    /// the SUBACK once the last one is done: one huge packet is handled in bounded steps, taken
+    /// as the connection asks for actions.
+    fn continue_subscribe(&mut self) {
+        let Some(pending) = &mut self.pending_subscribe else {
+            return;
+        };
+        let limit = self.limits.max_subscriptions;
+        for (filter, options) in pending.filters.by_ref().take(SUBSCRIBE_CHUNK) {
             if too_deep(&filter) {
-                tracing::info!(%filter, "subscription refused: deeper than the hierarchy limit");
-                reason_codes.push(ReasonCode::UnspecifiedError);
+                pending.refused_deep += 1;
+                pending.reason_codes.push(ReasonCode::UnspecifiedError);
                 continue;
             }
             let is_new = !self.subscriptions.contains_key(&filter);
             if is_new && limit != 0 && self.subscriptions.len() >= limit {
-                tracing::info!(%filter, "subscription refused: server.max_subscriptions reached");
-                reason_codes.push(ReasonCode::QuotaExceeded);
+                pending.refused_quota += 1;
+                pending.reason_codes.push(ReasonCode::QuotaExceeded);
                 continue;
             }
             let qos = options.qos;
@@ -365,10 +407,33 @@ impl Session {
             // The count goes up before the router sees a second subscription, so a concurrent
             // publish never misses that it must fold overlapping matches into one delivery.
             self.mailbox.set_subscription_count(self.subscriptions.len());
-            self.actions.push_back(Action::Subscribe { filter, qos, walk_budget: walk_budget.take() });
-            reason_codes.push(ReasonCode::granted(qos));
+            self.actions.push_back(Action::Subscribe {
+                filter,
+                qos,
+                walk_budget: pending.walk_budget.take(),
+            });
+            pending.reason_codes.push(ReasonCode::granted(qos));
         }
-        let suback = SubAck { packet_id: subscribe.packet_id, reason_codes, properties: None };
+        if pending.filters.len() > 0 {
+            return;
+        }
+        let Some(done) = self.pending_subscribe.take() else {
+            return;
+        };
+        // One line per packet, whatever the number of refused filters.
+        if done.refused_deep > 0 {
+            tracing::info!(
+                filters = done.refused_deep,
+                "subscriptions refused: deeper than the hierarchy limit"
+            );
+        }
+        if done.refused_quota > 0 {
+            tracing::info!(
+                filters = done.refused_quota,
+                "subscriptions refused: server.max_subscriptions reached"
+            );
+        }
+        let suback = SubAck { packet_id: done.packet_id, reason_codes: done.reason_codes, properties: None };
         self.actions.push_back(Action::Send(Packet::SubAck(suback)));
     }
 
