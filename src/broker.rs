@@ -11,20 +11,23 @@ use tracing::Instrument;
 
 use crate::connection;
 use crate::context::Context;
+use crate::identity::ConnectionInfo;
 use crate::transport::Listener;
 
 /// One listener and the connections it accepted.
 pub struct Broker {
     /// The bound socket.
     listener: Listener,
+    /// The listener's URL as configured, for logs and client identities.
+    name: Arc<str>,
     /// State shared by the whole server.
     context: Arc<Context>,
 }
 
 impl Broker {
-    /// A broker for a bound listener.
-    pub fn new(listener: Listener, context: Arc<Context>) -> Broker {
-        Broker { listener, context }
+    /// A broker for a bound listener, known by its configured URL `name`.
+    pub fn new(listener: Listener, name: &str, context: Arc<Context>) -> Broker {
+        Broker { listener, name: Arc::from(name), context }
     }
 
     /// The bound listener.
@@ -63,13 +66,20 @@ impl Broker {
             };
             self.context.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
             let context = Arc::clone(&self.context);
-            let span = tracing::info_span!("connection", %peer, client_id = tracing::field::Empty);
+            let span = tracing::info_span!(
+                "connection",
+                %peer,
+                listener = &*self.name,
+                client_id = tracing::field::Empty
+            );
+            let info = ConnectionInfo { peer, listener: Arc::clone(&self.name) };
+            let upgrader = self.listener.upgrader();
             // A clone, not a child token: nothing cancels one connection through it, and a child
             // would cost every connection a tree node and a lock on the parent.
             let token = shutdown.clone();
             tracker.spawn(
                 async move {
-                    connection::run(stream, context, token).await;
+                    connection::run(stream, upgrader, info, context, token).await;
                     drop(permit);
                 }
                 .instrument(span),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod context;
 pub mod exit;
+pub mod identity;
 pub mod mailbox;
 pub mod message;
 pub mod metrics;

@@ -47,7 +47,7 @@ impl Server {
             let listener = Listener::bind(&address)
                 .await
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {url}: {e}")))?;
-            brokers.push(Broker::new(listener, Arc::clone(&context)));
+            brokers.push(Broker::new(listener, url, Arc::clone(&context)));
         }
         Ok(Server { brokers, context })
     }

@@ -107,11 +107,17 @@ pub fn discard(context: &Context, session: &mut Session) {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::identity::{ClientIdentity, ConnectionInfo};
     use crate::mailbox::{Mailbox, QueueLimits};
     use crate::metrics::Metrics;
     use crate::router::Router;
     use crate::session::Registry;
     use std::time::Duration;
+
+    fn identity(client_id: &ByteString) -> Arc<ClientIdentity> {
+        let info = ConnectionInfo { peer: ([127, 0, 0, 1], 1883).into(), listener: Arc::from("tcp://test") };
+        Arc::new(ClientIdentity::new(&info, client_id.clone(), None))
+    }
 
     fn context() -> Arc<Context> {
         let metrics = Arc::new(Metrics::default());
@@ -131,7 +137,7 @@ mod tests {
         let context = context();
         let client_id = ByteString::from("wedged");
         let takeover = Arc::new(Takeover::default());
-        let claimed = context.registry.claim(&client_id, 1, &takeover, false).await;
+        let claimed = context.registry.claim(&identity(&client_id), 1, &takeover, false).await;
         assert!(claimed.is_none());
         let mailbox = Arc::new(Mailbox::new(7, QueueLimits::messages(10)));
         let session = Box::new(Session::new(client_id.clone(), false, mailbox, context.session_limits()));
@@ -142,7 +148,8 @@ mod tests {
         }));
         assert!(panicked.is_err());
         let next = Arc::new(Takeover::default());
-        let claim = context.registry.claim(&client_id, 2, &next, false);
+        let second = identity(&client_id);
+        let claim = context.registry.claim(&second, 2, &next, false);
         let resumed = tokio::time::timeout(Duration::from_secs(5), claim).await;
         let session = resumed.ok().flatten().map(|s| s.mailbox().session_id());
         assert_eq!(session, Some(7), "the stored session is handed to the next connection");
@@ -154,10 +161,28 @@ mod tests {
         let context = context();
         let client_id = ByteString::from("early");
         let takeover = Arc::new(Takeover::default());
-        let _ = context.registry.claim(&client_id, 1, &takeover, true).await;
+        let _ = context.registry.claim(&identity(&client_id), 1, &takeover, true).await;
         drop(SessionGuard::new(Arc::clone(&context), client_id.clone(), 1, takeover));
         let next = Arc::new(Takeover::default());
-        let claim = context.registry.claim(&client_id, 2, &next, true);
+        let second = identity(&client_id);
+        let claim = context.registry.claim(&second, 2, &next, true);
         assert!(tokio::time::timeout(Duration::from_secs(5), claim).await.is_ok());
+    }
+
+    /// The identity survives the handshake: the registry tells who holds a client identifier,
+    /// with the username and the transport's peer address and listener.
+    #[tokio::test]
+    async fn the_registry_knows_who_is_connected() {
+        let context = context();
+        let info = ConnectionInfo {
+            peer: ([127, 0, 0, 1], 40000).into(),
+            listener: Arc::from("tcp://0.0.0.0:1883"),
+        };
+        let who = Arc::new(ClientIdentity::new(&info, "sensor-1".into(), Some("alice".into())));
+        let _ = context.registry.claim(&who, 1, &Arc::new(Takeover::default()), true).await;
+        let found = context.registry.identity("sensor-1");
+        let found = found.as_deref().map(|i| (i.username.as_deref(), i.peer.port(), &*i.listener));
+        assert_eq!(found, Some((Some("alice"), 40000, "tcp://0.0.0.0:1883")));
+        assert!(context.registry.identity("nobody").is_none());
     }
 }

@@ -34,16 +34,18 @@ use bytes::BytesMut;
 use bytestring::ByteString;
 use iothub_protocol::{decode, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode, Rule};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 use crate::exit::Exit;
+use crate::identity::{ClientIdentity, ConnectionInfo};
 use crate::mailbox::Mailbox;
 use crate::message::{Delivery, Message};
 use crate::router::RouteScratch;
 use crate::session::{write, Action, Session, Takeover, Will};
-use crate::transport::Transport;
+use crate::transport::{Transport, Upgrader};
 pub use handoff::discard;
 use handoff::SessionGuard;
 
@@ -107,12 +109,38 @@ struct Connection {
     retained: Vec<Arc<Message>>,
     /// Retained-store nodes the current SUBSCRIBE may still visit.
     walk_budget: usize,
+    /// What the transport told about the connection.
+    info: ConnectionInfo,
 }
 
-/// Serves one accepted stream until it ends, the session is taken over, or `shutdown` is
-/// cancelled.
-pub async fn run(stream: Box<dyn Transport>, context: Arc<Context>, shutdown: CancellationToken) {
-    let (reader, writer) = tokio::io::split(stream);
+/// Serves one accepted socket until it ends, the session is taken over, or `shutdown` is
+/// cancelled. The transport's handshake runs here, in the connection's own task, within the
+/// same `connect_timeout_secs` as CONNECT.
+#[allow(clippy::disallowed_methods)] // The I/O edge reads the clock.
+pub async fn run(
+    stream: TcpStream,
+    upgrader: Upgrader,
+    info: ConnectionInfo,
+    context: Arc<Context>,
+    shutdown: CancellationToken,
+) {
+    let deadline = Instant::now() + Duration::from_secs(context.config.connect_timeout_secs);
+    let upgraded = tokio::select! {
+        () = shutdown.cancelled() => Err(Exit::Shutdown),
+        upgraded = tokio::time::timeout_at(deadline, upgrader.upgrade(stream)) => match upgraded {
+            Err(_) => Err(Exit::ConnectTimeout),
+            Ok(Err(error)) => Err(Exit::Io(error)),
+            Ok(Ok(transport)) => Ok(transport),
+        },
+    };
+    let transport = match upgraded {
+        Ok(transport) => transport,
+        Err(exit) => {
+            exit.log();
+            return;
+        }
+    };
+    let (reader, writer) = tokio::io::split(transport);
     let mut connection = Connection {
         reader,
         writer,
@@ -123,8 +151,9 @@ pub async fn run(stream: Box<dyn Transport>, context: Arc<Context>, shutdown: Ca
         deliveries: Vec::new(),
         retained: Vec::new(),
         walk_budget: 0,
+        info,
     };
-    let exit = connection.serve(&shutdown).await;
+    let exit = connection.serve(&shutdown, deadline).await;
     if matches!(exit, Exit::Violation(_)) {
         context.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
     }
@@ -134,11 +163,10 @@ pub async fn run(stream: Box<dyn Transport>, context: Arc<Context>, shutdown: Ca
 
 impl Connection {
     #[allow(clippy::disallowed_methods)] // The I/O edge reads the clock.
-    async fn serve(&mut self, shutdown: &CancellationToken) -> Exit {
-        let connect_timeout = Duration::from_secs(self.context.config.connect_timeout_secs);
+    async fn serve(&mut self, shutdown: &CancellationToken, connect_deadline: Instant) -> Exit {
         let connect = tokio::select! {
             () = shutdown.cancelled() => return Exit::Shutdown,
-            read = tokio::time::timeout(connect_timeout, self.read_connect()) => match read {
+            read = tokio::time::timeout_at(connect_deadline, self.read_connect()) => match read {
                 Err(_) => return Exit::ConnectTimeout,
                 Ok(Err(exit)) => return exit,
                 Ok(Ok(connect)) => connect,
@@ -158,9 +186,11 @@ impl Connection {
             ByteString::from(&*connect.client_id)
         };
         tracing::Span::current().record("client_id", &*client_id);
+        let username = connect.username.as_deref().map(ByteString::from);
+        let identity = Arc::new(ClientIdentity::new(&self.info, client_id.clone(), username));
         let connection_id = self.context.registry.next_id();
         let takeover = Arc::new(Takeover::default());
-        let claim = self.context.registry.claim(&client_id, connection_id, &takeover, connect.clean_start);
+        let claim = self.context.registry.claim(&identity, connection_id, &takeover, connect.clean_start);
         let previous = tokio::select! {
             () = shutdown.cancelled() => return Exit::Shutdown,
             previous = claim => previous,

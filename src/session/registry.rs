@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::Session;
+use crate::identity::ClientIdentity;
 
 /// Lets a newer connection with the same client identifier close the current one, and wait
 /// until it has handed its session back. Notify-based rather than a channel: it is one of the
@@ -79,6 +80,8 @@ enum Slot {
         connection_id: u64,
         /// How to close it and learn that it has closed.
         takeover: Arc<Takeover>,
+        /// Who is connected.
+        identity: Arc<ClientIdentity>,
     },
     /// No connection owns the session; it is kept until its expiry key's time.
     Offline {
@@ -140,11 +143,12 @@ impl Registry {
     /// and waiting for its session. Returns the stored session, if there is one.
     pub async fn claim(
         &self,
-        client_id: &ByteString,
+        identity: &Arc<ClientIdentity>,
         connection_id: u64,
         takeover: &Arc<Takeover>,
         clean: bool,
     ) -> Option<Box<Session>> {
+        let client_id = &identity.client_id;
         loop {
             let previous = {
                 let mut slots = self.lock();
@@ -153,7 +157,11 @@ impl Registry {
                     Arc::clone(previous)
                 } else {
                     let previous = slots.take(client_id);
-                    let slot = Slot::Online { connection_id, takeover: Arc::clone(takeover) };
+                    let slot = Slot::Online {
+                        connection_id,
+                        takeover: Arc::clone(takeover),
+                        identity: Arc::clone(identity),
+                    };
                     slots.by_client.insert(client_id.clone(), slot);
                     return match previous {
                         Some(Slot::Offline { session, .. }) => Some(session),
@@ -224,6 +232,14 @@ impl Registry {
             }
         }
         expired
+    }
+
+    /// The identity of the client connected with `client_id`, if one is.
+    pub fn identity(&self, client_id: &str) -> Option<Arc<ClientIdentity>> {
+        match self.lock().by_client.get(client_id) {
+            Some(Slot::Online { identity, .. }) => Some(Arc::clone(identity)),
+            _ => None,
+        }
     }
 
     /// Number of client identifiers held, online and offline.

@@ -1,6 +1,11 @@
 //! Transports: how bytes reach a connection. A connection task sees only `Transport`, a byte
 //! stream; TCP is the one built today, and TLS and WebSocket plug in beside it as further
 //! `Listener` kinds.
+//!
+//! Accepting is split in two so that one slow client can never stall a listener: the accept
+//! loop only accepts a socket (`Listener::accept`), and any handshake a transport needs (TLS,
+//! the WebSocket upgrade) runs in the connection's own task, under the connect timeout, through
+//! the `Upgrader` the listener hands out.
 
 mod tcp;
 
@@ -8,6 +13,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 pub use tcp::TcpTransportListener;
 
@@ -44,13 +50,34 @@ impl Listener {
         }
     }
 
-    /// Waits for the next connection.
-    pub async fn accept(&self) -> io::Result<(Box<dyn Transport>, SocketAddr)> {
+    /// Waits for the next connection: a bare socket, with no handshake done on it.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         match self {
-            Listener::Tcp(listener) => {
-                let (stream, peer) = listener.accept().await?;
-                Ok((Box::new(stream), peer))
-            }
+            Listener::Tcp(listener) => listener.accept().await,
+        }
+    }
+
+    /// What turns this listener's accepted sockets into transports.
+    pub fn upgrader(&self) -> Upgrader {
+        match self {
+            Listener::Tcp(_) => Upgrader::Tcp,
+        }
+    }
+}
+
+/// Turns an accepted socket into a `Transport`, running the transport's handshake; called in the
+/// connection's task, never in the accept loop.
+#[derive(Debug, Clone)]
+pub enum Upgrader {
+    /// Plain TCP: no handshake.
+    Tcp,
+}
+
+impl Upgrader {
+    /// Runs the handshake on `stream`.
+    pub async fn upgrade(&self, stream: TcpStream) -> io::Result<Box<dyn Transport>> {
+        match self {
+            Upgrader::Tcp => Ok(Box::new(stream)),
         }
     }
 }
