@@ -231,3 +231,76 @@ fn topics_of_200_separators_are_routed_and_201_refused() {
     publisher.send(&publish_packet(&deeper, b"p", 1, false, false, 2));
     publisher.expect_closed();
 }
+
+/// [MQTT-4.6.0-6]: a new subscription never receives a live message before the older retained
+/// message of the same topic from the same publisher. One publisher stores retained `old-<i>` on
+/// 200 topics and then publishes `new-<i>-<k>` to them in a loop, while 30 subscribers subscribe
+/// to `ord/#` one after another; no subscriber may see `old-<i>` after any `new-<i>-…` (before,
+/// the subscription became visible before its retained copies were queued: 504 inversions in 6 of
+/// 30 subscriptions).
+#[test]
+fn mqtt_4_6_0_6_retained_copies_are_never_overtaken_by_newer_live_messages() {
+    const TOPICS: usize = 200;
+    const SUBSCRIBERS: usize = 30;
+    let broker = TestBroker::start();
+    let mut publisher = raw_connected(broker.addr, "order-pub");
+    let retained: Vec<u8> = (0..TOPICS)
+        .flat_map(|i| publish_packet(&format!("ord/{i}"), format!("old-{i}").as_bytes(), 0, true, false, 0))
+        .collect();
+    publisher.send(&retained);
+    let stop = Arc::new(AtomicBool::new(false));
+    let live = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut k = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let burst: Vec<u8> = (0..TOPICS)
+                    .flat_map(|i| {
+                        publish_packet(
+                            &format!("ord/{i}"),
+                            format!("new-{i}-{k}").as_bytes(),
+                            0,
+                            false,
+                            false,
+                            0,
+                        )
+                    })
+                    .collect();
+                publisher.send(&burst);
+                k += 1;
+            }
+            // QoS 1, so that a full queue slows it rather than drops it.
+            publisher.send(&publish_packet("order-done", b"done", 1, false, false, 1));
+        })
+    };
+    let mut readers = Vec::new();
+    for s in 0..SUBSCRIBERS {
+        let (subscribed, ready) = std::sync::mpsc::channel();
+        let addr = broker.addr;
+        readers.push(std::thread::spawn(move || {
+            let mut client = raw_connected(addr, &format!("order-sub-{s}"));
+            subscribe(&mut client, 1, &[("ord/#", 0), ("order-done", 1)]);
+            let _ = subscribed.send(());
+            let mut seen_new = vec![false; TOPICS];
+            let mut inversions = 0;
+            loop {
+                let incoming = parse_publish(&client.read_packet());
+                if incoming.topic == "order-done" {
+                    return inversions;
+                }
+                let text = incoming.text();
+                let topic: usize = incoming.topic["ord/".len()..].parse().unwrap();
+                if text.starts_with("new-") {
+                    seen_new[topic] = true;
+                } else if seen_new[topic] {
+                    inversions += 1;
+                }
+            }
+        }));
+        ready.recv_timeout(common::WAIT).expect("subscribed");
+    }
+    stop.store(true, Ordering::Relaxed);
+    live.join().unwrap();
+    let inversions: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert_eq!(inversions, 0, "retained copies arrived after newer live messages of their topic");
+}
