@@ -281,7 +281,7 @@ fn mqtt_4_6_0_6_retained_copies_are_never_overtaken_by_newer_live_messages() {
             let mut client = raw_connected(addr, &format!("order-sub-{s}"));
             subscribe(&mut client, 1, &[("ord/#", 0), ("order-done", 1)]);
             let _ = subscribed.send(());
-            let mut seen_new = vec![false; TOPICS];
+            let mut seen_new = [false; TOPICS];
             let mut inversions = 0;
             loop {
                 let incoming = parse_publish(&client.read_packet());
