@@ -6,9 +6,7 @@
 use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use iothub::mailbox::{Mailbox, QueueLimits};
-use iothub::message::Message;
-use iothub::router::{RetainStore, Subscriber, SubscriptionTree};
+use iothub::internals::{Mailbox, Message, QueueLimits, RetainStore, Subscriber, SubscriptionTree};
 use iothub_protocol::QoS;
 
 fn subscriber(id: u64) -> Subscriber {

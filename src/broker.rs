@@ -15,7 +15,8 @@ use crate::identity::ConnectionInfo;
 use crate::transport::Listener;
 
 /// One listener and the connections it accepted.
-pub struct Broker {
+#[derive(Debug)]
+pub(crate) struct Broker {
     /// The bound socket.
     listener: Listener,
     /// The listener's URL as configured, for logs and client identities.
@@ -26,18 +27,18 @@ pub struct Broker {
 
 impl Broker {
     /// A broker for a bound listener, known by its configured URL `name`.
-    pub fn new(listener: Listener, name: &str, context: Arc<Context>) -> Broker {
+    pub(crate) fn new(listener: Listener, name: &str, context: Arc<Context>) -> Broker {
         Broker { listener, name: Arc::from(name), context }
     }
 
     /// The bound listener.
-    pub fn listener(&self) -> &Listener {
+    pub(crate) fn listener(&self) -> &Listener {
         &self.listener
     }
 
     /// Accepts connections until `shutdown` is cancelled, spawning each on `tracker` with a
     /// child token of `shutdown`.
-    pub async fn run(self, shutdown: CancellationToken, tracker: TaskTracker) {
+    pub(crate) async fn run(self, shutdown: CancellationToken, tracker: TaskTracker) {
         loop {
             let accepted = tokio::select! {
                 () = shutdown.cancelled() => return,

@@ -12,6 +12,7 @@ use crate::router::Router;
 use crate::session::{Registry, SessionLimits};
 
 /// What every connection task shares.
+#[derive(Debug)]
 pub struct Context {
     /// The `[server]` settings.
     pub config: ServerConfig,

@@ -3,20 +3,36 @@
 //! The Server binds one Broker per listener; each accepted connection gets a task of its own
 //! that owns the client's Session; the Router matches published messages to subscriptions and
 //! pushes them into the subscribers' bounded mailboxes. `docs/ARCHITECTURE.md` has the map.
+//!
+//! The public API is the configuration and the `Server`. Every module is private to the crate,
+//! so that the compiler holds the module graph's rules (`unreachable_pub` flags anything marked
+//! public that nothing outside can reach); `internals` exposes the few building blocks that the
+//! tests, benches and fuzz targets drive directly.
+#![warn(unreachable_pub, missing_debug_implementations)]
 
-pub mod broker;
+mod broker;
 pub mod config;
-pub mod connection;
-pub mod context;
-pub mod exit;
-pub mod identity;
-pub mod mailbox;
-pub mod message;
-pub mod metrics;
-pub mod router;
-pub mod server;
-pub mod session;
-pub mod transport;
+mod connection;
+mod context;
+mod exit;
+mod identity;
+mod mailbox;
+mod message;
+mod metrics;
+mod router;
+mod server;
+mod session;
+mod transport;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use server::Server;
+
+/// Building blocks the tests, benches and fuzz targets drive directly. Not a stable API.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::exit::Exit;
+    pub use crate::mailbox::{Mailbox, PushOutcome, QueueLimits, QueueOverflow};
+    pub use crate::message::{too_deep, Delivery, Message};
+    pub use crate::router::{RetainOutcome, RetainStore, Subscriber, SubscriptionTree};
+    pub use crate::session::{is_reserved_for_broker, write, Action, Session, SessionLimits, Will};
+}

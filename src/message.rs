@@ -13,7 +13,7 @@ use iothub_protocol::{publish_size, QoS};
 /// Most `/` separators a routed topic, a will topic or a subscribed filter may have: 200, as
 /// Mosquitto's topic hierarchy limit, so at most 201 levels. It bounds the depth of both trees,
 /// and so the recursion that walks them.
-pub const MAX_TOPIC_SEPARATORS: usize = 200;
+pub(crate) const MAX_TOPIC_SEPARATORS: usize = 200;
 
 /// True when `topic` (a name or a filter) is deeper than the hierarchy limit.
 pub fn too_deep(topic: &str) -> bool {

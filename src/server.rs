@@ -20,6 +20,7 @@ use crate::session::Registry;
 use crate::transport::Listener;
 
 /// A bound, not yet running server.
+#[derive(Debug)]
 pub struct Server {
     /// One broker per listener.
     brokers: Vec<Broker>,

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use iothub::mailbox::{Mailbox, QueueLimits};
-use iothub::message::Message;
-use iothub::router::{RetainOutcome, RetainStore, Subscriber, SubscriptionTree};
+use iothub::internals::{
+    Mailbox, Message, QueueLimits, RetainOutcome, RetainStore, Subscriber, SubscriptionTree,
+};
 use iothub_protocol::QoS;
 use proptest::prelude::*;
 

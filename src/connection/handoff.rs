@@ -15,7 +15,7 @@ use crate::router::RouteScratch;
 use crate::session::{Session, Takeover};
 
 /// A connection's claim on a client identifier, and the session it serves.
-pub struct SessionGuard {
+pub(super) struct SessionGuard {
     /// Shared server state.
     context: Arc<Context>,
     /// The claimed client identifier.
@@ -30,7 +30,7 @@ pub struct SessionGuard {
 
 impl SessionGuard {
     /// A guard for a claim that has no session yet.
-    pub fn new(
+    pub(super) fn new(
         context: Arc<Context>,
         client_id: ByteString,
         connection_id: u64,
@@ -40,13 +40,13 @@ impl SessionGuard {
     }
 
     /// Puts the session under the guard and returns it for use.
-    pub fn hold(&mut self, session: Box<Session>) -> &mut Session {
+    pub(super) fn hold(&mut self, session: Box<Session>) -> &mut Session {
         self.session.insert(session)
     }
 
     /// Ends the connection with `exit`: publishes the will if the exit calls for it, then hands
     /// the session back.
-    pub fn finish(&mut self, exit: &Exit, routing: &mut RouteScratch) {
+    pub(super) fn finish(&mut self, exit: &Exit, routing: &mut RouteScratch) {
         let Some(mut session) = self.session.take() else {
             return;
         };
@@ -95,7 +95,7 @@ fn publish_will(context: &Context, will: &Arc<Message>, routing: &mut RouteScrat
 }
 
 /// Removes a discarded session's subscriptions from the router.
-pub fn discard(context: &Context, session: &mut Session) {
+pub(crate) fn discard(context: &Context, session: &mut Session) {
     let id = session.mailbox().session_id();
     for filter in session.take_subscriptions() {
         context.router.unsubscribe(&filter, id);

@@ -16,7 +16,7 @@ use crate::message::too_deep;
 use crate::session::{write, Session};
 
 /// The outcome of a CONNECT that the server accepts.
-pub struct Accepted {
+pub(super) struct Accepted {
     /// The session to serve, fresh or resumed.
     pub session: Box<Session>,
     /// Whether a stored session was resumed.
@@ -24,7 +24,7 @@ pub struct Accepted {
 }
 
 /// Checks a CONNECT before any session is touched. Returns the CONNACK refusal code, if any.
-pub fn refusal(connect: &Connect, context: &Context) -> Option<ReasonCode> {
+pub(super) fn refusal(connect: &Connect, context: &Context) -> Option<ReasonCode> {
     let keep_alive_max = context.config.keep_alive_timeout_secs;
     if u64::from(connect.keep_alive) > keep_alive_max {
         // As Mosquitto's max_keepalive: 3.1.1 cannot tell the client a shorter interval.
@@ -41,13 +41,13 @@ pub fn refusal(connect: &Connect, context: &Context) -> Option<ReasonCode> {
 /// Checks a CONNECT for what the broker cannot honour and the client must not be told it has:
 /// a will topic deeper than the hierarchy limit could never be published [MQTT-3.1.2-8], so the
 /// connection is closed without CONNACK [MQTT-3.1.4-1] rather than accepted.
-pub fn violation(connect: &Connect) -> Option<DecodeError> {
+pub(super) fn violation(connect: &Connect) -> Option<DecodeError> {
     let will = connect.will.as_ref()?;
     too_deep(&will.topic).then_some(DecodeError::Violation(Rule::TopicTooDeep))
 }
 
 /// A server-assigned client identifier for a zero-length one [MQTT-3.1.3-6].
-pub fn assigned_client_id() -> ByteString {
+pub(super) fn assigned_client_id() -> ByteString {
     let state = RandomState::new();
     let high = state.hash_one(std::time::SystemTime::now());
     let low = RandomState::new().hash_one(high);
@@ -56,7 +56,7 @@ pub fn assigned_client_id() -> ByteString {
 
 /// The decode error of the first packet, turned into what the client is told before the close:
 /// a CONNACK 0x01 for an unsupported protocol level [MQTT-3.1.2-2], nothing otherwise.
-pub fn answer_to_bad_connect(error: DecodeError, out: &mut BytesMut) -> Exit {
+pub(super) fn answer_to_bad_connect(error: DecodeError, out: &mut BytesMut) -> Exit {
     if let DecodeError::UnsupportedProtocolVersion(_) = error {
         connack(out, false, ReasonCode::UnsupportedProtocolVersion);
     }
@@ -64,7 +64,7 @@ pub fn answer_to_bad_connect(error: DecodeError, out: &mut BytesMut) -> Exit {
 }
 
 /// Writes a CONNACK.
-pub fn connack(out: &mut BytesMut, session_present: bool, reason_code: ReasonCode) {
+pub(super) fn connack(out: &mut BytesMut, session_present: bool, reason_code: ReasonCode) {
     let packet = Packet::ConnAck(ConnAck { session_present, reason_code, properties: None });
     // A CONNACK always fits: it is four bytes.
     let _ = write(out, &packet);
@@ -73,7 +73,7 @@ pub fn connack(out: &mut BytesMut, session_present: bool, reason_code: ReasonCod
 /// Builds the session for an accepted CONNECT from what the registry handed over: the stored
 /// session is resumed for a persistent connection and discarded for a clean one
 /// [MQTT-3.1.2-4], [MQTT-3.1.2-6].
-pub fn open_session(
+pub(super) fn open_session(
     connect: &Connect,
     client_id: ByteString,
     previous: Option<Box<Session>>,

@@ -46,7 +46,7 @@ use crate::message::{Delivery, Message};
 use crate::router::RouteScratch;
 use crate::session::{write, Action, Session, Takeover, Will};
 use crate::transport::{Transport, Upgrader};
-pub use handoff::discard;
+pub(crate) use handoff::discard;
 use handoff::SessionGuard;
 
 /// Above this many buffered outbound bytes the task stops pulling messages from the mailbox.
@@ -117,7 +117,7 @@ struct Connection {
 /// cancelled. The transport's handshake runs here, in the connection's own task, within the
 /// same `connect_timeout_secs` as CONNECT.
 #[allow(clippy::disallowed_methods)] // The I/O edge reads the clock.
-pub async fn run(
+pub(crate) async fn run(
     stream: TcpStream,
     upgrader: Upgrader,
     info: ConnectionInfo,

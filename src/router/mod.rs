@@ -35,7 +35,7 @@ const MATCHES_SCRATCH_KEEP: usize = 256;
 pub struct TooDeep;
 
 /// One subscription of one session, as stored in the tree.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Subscriber {
     /// The session's identity (a copy of its mailbox's), read without touching the mailbox.
     pub session_id: u64,
@@ -56,7 +56,7 @@ impl Subscriber {
 /// mailboxes to wake once the connection has routed everything it read. Waking once per batch
 /// rather than once per message lets each subscriber write the whole batch in one system call.
 /// Dropping the scratch wakes whatever is pending, so no wake-up is ever lost.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct RouteScratch {
     /// Matches of the message being routed.
     matches: Vec<Subscriber>,
@@ -218,6 +218,13 @@ impl Router {
                 );
             }
         }
+    }
+}
+
+/// A summary: the whole tree or table would be too large to print.
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").finish_non_exhaustive()
     }
 }
 

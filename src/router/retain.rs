@@ -203,3 +203,12 @@ fn delete(node: &mut Node, levels: &[&str]) -> bool {
         }
     }
 }
+/// A summary: the whole tree or table would be too large to print.
+impl std::fmt::Debug for RetainStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetainStore")
+            .field("len", &self.len)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}

@@ -189,3 +189,9 @@ fn remove_at(node: &mut Node, levels: &[&str], session_id: u64) -> bool {
         }
     }
 }
+/// A summary: the whole tree or table would be too large to print.
+impl std::fmt::Debug for SubscriptionTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionTree").field("len", &self.len).finish_non_exhaustive()
+    }
+}

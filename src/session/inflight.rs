@@ -14,7 +14,7 @@ use crate::message::Delivery;
 
 /// Where an outbound exchange stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Awaiting {
+pub(super) enum Awaiting {
     /// QoS 1 PUBLISH sent, PUBACK expected.
     Ack,
     /// QoS 2 PUBLISH sent, PUBREC expected.
@@ -25,7 +25,7 @@ pub enum Awaiting {
 
 /// One outbound QoS 1 or 2 message the client has not finished acknowledging.
 #[derive(Debug)]
-pub struct Outgoing {
+pub(super) struct Outgoing {
     /// Where the exchange stands.
     pub state: Awaiting,
     /// The message, kept for re-sending with DUP=1 after a reconnect.
@@ -106,7 +106,7 @@ fn word_id(word: usize, bits: u64) -> u16 {
 
 /// The inflight window of one session.
 #[derive(Debug, Default)]
-pub struct Inflight {
+pub(super) struct Inflight {
     /// Entries by packet identifier.
     entries: HashMap<u16, Outgoing>,
     /// Packet identifiers in send order with their sequence numbers; entries that no longer match
@@ -122,13 +122,13 @@ pub struct Inflight {
 
 impl Inflight {
     /// Number of messages in flight.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Adds a sent delivery under a fresh packet identifier, which it returns; `None` only if all
     /// 65,535 identifiers are in use.
-    pub fn insert(&mut self, state: Awaiting, delivery: Delivery) -> Option<PacketId> {
+    pub(super) fn insert(&mut self, state: Awaiting, delivery: Delivery) -> Option<PacketId> {
         let ids = self.ids.get_or_insert_with(IdBitmap::new);
         let id = ids.free_from(self.last_id.wrapping_add(1))?;
         let packet_id = PacketId::new(id)?;
@@ -142,24 +142,24 @@ impl Inflight {
     }
 
     /// The exchange using `packet_id`, if any.
-    pub fn get(&self, packet_id: PacketId) -> Option<&Outgoing> {
+    pub(super) fn get(&self, packet_id: PacketId) -> Option<&Outgoing> {
         self.entries.get(&packet_id.get())
     }
 
     /// The state of the exchange using `packet_id`, if any.
-    pub fn state(&self, packet_id: PacketId) -> Option<Awaiting> {
+    pub(super) fn state(&self, packet_id: PacketId) -> Option<Awaiting> {
         self.entries.get(&packet_id.get()).map(|o| o.state)
     }
 
     /// Moves the exchange using `packet_id` to `state`.
-    pub fn set_state(&mut self, packet_id: PacketId, state: Awaiting) {
+    pub(super) fn set_state(&mut self, packet_id: PacketId, state: Awaiting) {
         if let Some(outgoing) = self.entries.get_mut(&packet_id.get()) {
             outgoing.state = state;
         }
     }
 
     /// Ends the exchange using `packet_id` if it is in `state`; returns true if it was.
-    pub fn complete(&mut self, packet_id: PacketId, state: Awaiting) -> bool {
+    pub(super) fn complete(&mut self, packet_id: PacketId, state: Awaiting) -> bool {
         let id = packet_id.get();
         if self.entries.get(&id).map(|o| o.state) != Some(state) {
             return false;
@@ -192,7 +192,7 @@ impl Inflight {
     }
 
     /// Every entry in send order, with its packet identifier.
-    pub fn in_order(&self) -> impl Iterator<Item = (PacketId, &Outgoing)> {
+    pub(super) fn in_order(&self) -> impl Iterator<Item = (PacketId, &Outgoing)> {
         self.order.iter().filter_map(|(sequence, id)| {
             let outgoing = self.entries.get(id).filter(|o| o.sequence == *sequence)?;
             Some((PacketId::new(*id)?, outgoing))

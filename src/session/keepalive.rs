@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 /// The keep-alive of one network connection.
 #[derive(Debug, Clone, Copy)]
-pub struct KeepAlive {
+pub(crate) struct KeepAlive {
     /// One and a half times the client's keep-alive; `None` when the client turned it off (0).
     limit: Option<Duration>,
     /// When the client last showed it was alive.
@@ -19,24 +19,24 @@ pub struct KeepAlive {
 
 impl KeepAlive {
     /// The keep-alive a CONNECT asked for, in seconds, starting at `now`.
-    pub fn new(keep_alive_secs: u16, now: Instant) -> KeepAlive {
+    pub(crate) fn new(keep_alive_secs: u16, now: Instant) -> KeepAlive {
         let limit = (keep_alive_secs > 0).then(|| Duration::from_millis(u64::from(keep_alive_secs) * 1500));
         KeepAlive { limit, last_activity: now }
     }
 
     /// Records that the client was alive at `now`: it sent a whole control packet (a trickle of
     /// bytes that never completes one does not count), or the broker had paused reading it.
-    pub fn record_activity(&mut self, now: Instant) {
+    pub(crate) fn record_activity(&mut self, now: Instant) {
         self.last_activity = self.last_activity.max(now);
     }
 
     /// When the connection is due to be closed unless the client shows activity first.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.limit.map(|limit| self.last_activity + limit)
     }
 
     /// True once the deadline has passed at `now`.
-    pub fn expired(&self, now: Instant) -> bool {
+    pub(crate) fn expired(&self, now: Instant) -> bool {
         self.deadline().is_some_and(|deadline| now >= deadline)
     }
 }

@@ -34,9 +34,9 @@ use iothub_protocol::{
 };
 use tokio::time::Instant;
 
-pub use expiry::SessionExpiry;
-pub use keepalive::KeepAlive;
-pub use registry::{Registry, Takeover};
+pub(crate) use expiry::SessionExpiry;
+pub(crate) use keepalive::KeepAlive;
+pub(crate) use registry::{Registry, Takeover};
 pub use will::Will;
 
 use crate::exit::Exit;

@@ -219,6 +219,7 @@ impl Registry {
 
     /// Removes and returns every offline session whose expiry time has passed, in expiry order;
     /// the cost is that of the expired sessions only.
+    #[allow(clippy::vec_box)] // Sessions move between the registry and connections as boxes.
     pub fn expire(&self, now: Instant) -> Vec<Box<Session>> {
         let mut slots = self.lock();
         let mut expired = Vec::new();
@@ -250,5 +251,11 @@ impl Registry {
     /// True when no client identifier is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+/// A summary: the whole tree or table would be too large to print.
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
     }
 }

@@ -15,50 +15,51 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-pub use tcp::TcpTransportListener;
+pub(crate) use tcp::TcpTransportListener;
 
 use crate::config::ListenAddress;
 
 /// A bidirectional byte stream carrying MQTT packets.
-pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
 
 /// A bound listening socket of any transport.
-pub enum Listener {
+#[derive(Debug)]
+pub(crate) enum Listener {
     /// Plain MQTT over TCP.
     Tcp(TcpTransportListener),
 }
 
 impl Listener {
     /// Binds the listener an address describes.
-    pub async fn bind(address: &ListenAddress) -> io::Result<Listener> {
+    pub(crate) async fn bind(address: &ListenAddress) -> io::Result<Listener> {
         Ok(Listener::Tcp(TcpTransportListener::bind(&address.address).await?))
     }
 
     /// The address actually bound (the port is chosen by the OS when 0 was asked for).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         match self {
             Listener::Tcp(listener) => listener.local_addr(),
         }
     }
 
     /// The scheme of this listener, for logs.
-    pub fn scheme(&self) -> &'static str {
+    pub(crate) fn scheme(&self) -> &'static str {
         match self {
             Listener::Tcp(_) => "tcp",
         }
     }
 
     /// Waits for the next connection: a bare socket, with no handshake done on it.
-    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+    pub(crate) async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         match self {
             Listener::Tcp(listener) => listener.accept().await,
         }
     }
 
     /// What turns this listener's accepted sockets into transports.
-    pub fn upgrader(&self) -> Upgrader {
+    pub(crate) fn upgrader(&self) -> Upgrader {
         match self {
             Listener::Tcp(_) => Upgrader::Tcp,
         }
@@ -68,14 +69,14 @@ impl Listener {
 /// Turns an accepted socket into a `Transport`, running the transport's handshake; called in the
 /// connection's task, never in the accept loop.
 #[derive(Debug, Clone)]
-pub enum Upgrader {
+pub(crate) enum Upgrader {
     /// Plain TCP: no handshake.
     Tcp,
 }
 
 impl Upgrader {
     /// Runs the handshake on `stream`.
-    pub async fn upgrade(&self, stream: TcpStream) -> io::Result<Box<dyn Transport>> {
+    pub(crate) async fn upgrade(&self, stream: TcpStream) -> io::Result<Box<dyn Transport>> {
         match self {
             Upgrader::Tcp => Ok(Box::new(stream)),
         }

@@ -10,7 +10,8 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 const ACCEPT_BACKLOG: u32 = 8192;
 
 /// A bound TCP listening socket.
-pub struct TcpTransportListener {
+#[derive(Debug)]
+pub(crate) struct TcpTransportListener {
     /// The tokio listener.
     inner: TcpListener,
 }
@@ -19,7 +20,7 @@ impl TcpTransportListener {
     /// Binds `host:port` (the first address it resolves to) with a deep accept backlog, so that
     /// a burst of connections waits in the kernel instead of having its SYNs dropped and retried
     /// a second later. The kernel caps the backlog at `net.core.somaxconn`.
-    pub async fn bind(address: &str) -> io::Result<TcpTransportListener> {
+    pub(crate) async fn bind(address: &str) -> io::Result<TcpTransportListener> {
         let resolved = tokio::net::lookup_host(address).await?.next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, format!("{address} resolves to nothing"))
         })?;
@@ -30,12 +31,12 @@ impl TcpTransportListener {
     }
 
     /// The bound address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
     }
 
     /// Accepts one connection and sets TCP_NODELAY on it.
-    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+    pub(crate) async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (stream, peer) = self.inner.accept().await?;
         stream.set_nodelay(true)?;
         Ok((stream, peer))
