@@ -24,12 +24,13 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use iothub_protocol::QoS;
 use tokio::sync::Notify;
 
 use crate::message::Delivery;
+use crate::metrics::Metrics;
 
 /// What happened to a pushed delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,8 @@ pub struct Mailbox {
     subscriptions: AtomicUsize,
     /// Set when a publisher gave up waiting and the session must be disconnected as slow.
     slow: AtomicBool,
+    /// Server-wide counters that every drop is also counted in.
+    metrics: Option<Arc<Metrics>>,
 }
 
 #[derive(Debug)]
@@ -148,7 +151,14 @@ impl Mailbox {
             dropped: AtomicU64::new(0),
             subscriptions: AtomicUsize::new(0),
             slow: AtomicBool::new(false),
+            metrics: None,
         }
+    }
+
+    /// The same mailbox, counting its drops in the server-wide `metrics` too.
+    pub fn counting_in(mut self, metrics: Arc<Metrics>) -> Mailbox {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -227,7 +237,7 @@ impl Mailbox {
             }
             PushOutcome::Dropped => {
                 drop(inner);
-                self.count_drop();
+                self.count_drop(delivery.qos);
                 (outcome, false)
             }
             PushOutcome::Offline => (outcome, false),
@@ -259,7 +269,7 @@ impl Mailbox {
         if !full_by_bytes && inner.qos0 > inner.qos0_doomed {
             // The oldest queued QoS 0 delivery gives way; the next pull removes it.
             inner.qos0_doomed += 1;
-            self.count_drop();
+            self.count_drop(QoS::AtMostOnce);
             return PushOutcome::Queued;
         }
         if inner.online && !self.slow.load(Ordering::Acquire) {
@@ -277,7 +287,7 @@ impl Mailbox {
         let position = inner.queue.iter().position(|d| !d.retain);
         if let Some(evicted) = position.and_then(|index| inner.queue.remove(index)) {
             inner.remove_accounting(&evicted);
-            self.count_drop();
+            self.count_drop(evicted.qos);
         }
     }
 
@@ -337,7 +347,7 @@ impl Mailbox {
                         break;
                     };
                     inner.remove_accounting(&evicted);
-                    self.count_drop();
+                    self.count_drop(evicted.qos);
                 }
             }
         }
@@ -360,7 +370,12 @@ impl Mailbox {
         self.subscriptions.load(Ordering::Relaxed)
     }
 
-    fn count_drop(&self) {
+    /// Counts one dropped delivery, for the session and (if attached) the server, and logs at
+    /// powers of two.
+    fn count_drop(&self, qos: QoS) {
+        if let Some(metrics) = &self.metrics {
+            metrics.count_dropped(qos);
+        }
         let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         if dropped.is_power_of_two() {
             tracing::warn!(session = self.session_id, dropped, "session queue full; dropping messages");
@@ -420,7 +435,6 @@ mod tests {
     use super::*;
     use crate::message::Message;
     use bytes::Bytes;
-    use std::sync::Arc;
 
     fn limits(max_messages: usize, max_bytes: usize) -> QueueLimits {
         QueueLimits { max_messages, max_bytes, max_retained: 4, overflow: QueueOverflow::Disconnect }

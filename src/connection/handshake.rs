@@ -87,7 +87,10 @@ pub(super) fn open_session(
             return Accepted { session: previous, session_present: true };
         }
     }
-    let mailbox = Arc::new(Mailbox::new(context.registry.next_id(), context.queue_limits()));
+    let mailbox = Arc::new(
+        Mailbox::new(context.registry.next_id(), context.queue_limits())
+            .counting_in(Arc::clone(&context.metrics)),
+    );
     Accepted {
         session: Box::new(Session::new(client_id, connect.clean_start, mailbox, context.session_limits())),
         session_present: false,

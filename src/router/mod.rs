@@ -144,9 +144,8 @@ impl Router {
             }
             for message in scratch.drain(..) {
                 let qos = message.qos.min(qos);
-                if mailbox.push(Delivery { message, qos, retain: true }) == PushOutcome::Dropped {
-                    self.metrics.count_dropped(qos);
-                }
+                // A drop is counted by the mailbox.
+                mailbox.push(Delivery { message, qos, retain: true });
             }
             if scratch.capacity() > RETAINED_SCRATCH_KEEP {
                 *scratch = Vec::new();
@@ -198,8 +197,8 @@ impl Router {
                         scratch.wake.push(subscriber.mailbox);
                     }
                 }
-                (PushOutcome::Dropped, _) => self.metrics.count_dropped(qos),
-                (PushOutcome::Offline, _) => {}
+                // A drop is counted by the mailbox, for the session and the server.
+                (PushOutcome::Dropped | PushOutcome::Offline, _) => {}
             }
         }
         reached
