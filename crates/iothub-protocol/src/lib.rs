@@ -26,8 +26,8 @@ pub use decode::{check, decode, FixedHeader, MAX_REMAINING_LENGTH};
 pub use encode::{encode_publish, publish_size};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
-    ConnAck, Connect, Disconnect, Packet, Publish, PublishHeader, PublishResponse, SubAck, Subscribe,
-    SubscriptionOptions, UnsubAck, Unsubscribe, Will,
+    ConnAck, Connect, Disconnect, Packet, Publish, PublishHeader, PublishResponse, RetainHandling, SubAck,
+    Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
 };
 pub use properties::Properties;
 pub use rule::{Rule, ViolationKind};

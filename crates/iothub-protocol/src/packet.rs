@@ -223,8 +223,40 @@ pub struct SubscriptionOptions {
     pub no_local: bool,
     /// Retain As Published (5.0): keep the RETAIN flag on forwarded messages.
     pub retain_as_published: bool,
-    /// Retain Handling (5.0): 0 send retained, 1 only for new subscriptions, 2 never.
-    pub retain_handling: u8,
+    /// Retain Handling (5.0): when retained messages are sent for this subscription.
+    pub retain_handling: RetainHandling,
+}
+
+/// Retain Handling, bits 4 and 5 of the MQTT 5.0 subscription options (section 3.8.3.1): whether
+/// the server sends the retained messages matching a filter when the subscription is made.
+/// 3.1.1 has no such bits (they are reserved), so there it is always the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RetainHandling {
+    /// 0: send retained messages at the time of the subscribe.
+    #[default]
+    SendAtSubscribe = 0,
+    /// 1: send retained messages at subscribe only if the subscription does not already exist.
+    SendAtNewSubscribe = 1,
+    /// 2: do not send retained messages at the time of the subscribe.
+    DoNotSend = 2,
+}
+
+impl RetainHandling {
+    /// The Retain Handling for a two-bit wire value; `None` for 3, which section 3.8.3.1 makes a
+    /// Protocol Error.
+    pub fn from_bits(bits: u8) -> Option<RetainHandling> {
+        match bits {
+            0 => Some(RetainHandling::SendAtSubscribe),
+            1 => Some(RetainHandling::SendAtNewSubscribe),
+            2 => Some(RetainHandling::DoNotSend),
+            _ => None,
+        }
+    }
+
+    /// The two-bit wire value.
+    pub fn bits(self) -> u8 {
+        self as u8
+    }
 }
 
 /// SUBSCRIBE: one or more topic filters with their options.
@@ -292,5 +324,21 @@ struct Redacted(usize);
 impl fmt::Debug for Redacted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "<REDACTED {} bytes>", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retain_handling_round_trips_its_bits_and_refuses_3() {
+        for handling in
+            [RetainHandling::SendAtSubscribe, RetainHandling::SendAtNewSubscribe, RetainHandling::DoNotSend]
+        {
+            assert_eq!(RetainHandling::from_bits(handling.bits()), Some(handling));
+        }
+        assert_eq!(RetainHandling::from_bits(3), None);
+        assert_eq!(RetainHandling::default(), RetainHandling::SendAtSubscribe);
     }
 }
