@@ -213,7 +213,7 @@ fn mqtt_3_8_4_3_subscribe_is_linear_and_bounded_by_max_subscriptions() {
         qos: QoS::AtLeastOnce,
         no_local: false,
         retain_as_published: false,
-        retain_handling: 0,
+        retain_handling: Default::default(),
     };
     let filters = ["a", "b", "a", "c"].iter().map(|f| ((*f).into(), options)).collect();
     session

@@ -6,8 +6,8 @@
 //! `bytestring` is `no_std` itself, so no dependency brings `std` back.
 //!
 //! It reads and writes MQTT 3.1 and 3.1.1 today. The packet model is shared with MQTT 5.0
-//! (reason codes and properties are already fields of the packets), but the 5.0 property codec
-//! is not here yet.
+//! (reason codes and a typed property struct per packet type are already fields of the packets),
+//! but the 5.0 property codec is not here yet.
 
 #![no_std]
 
@@ -26,10 +26,14 @@ pub use decode::{check, decode, FixedHeader, MAX_REMAINING_LENGTH};
 pub use encode::{encode_publish, publish_size};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
-    ConnAck, Connect, Disconnect, Packet, Publish, PublishHeader, PublishResponse, SubAck, Subscribe,
-    SubscriptionOptions, UnsubAck, Unsubscribe, Will,
+    ConnAck, Connect, Disconnect, Packet, Publish, PublishHeader, PublishResponse, RetainHandling, SubAck,
+    Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
 };
-pub use properties::Properties;
+pub use properties::{
+    AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties, PayloadFormat,
+    PublishProperties, PublishResponseProperties, SubAckProperties, SubscribeProperties, UnsubAckProperties,
+    UnsubscribeProperties, WillProperties,
+};
 pub use rule::{Rule, ViolationKind};
 pub use topic::{validate_topic_filter, validate_topic_name};
 pub use types::{PacketId, ProtocolVersion, QoS, ReasonCode};

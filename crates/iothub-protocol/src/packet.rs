@@ -3,6 +3,10 @@
 //! Strings are `ByteString` and binary data is `Bytes`, both sliced from the buffer the packet was
 //! decoded from, so a PUBLISH is never copied between the socket and its subscribers. Payloads
 //! and passwords print as `<REDACTED>` in `Debug` output.
+//!
+//! Each packet's 5.0 properties are a struct of their own (see [`properties`](crate::properties)),
+//! held as `Option<Box<..>>` so that a packet without any, which is every 3.1.1 packet, pays one
+//! pointer for them.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -11,7 +15,10 @@ use core::fmt;
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use crate::properties::Properties;
+use crate::properties::{
+    ConnAckProperties, ConnectProperties, DisconnectProperties, PublishProperties, PublishResponseProperties,
+    SubAckProperties, SubscribeProperties, UnsubAckProperties, UnsubscribeProperties, WillProperties,
+};
 use crate::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
 
 /// Any MQTT control packet.
@@ -80,8 +87,8 @@ pub struct Will {
     pub qos: QoS,
     /// Whether the will is published as a retained message.
     pub retain: bool,
-    /// Will properties (5.0 only).
-    pub properties: Option<Box<Properties>>,
+    /// Will properties (5.0 only; section 3.1.3.2).
+    pub properties: Option<Box<WillProperties>>,
 }
 
 impl fmt::Debug for Will {
@@ -91,7 +98,8 @@ impl fmt::Debug for Will {
             .field("payload", &Redacted(self.payload.len()))
             .field("qos", &self.qos)
             .field("retain", &self.retain)
-            .finish_non_exhaustive()
+            .field("properties", &self.properties)
+            .finish()
     }
 }
 
@@ -112,8 +120,8 @@ pub struct Connect {
     pub username: Option<ByteString>,
     /// Password, if the password flag is set.
     pub password: Option<Bytes>,
-    /// CONNECT properties (5.0 only).
-    pub properties: Option<Box<Properties>>,
+    /// CONNECT properties (5.0 only; section 3.1.2.11).
+    pub properties: Option<Box<ConnectProperties>>,
 }
 
 impl fmt::Debug for Connect {
@@ -126,7 +134,8 @@ impl fmt::Debug for Connect {
             .field("will", &self.will)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|p| Redacted(p.len())))
-            .finish_non_exhaustive()
+            .field("properties", &self.properties)
+            .finish()
     }
 }
 
@@ -137,8 +146,8 @@ pub struct ConnAck {
     pub session_present: bool,
     /// Outcome; written as the 3.1.1 return code for older protocol versions.
     pub reason_code: ReasonCode,
-    /// CONNACK properties (5.0 only).
-    pub properties: Option<Box<Properties>>,
+    /// CONNACK properties (5.0 only; section 3.2.2.3).
+    pub properties: Option<Box<ConnAckProperties>>,
 }
 
 /// PUBLISH: an application message.
@@ -156,8 +165,8 @@ pub struct Publish {
     pub packet_id: Option<PacketId>,
     /// Application payload.
     pub payload: Bytes,
-    /// PUBLISH properties (5.0 only).
-    pub properties: Option<Box<Properties>>,
+    /// PUBLISH properties (5.0 only; section 3.3.2.3).
+    pub properties: Option<Box<PublishProperties>>,
 }
 
 impl fmt::Debug for Publish {
@@ -169,7 +178,8 @@ impl fmt::Debug for Publish {
             .field("topic", &self.topic)
             .field("packet_id", &self.packet_id)
             .field("payload", &Redacted(self.payload.len()))
-            .finish_non_exhaustive()
+            .field("properties", &self.properties)
+            .finish()
     }
 }
 
@@ -203,8 +213,8 @@ pub struct PublishResponse {
     pub packet_id: PacketId,
     /// Outcome (5.0); always `Success` in 3.1.1.
     pub reason_code: ReasonCode,
-    /// Properties (5.0 only).
-    pub properties: Option<Box<Properties>>,
+    /// Properties (5.0 only; sections 3.4.2.2 to 3.7.2.2).
+    pub properties: Option<Box<PublishResponseProperties>>,
 }
 
 impl PublishResponse {
@@ -223,8 +233,40 @@ pub struct SubscriptionOptions {
     pub no_local: bool,
     /// Retain As Published (5.0): keep the RETAIN flag on forwarded messages.
     pub retain_as_published: bool,
-    /// Retain Handling (5.0): 0 send retained, 1 only for new subscriptions, 2 never.
-    pub retain_handling: u8,
+    /// Retain Handling (5.0): when retained messages are sent for this subscription.
+    pub retain_handling: RetainHandling,
+}
+
+/// Retain Handling, bits 4 and 5 of the MQTT 5.0 subscription options (section 3.8.3.1): whether
+/// the server sends the retained messages matching a filter when the subscription is made.
+/// 3.1.1 has no such bits (they are reserved), so there it is always the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RetainHandling {
+    /// 0: send retained messages at the time of the subscribe.
+    #[default]
+    SendAtSubscribe = 0,
+    /// 1: send retained messages at subscribe only if the subscription does not already exist.
+    SendAtNewSubscribe = 1,
+    /// 2: do not send retained messages at the time of the subscribe.
+    DoNotSend = 2,
+}
+
+impl RetainHandling {
+    /// The Retain Handling for a two-bit wire value; `None` for 3, which section 3.8.3.1 makes a
+    /// Protocol Error.
+    pub fn from_bits(bits: u8) -> Option<RetainHandling> {
+        match bits {
+            0 => Some(RetainHandling::SendAtSubscribe),
+            1 => Some(RetainHandling::SendAtNewSubscribe),
+            2 => Some(RetainHandling::DoNotSend),
+            _ => None,
+        }
+    }
+
+    /// The two-bit wire value.
+    pub fn bits(self) -> u8 {
+        self as u8
+    }
 }
 
 /// SUBSCRIBE: one or more topic filters with their options.
@@ -234,8 +276,8 @@ pub struct Subscribe {
     pub packet_id: PacketId,
     /// The filters in packet order; never empty [MQTT-3.8.3-3].
     pub filters: Vec<(ByteString, SubscriptionOptions)>,
-    /// SUBSCRIBE properties (5.0 only).
-    pub properties: Option<Box<Properties>>,
+    /// SUBSCRIBE properties (5.0 only; section 3.8.2.1).
+    pub properties: Option<Box<SubscribeProperties>>,
 }
 
 /// SUBACK: one return code per filter of the SUBSCRIBE, in the same order [MQTT-3.8.4-6].
@@ -245,8 +287,8 @@ pub struct SubAck {
     pub packet_id: PacketId,
     /// Granted QoS or failure, per filter.
     pub reason_codes: Vec<ReasonCode>,
-    /// SUBACK properties (5.0 only).
-    pub properties: Option<Box<Properties>>,
+    /// SUBACK properties (5.0 only; section 3.9.2.1).
+    pub properties: Option<Box<SubAckProperties>>,
 }
 
 /// UNSUBSCRIBE: one or more topic filters to remove.
@@ -256,8 +298,8 @@ pub struct Unsubscribe {
     pub packet_id: PacketId,
     /// The filters in packet order; never empty [MQTT-3.10.3-2].
     pub filters: Vec<ByteString>,
-    /// UNSUBSCRIBE properties (5.0 only).
-    pub properties: Option<Box<Properties>>,
+    /// UNSUBSCRIBE properties (5.0 only; section 3.10.2.1).
+    pub properties: Option<Box<UnsubscribeProperties>>,
 }
 
 /// UNSUBACK: confirms an UNSUBSCRIBE.
@@ -267,8 +309,8 @@ pub struct UnsubAck {
     pub packet_id: PacketId,
     /// Per-filter outcome (5.0 only); empty for 3.1.1.
     pub reason_codes: Vec<ReasonCode>,
-    /// UNSUBACK properties (5.0 only).
-    pub properties: Option<Box<Properties>>,
+    /// UNSUBACK properties (5.0 only; section 3.11.2.1).
+    pub properties: Option<Box<UnsubAckProperties>>,
 }
 
 /// DISCONNECT: orderly end of a connection.
@@ -276,8 +318,8 @@ pub struct UnsubAck {
 pub struct Disconnect {
     /// Reason (5.0); always `Success` ("normal disconnection") in 3.1.1.
     pub reason_code: ReasonCode,
-    /// DISCONNECT properties (5.0 only).
-    pub properties: Option<Box<Properties>>,
+    /// DISCONNECT properties (5.0 only; section 3.14.2.2).
+    pub properties: Option<Box<DisconnectProperties>>,
 }
 
 impl Default for Disconnect {
@@ -286,11 +328,62 @@ impl Default for Disconnect {
     }
 }
 
-/// Stands in for secret or bulky bytes in `Debug` output.
-struct Redacted(usize);
+/// Stands in for secret or bulky bytes in `Debug` output: their length only.
+pub(crate) struct Redacted(pub(crate) usize);
 
 impl fmt::Debug for Redacted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "<REDACTED {} bytes>", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::format;
+    use core::mem::size_of;
+
+    use super::*;
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn properties_cost_a_packet_one_pointer() {
+        // A 3.1.1 packet carries no properties; typed ones must not make every packet larger.
+        assert_eq!(size_of::<Option<Box<ConnAckProperties>>>(), size_of::<usize>());
+        assert_eq!(size_of::<Option<Box<PublishProperties>>>(), size_of::<usize>());
+        assert!(size_of::<Packet>() <= 80, "{}", size_of::<Packet>());
+        assert!(size_of::<Publish>() <= 80, "{}", size_of::<Publish>());
+    }
+
+    #[test]
+    fn debug_of_a_publish_shows_neither_payload_nor_correlation_data() {
+        let properties = PublishProperties {
+            correlation_data: Some(Bytes::from_static(b"request-42")),
+            content_type: Some("text/plain".into()),
+            ..PublishProperties::default()
+        };
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: "t".into(),
+            packet_id: None,
+            payload: Bytes::from_static(b"secret reading"),
+            properties: Some(Box::new(properties)),
+        };
+        let shown = format!("{publish:?}");
+        assert!(!shown.contains("secret") && !shown.contains("request-42"), "{shown}");
+        assert!(shown.contains("<REDACTED 14 bytes>") && shown.contains("<REDACTED 10 bytes>"), "{shown}");
+        assert!(shown.contains("text/plain"), "{shown}");
+    }
+
+    #[test]
+    fn retain_handling_round_trips_its_bits_and_refuses_3() {
+        for handling in
+            [RetainHandling::SendAtSubscribe, RetainHandling::SendAtNewSubscribe, RetainHandling::DoNotSend]
+        {
+            assert_eq!(RetainHandling::from_bits(handling.bits()), Some(handling));
+        }
+        assert_eq!(RetainHandling::from_bits(3), None);
+        assert_eq!(RetainHandling::default(), RetainHandling::SendAtSubscribe);
     }
 }

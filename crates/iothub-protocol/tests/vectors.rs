@@ -19,8 +19,8 @@ use common::{
 };
 use iothub_protocol::{
     check, decode, encode_publish, publish_size, ConnAck, Connect, Disconnect, FixedHeader, Packet, PacketId,
-    ProtocolVersion, Publish, PublishHeader, PublishResponse, QoS, ReasonCode, SubAck, Subscribe,
-    SubscriptionOptions, UnsubAck, Unsubscribe, Will, MAX_REMAINING_LENGTH,
+    ProtocolVersion, Publish, PublishHeader, PublishResponse, QoS, ReasonCode, RetainHandling, SubAck,
+    Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Will, MAX_REMAINING_LENGTH,
 };
 
 fn pid(value: u16) -> PacketId {
@@ -524,8 +524,12 @@ fn subscribe_with_several_filters_and_wildcards() {
 fn subscribe_encodes_only_the_qos_of_the_options_in_3_1_1() {
     // No Local, Retain As Published and Retain Handling do not exist in 3.1.1.
     let (bytes, _) = subscribe_spec_example();
-    let options =
-        |qos| SubscriptionOptions { qos, no_local: true, retain_as_published: true, retain_handling: 2 };
+    let options = |qos| SubscriptionOptions {
+        qos,
+        no_local: true,
+        retain_as_published: true,
+        retain_handling: RetainHandling::DoNotSend,
+    };
     let packet = Packet::Subscribe(Subscribe {
         packet_id: pid(10),
         filters: vec![(text("a/b"), options(QoS::AtLeastOnce)), (text("c/d"), options(QoS::ExactlyOnce))],
