@@ -466,6 +466,20 @@ mod tests {
     }
 
     #[test]
+    fn drops_are_counted_for_the_server_too() {
+        let metrics = Arc::new(Metrics::default());
+        let mailbox = Mailbox::new(1, limits(1, 0)).counting_in(Arc::clone(&metrics));
+        mailbox.push(delivery(QoS::AtMostOnce, "a"));
+        mailbox.push(delivery(QoS::AtMostOnce, "b"));
+        mailbox.push(delivery(QoS::AtLeastOnce, "c"));
+        assert_eq!(metrics.dropped_qos0.load(Ordering::Relaxed), 2, "b dropped, a given way to c");
+        mailbox.set_online(false);
+        mailbox.push(delivery(QoS::AtLeastOnce, "d"));
+        assert_eq!(metrics.dropped_qos12.load(Ordering::Relaxed), 1);
+        assert_eq!(mailbox.dropped(), 3);
+    }
+
+    #[test]
     fn byte_limit_counts_the_encoded_packet() {
         // A QoS 1 PUBLISH to "t" with a 3-byte payload is 2 + 3 + 2 + 2 + 1 = 10 bytes.
         let mailbox = Mailbox::new(1, limits(100, 20));

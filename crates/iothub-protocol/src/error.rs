@@ -14,10 +14,6 @@ pub enum DecodeError {
     /// the broker builds the rules that need session state, such as [`Rule::Mqtt3_1_0_2`].
     #[error("{}: {}", .0.kind(), .0)]
     Violation(Rule),
-    /// A protocol violation the broker found, named by its message. The decoder never returns
-    /// it; it remains until the broker builds [`DecodeError::Violation`] for its own rules.
-    #[error("protocol error: {0}")]
-    Protocol(&'static str),
     /// The fixed header announces a packet larger than the configured maximum.
     #[error("packet of {size} bytes exceeds the maximum packet size of {max} bytes")]
     PacketTooLarge {
@@ -43,7 +39,6 @@ impl DecodeError {
     pub fn reason_code(self) -> ReasonCode {
         match self {
             DecodeError::Violation(rule) => rule.reason_code(),
-            DecodeError::Protocol(_) => ReasonCode::ProtocolError,
             DecodeError::PacketTooLarge { .. } => ReasonCode::PacketTooLarge,
             DecodeError::UnsupportedProtocolVersion(_) | DecodeError::InvalidProtocolName => {
                 ReasonCode::UnsupportedProtocolVersion
