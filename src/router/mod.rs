@@ -9,6 +9,7 @@
 //! locked while a mailbox is pushed to. Lock order is retained store, then tree; only
 //! `subscribe` holds both. No lock is held for more than O(levels + matches) per operation.
 
+mod children;
 mod retain;
 mod tree;
 

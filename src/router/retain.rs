@@ -5,9 +5,9 @@
 //! message yet is forwarded to subscribers but not stored, and the refusal is counted and logged.
 //! Replacing or deleting an existing retained message is always allowed.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::children::Children;
 use crate::message::Message;
 
 /// What `RetainStore::set` did.
@@ -34,7 +34,7 @@ pub struct RetainStore {
 #[derive(Default)]
 struct Node {
     /// Children by level text.
-    children: HashMap<Box<str>, Node>,
+    children: Children<Node>,
     /// The retained message of the topic ending at this level.
     message: Option<Arc<Message>>,
 }
@@ -68,10 +68,10 @@ impl RetainStore {
         let full = self.limit != 0 && self.len >= self.limit;
         let mut node = &mut self.root;
         for level in &levels {
-            if full && !node.children.contains_key(*level) {
+            if full && !node.children.contains(level) {
                 return RetainOutcome::Refused;
             }
-            node = node.children.entry((*level).into()).or_default();
+            node = node.children.get_or_default(level);
         }
         if node.message.is_none() {
             if full {
@@ -150,7 +150,7 @@ fn walk(node: &Node, levels: &[&str], depth: usize, out: &mut Collector<'_>) {
             if !at_root {
                 out.take(node, depth);
             }
-            for (name, child) in &node.children {
+            for (name, child) in node.children.iter() {
                 if out.done() {
                     return;
                 }
@@ -160,7 +160,7 @@ fn walk(node: &Node, levels: &[&str], depth: usize, out: &mut Collector<'_>) {
             }
         }
         ["+", rest @ ..] => {
-            for (name, child) in &node.children {
+            for (name, child) in node.children.iter() {
                 if out.done() {
                     return;
                 }
@@ -170,7 +170,7 @@ fn walk(node: &Node, levels: &[&str], depth: usize, out: &mut Collector<'_>) {
             }
         }
         [level, rest @ ..] => {
-            if let Some(child) = node.children.get(*level) {
+            if let Some(child) = node.children.get(level) {
                 walk(child, rest, depth + 1, out);
             }
         }
@@ -180,7 +180,7 @@ fn walk(node: &Node, levels: &[&str], depth: usize, out: &mut Collector<'_>) {
 fn everything(node: &Node, depth: usize, out: &mut Collector<'_>) {
     out.visit();
     out.take(node, depth);
-    for child in node.children.values() {
+    for (_, child) in node.children.iter() {
         if out.done() {
             return;
         }
@@ -192,12 +192,12 @@ fn delete(node: &mut Node, levels: &[&str]) -> bool {
     match levels {
         [] => node.message.take().is_some(),
         [level, rest @ ..] => {
-            let Some(child) = node.children.get_mut(*level) else {
+            let Some(child) = node.children.get_mut(level) else {
                 return false;
             };
             let deleted = delete(child, rest);
             if deleted && child.message.is_none() && child.children.is_empty() {
-                node.children.remove(*level);
+                node.children.remove(level);
             }
             deleted
         }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use super::children::Children;
 use super::Subscriber;
 
 /// Up to this many subscribers a list is searched linearly; beyond, it keeps an index.
@@ -26,16 +27,52 @@ pub struct SubscriptionTree {
 #[derive(Default)]
 struct Node {
     /// Children by level text; "+" is the single-level wildcard.
-    children: HashMap<Box<str>, Node>,
+    children: Children<Node>,
+    /// The subscriptions ending here; boxed, since most nodes of a deep filter have none.
+    subscribers: Option<Box<Subscribers>>,
+}
+
+/// The subscriptions that end at one node.
+#[derive(Default)]
+struct Subscribers {
     /// Subscriptions whose filter ends exactly at this level.
     exact: SubscriberList,
     /// Subscriptions whose filter is this level followed by "/#".
     multi: SubscriberList,
 }
 
+/// Nobody's subscribers, for nodes that hold none.
+static NONE: &[Subscriber] = &[];
+
 impl Node {
     fn is_empty(&self) -> bool {
-        self.children.is_empty() && self.exact.list.is_empty() && self.multi.list.is_empty()
+        self.children.is_empty() && self.subscribers.is_none()
+    }
+
+    fn exact(&self) -> &[Subscriber] {
+        self.subscribers.as_ref().map_or(NONE, |s| &s.exact.list)
+    }
+
+    fn multi(&self) -> &[Subscriber] {
+        self.subscribers.as_ref().map_or(NONE, |s| &s.multi.list)
+    }
+
+    fn subscribers_mut(&mut self) -> &mut Subscribers {
+        self.subscribers.get_or_insert_with(Box::default)
+    }
+
+    /// Removes `session_id` from the exact or the multi-level list, dropping the box once both
+    /// are empty.
+    fn remove(&mut self, multi: bool, session_id: u64) -> bool {
+        let Some(subscribers) = &mut self.subscribers else {
+            return false;
+        };
+        let list = if multi { &mut subscribers.multi } else { &mut subscribers.exact };
+        let removed = list.remove(session_id);
+        if subscribers.exact.list.is_empty() && subscribers.multi.list.is_empty() {
+            self.subscribers = None;
+        }
+        removed
     }
 }
 
@@ -44,8 +81,10 @@ impl Node {
 struct SubscriberList {
     /// The subscribers, in no particular order.
     list: Vec<Subscriber>,
-    /// Position of each session's entry in `list`; kept only above `INDEX_ABOVE` entries.
-    index: Option<HashMap<u64, usize>>,
+    /// Position of each session's entry in `list`; kept only above `INDEX_ABOVE` entries, and
+    /// boxed so that a list without one costs a pointer.
+    #[allow(clippy::box_collection)]
+    index: Option<Box<HashMap<u64, usize>>>,
 }
 
 impl SubscriberList {
@@ -67,7 +106,8 @@ impl SubscriberList {
         }
         self.list.push(subscriber);
         if self.index.is_none() && self.list.len() > INDEX_ABOVE {
-            self.index = Some(self.list.iter().enumerate().map(|(at, s)| (s.session_id, at)).collect());
+            self.index =
+                Some(Box::new(self.list.iter().enumerate().map(|(at, s)| (s.session_id, at)).collect()));
         }
         false
     }
@@ -113,12 +153,12 @@ impl SubscriptionTree {
         let mut levels = filter.split('/').peekable();
         let replaced = loop {
             let Some(level) = levels.next() else {
-                break node.exact.upsert(subscriber);
+                break node.subscribers_mut().exact.upsert(subscriber);
             };
             if level == "#" {
-                break node.multi.upsert(subscriber);
+                break node.subscribers_mut().multi.upsert(subscriber);
             }
-            node = node.children.entry(level.into()).or_default();
+            node = node.children.get_or_default(level);
         };
         if !replaced {
             self.len += 1;
@@ -147,7 +187,7 @@ impl SubscriptionTree {
             return;
         };
         if !dollar {
-            out.extend_from_slice(&self.root.multi.list);
+            out.extend_from_slice(self.root.multi());
             if let Some(plus) = self.root.children.get("+") {
                 collect(plus, levels.clone(), out);
             }
@@ -160,9 +200,9 @@ impl SubscriptionTree {
 
 /// Collects matches below `node`, which matched the levels already consumed from `levels`.
 fn collect(node: &Node, mut levels: std::str::Split<'_, char>, out: &mut Vec<Subscriber>) {
-    out.extend_from_slice(&node.multi.list);
+    out.extend_from_slice(node.multi());
     let Some(level) = levels.next() else {
-        out.extend_from_slice(&node.exact.list);
+        out.extend_from_slice(node.exact());
         return;
     };
     if let Some(plus) = node.children.get("+") {
@@ -175,15 +215,15 @@ fn collect(node: &Node, mut levels: std::str::Split<'_, char>, out: &mut Vec<Sub
 
 fn remove_at(node: &mut Node, levels: &[&str], session_id: u64) -> bool {
     match levels {
-        [] => node.exact.remove(session_id),
-        ["#"] => node.multi.remove(session_id),
+        [] => node.remove(false, session_id),
+        ["#"] => node.remove(true, session_id),
         [level, rest @ ..] => {
-            let Some(child) = node.children.get_mut(*level) else {
+            let Some(child) = node.children.get_mut(level) else {
                 return false;
             };
             let removed = remove_at(child, rest, session_id);
             if removed && child.is_empty() {
-                node.children.remove(*level);
+                node.children.remove(level);
             }
             removed
         }
