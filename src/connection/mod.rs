@@ -185,7 +185,7 @@ impl Connection {
             // A copy of its own, so the session does not pin the whole CONNECT packet.
             ByteString::from(&*connect.client_id)
         };
-        tracing::Span::current().record("client_id", &*client_id);
+        tracing::Span::current().record("client_id", for_logs(&client_id));
         let username = connect.username.as_deref().map(ByteString::from);
         let identity = Arc::new(ClientIdentity::new(&self.info, client_id.clone(), username));
         let connection_id = self.context.registry.next_id();
@@ -469,6 +469,18 @@ fn log_connected(connect: &Connect, session_present: bool) {
     );
 }
 
+/// Most characters of a client identifier that log lines carry: the identifier may be 64 KB, and
+/// every line of the connection's span repeats it.
+const LOGGED_CLIENT_ID: usize = 128;
+
+/// The client identifier as log lines show it: cut at `LOGGED_CLIENT_ID` characters.
+fn for_logs(client_id: &str) -> &str {
+    match client_id.char_indices().nth(LOGGED_CLIENT_ID) {
+        Some((end, _)) => &client_id[..end],
+        None => client_id,
+    }
+}
+
 /// Waits until every queue in `full` is back within its bounds, or `deadline`; true for room.
 fn wait_for_room(full: Vec<Arc<Mailbox>>, deadline: Instant) -> RoomWait {
     Box::pin(async move {
@@ -503,5 +515,17 @@ fn release_if_empty(buf: &mut BytesMut) {
 fn shrink_if_huge(buf: &mut BytesMut) {
     if buf.capacity() > SHRINK_ABOVE {
         release_if_empty(buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_client_ids_are_cut_in_logs() {
+        assert_eq!(for_logs("sensor-1"), "sensor-1");
+        let long = "é".repeat(1000);
+        assert_eq!(for_logs(&long).chars().count(), LOGGED_CLIENT_ID);
     }
 }
