@@ -44,6 +44,9 @@ const PUBSUB_KEYS: &[&str] = &[
     "lost",
     "loss_pct",
     "acknowledged",
+    "acknowledged_deliveries",
+    "acknowledged_lost",
+    "acknowledged_loss_pct",
     "closed_loop_stalls",
     "latency_samples",
     "latency_p50_us",
@@ -98,10 +101,17 @@ struct Broker {
 
 impl Broker {
     fn start() -> Broker {
-        let config = ConfigBuilder::new()
-            .set_flag("--listen", "server.listen_addresses=tcp://127.0.0.1:0")
-            .and_then(ConfigBuilder::build)
-            .expect("a loopback listener is a valid configuration");
+        Broker::start_with(&[])
+    }
+
+    /// A broker with `settings` (`key=value`, as `--set` takes them) on top of the defaults.
+    fn start_with(settings: &[&str]) -> Broker {
+        let mut builder =
+            ConfigBuilder::new().set_flag("--listen", "server.listen_addresses=tcp://127.0.0.1:0");
+        for setting in settings {
+            builder = builder.and_then(|b| b.set_flag("--set", setting));
+        }
+        let config = builder.and_then(ConfigBuilder::build).expect("a valid test configuration");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let (tx, rx) = mpsc::channel();
@@ -180,6 +190,13 @@ fn assert_lossless(report: &Report) {
         "{line}"
     );
     assert_eq!(number(report, "acknowledged"), number(report, "published"), "{line}");
+    assert_eq!(number(report, "acknowledged_lost"), 0.0, "{line}");
+    assert_eq!(number(report, "acknowledged_loss_pct"), 0.0, "{line}");
+    assert_eq!(
+        number(report, "acknowledged_deliveries"),
+        number(report, "expected_deliveries"),
+        "every publication was acknowledged, so every delivery is owed: {line}"
+    );
     assert!(number(report, "latency_samples") > 0.0, "{line}");
     let percentiles =
         ["latency_p50_us", "latency_p99_us", "latency_p999_us", "latency_max_us"].map(|k| number(report, k));
@@ -216,6 +233,31 @@ fn fanin_at_qos_2_completes_every_exchange() {
 }
 
 #[test]
+fn qos_0_reports_no_acknowledged_loss() {
+    let broker = Broker::start();
+    let report = broker.bench("pairs --pairs 2 --qos 0 --closed-loop 100 --duration 1 --warmup 0.2");
+    let line = report.json_line();
+    assert!(number(&report, "delivered_in_window") > 0.0, "{line}");
+    for key in ["acknowledged_deliveries", "acknowledged_lost", "acknowledged_loss_pct"] {
+        assert_eq!(report.get(key), Some(&iothub_bench::Value::Null), "{key} in {line}");
+    }
+    assert_flat_json(&report, PUBSUB_KEYS);
+}
+
+/// Open loop at QoS 1 against a subscriber queue of 10: the broker slows the publishers'
+/// PUBACKs instead of dropping, so whatever it acknowledged arrives.
+#[test]
+fn open_loop_fan_in_at_qos_1_loses_no_acknowledged_message() {
+    let broker = Broker::start_with(&["server.max_queued_messages=10"]);
+    let report = broker.bench("fanin --publishers 4 --qos 1 --duration 1 --warmup 0.2");
+    let line = report.json_line();
+    assert!(number(&report, "acknowledged") > 0.0, "{line}");
+    assert_eq!(number(&report, "acknowledged_lost"), 0.0, "{line}");
+    assert_eq!(number(&report, "errors"), 0.0, "{line}");
+    assert_flat_json(&report, PUBSUB_KEYS);
+}
+
+#[test]
 fn latency_holds_the_requested_rate() {
     let broker = Broker::start();
     let report = broker.bench("latency --rate 200 --pairs 2 --qos 1 --duration 1.5 --warmup 0.5");
@@ -223,6 +265,7 @@ fn latency_holds_the_requested_rate() {
     let rate = number(&report, "delivered_rate");
     assert!((100.0..=300.0).contains(&rate), "{line}");
     assert_eq!(number(&report, "lost"), 0.0, "{line}");
+    assert_eq!(number(&report, "acknowledged_lost"), 0.0, "{line}");
     assert!(number(&report, "latency_p50_us") <= number(&report, "latency_p99_us"), "{line}");
     assert_flat_json(&report, PUBSUB_KEYS);
 }

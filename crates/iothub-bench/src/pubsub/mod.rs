@@ -5,13 +5,16 @@
 //! starts at `Schedule::start`; the first `warmup` is left out; the window closes at the end of
 //! the duration, when publishers stop; then up to `DRAIN` passes for acknowledgements and
 //! deliveries before loss is counted. Delivered and published rates count only what happened in
-//! the window; loss counts the whole run.
+//! the window; loss counts the whole run. At QoS 1 and 2, loss is also counted for acknowledged
+//! messages alone (see `ledger`).
 
+pub mod ledger;
 pub mod plan;
 pub mod publisher;
 pub mod shared;
 pub mod subscriber;
 
+use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,11 +28,12 @@ use crate::probe::{Probe, Sample};
 use crate::report::Report;
 use crate::stats::Histogram;
 use crate::wire::PublishEncoder;
+use ledger::{AckTally, Ledger};
 use plan::{Endpoint, Topology};
 pub use plan::{PubSubPlan, Shape};
 use publisher::{Publisher, PublisherConfig};
 use shared::{Flow, LatencySink, Schedule, Totals};
-use subscriber::Subscriber;
+use subscriber::{Subscriber, Tracking};
 
 /// Most connections being set up at once, so a large run does not overflow the broker's accept
 /// backlog.
@@ -57,6 +61,8 @@ pub async fn run(plan: &PubSubPlan, progress: bool) -> Result<Report, BenchError
     let flows: Vec<Arc<Flow>> = topology.flow_sizes.iter().map(|&n| Arc::new(Flow::new(n))).collect();
     let totals = Arc::new(Totals::default());
     let histogram = Arc::new(Mutex::new(Histogram::new()));
+    let ledger = Arc::new(Ledger::new(&topology));
+    let track = plan.qos != iothub_protocol::QoS::AtMostOnce;
     let source_ips = plan.target.source_ips;
     let sub_chunk = buffer_share(topology.subscribers.len());
     let subscriber_connections =
@@ -67,8 +73,10 @@ pub async fn run(plan: &PubSubPlan, progress: bool) -> Result<Report, BenchError
     let schedule = Schedule::starting_now(plan.warmup, plan.target.duration);
     let (stop, stopped) = watch::channel(false);
     let mut subscribers = Vec::with_capacity(subscriber_connections.len());
-    for (connection, endpoint) in subscriber_connections.into_iter().zip(&topology.subscribers) {
-        let subscriber = Subscriber::new(
+    for (index, (connection, endpoint)) in
+        subscriber_connections.into_iter().zip(&topology.subscribers).enumerate()
+    {
+        let mut subscriber = Subscriber::new(
             connection,
             Arc::clone(&flows[endpoint.flow]),
             endpoint.slot,
@@ -77,9 +85,17 @@ pub async fn run(plan: &PubSubPlan, progress: bool) -> Result<Report, BenchError
             LatencySink::new(Arc::clone(&histogram)),
             plan.closed_loop.is_some(),
         );
+        if track {
+            subscriber = subscriber.with_tracking(Tracking {
+                index,
+                ledger: Arc::clone(&ledger),
+                sources: ledger.sources(endpoint.flow),
+            });
+        }
         subscribers.push(tokio::spawn(subscriber.run(stopped.clone())));
     }
-    let publishers = spawn_publishers(plan, &topology, publisher_connections, &flows, &totals, schedule);
+    let publishers =
+        spawn_publishers(plan, &topology, publisher_connections, (&flows, &totals, &ledger), schedule);
 
     let (opened, closed) = observe(&schedule, &totals, probe.as_ref(), progress).await;
     drain(publishers, &schedule, &totals, topology.fan).await;
@@ -88,7 +104,8 @@ pub async fn run(plan: &PubSubPlan, progress: bool) -> Result<Report, BenchError
         let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
     }
     let latencies = histogram.lock().map(|h| h.clone()).unwrap_or_default();
-    Ok(report(plan, &topology, &schedule, (opened, closed), &totals, &latencies))
+    let acks = track.then(|| ledger.tally(&topology));
+    Ok(report(plan, &topology, &schedule, (opened, closed), (&totals, acks), &latencies))
 }
 
 /// Per-client buffer size: an even share of `BUFFER_BUDGET`, between 4 and 64 KiB.
@@ -137,8 +154,7 @@ fn spawn_publishers(
     plan: &PubSubPlan,
     topology: &Topology,
     connections: Vec<Connection>,
-    flows: &[Arc<Flow>],
-    totals: &Arc<Totals>,
+    (flows, totals, ledger): (&[Arc<Flow>], &Arc<Totals>, &Arc<Ledger>),
     schedule: Schedule,
 ) -> Vec<JoinHandle<()>> {
     #[allow(clippy::cast_precision_loss)] // Rates and client counts far below 2^53.
@@ -165,6 +181,7 @@ fn spawn_publishers(
             Arc::clone(&flows[endpoint.flow]),
             Arc::clone(totals),
             schedule,
+            (index, Arc::clone(ledger)),
         );
         handles.push(tokio::spawn(publisher.run()));
     }
@@ -250,7 +267,7 @@ fn report(
     topology: &Topology,
     schedule: &Schedule,
     (opened, closed): (Reading, Reading),
-    totals: &Totals,
+    (totals, acks): (&Totals, Option<AckTally>),
     latencies: &Histogram,
 ) -> Report {
     let window = schedule.window().as_secs_f64();
@@ -263,6 +280,8 @@ fn report(
     #[allow(clippy::cast_precision_loss)] // Counts far below 2^53.
     let loss_pct = if expected > 0 { 100.0 * lost as f64 / expected as f64 } else { 0.0 };
     let p = |q: f64| micros(latencies.percentile(q));
+    #[allow(clippy::cast_precision_loss)] // Counts far below 2^53.
+    let ack_loss_pct = acks.map(|a| if a.owed > 0 { 100.0 * a.lost as f64 / a.owed as f64 } else { 0.0 });
 
     let mut r = Report::new(plan.scenario);
     r.headline = format!(
@@ -274,6 +293,9 @@ fn report(
         show_micros(p(99.0)),
         show_micros(micros(latencies.max())),
     );
+    if let (Some(a), Some(pct)) = (acks, ack_loss_pct) {
+        let _ = write!(r.headline, "; acknowledged and lost {} of {} ({pct:.3} %)", a.lost, a.owed);
+    }
     r.push("host", plan.target.host.as_str());
     r.push("port", u64::from(plan.target.port));
     r.push("qos", u64::from(plan.qos.bits()));
@@ -297,6 +319,9 @@ fn report(
     r.push("lost", lost);
     r.push("loss_pct", loss_pct);
     r.push("acknowledged", totals.acknowledged.load(Ordering::Relaxed));
+    r.push("acknowledged_deliveries", acks.map(|a| a.owed));
+    r.push("acknowledged_lost", acks.map(|a| a.lost));
+    r.push("acknowledged_loss_pct", ack_loss_pct);
     r.push("closed_loop_stalls", totals.stalls.load(Ordering::Relaxed));
     push_latency(&mut r, latencies);
     push_broker(&mut r, opened.broker, closed.broker, delivered_in_window);

@@ -20,6 +20,7 @@ use tokio::sync::futures::Notified;
 
 use crate::client::{next_packet, read_more, Connection, PING_AFTER};
 use crate::error::BenchError;
+use crate::pubsub::ledger::{seq_for_ack, Ledger, SeqSet};
 use crate::pubsub::shared::{Flow, Schedule, Totals};
 use crate::wire::{self, put_ack, Ack, PacketIds, PublishEncoder};
 
@@ -92,6 +93,10 @@ pub struct Publisher {
     /// Since when the closed loop has kept this publisher waiting, and the slowest subscriber's
     /// count then; a delivery restarts the clock.
     stall: Option<(Instant, u64)>,
+    /// Sequence numbers the broker acknowledged (PUBACK, or PUBREC for QoS 2); QoS 1/2 only.
+    acked: Option<SeqSet>,
+    /// Its index among the run's publishers, and where `acked` is handed in at the end.
+    ledger: (usize, Arc<Ledger>),
 }
 
 impl Publisher {
@@ -102,8 +107,11 @@ impl Publisher {
         flow: Arc<Flow>,
         totals: Arc<Totals>,
         schedule: Schedule,
+        ledger: (usize, Arc<Ledger>),
     ) -> Publisher {
         Publisher {
+            acked: (config.qos != QoS::AtMostOnce).then(SeqSet::new),
+            ledger,
             connection,
             out: BytesMut::with_capacity(config.batch_bytes),
             config,
@@ -119,9 +127,13 @@ impl Publisher {
     }
 
     /// Publishes until the end of the run, drains, and disconnects. Failures are counted in the
-    /// run's totals.
+    /// run's totals; what was acknowledged is handed in to the ledger either way.
     pub async fn run(mut self) {
-        match self.drive().await {
+        let outcome = self.drive().await;
+        if let Some(acked) = self.acked.take() {
+            self.ledger.1.put_acked(self.ledger.0, acked);
+        }
+        match outcome {
             Ok(()) => self.connection.close().await,
             Err(e) => self.totals.fail(e.to_string()),
         }
@@ -277,11 +289,19 @@ impl Publisher {
         let mut acknowledged = 0u64;
         while let Some(packet) = next_packet(&mut self.connection.inbox, &self.connection.client_id)? {
             match packet {
-                Packet::PubAck(_) | Packet::PubComp(_) => {
+                Packet::PubAck(response) => {
+                    self.unacked = self.unacked.saturating_sub(1);
+                    acknowledged += 1;
+                    self.record_ack(response.packet_id);
+                }
+                Packet::PubComp(_) => {
                     self.unacked = self.unacked.saturating_sub(1);
                     acknowledged += 1;
                 }
-                Packet::PubRec(response) => put_ack(&mut self.out, Ack::PubRel, response.packet_id)?,
+                Packet::PubRec(response) => {
+                    self.record_ack(response.packet_id);
+                    put_ack(&mut self.out, Ack::PubRel, response.packet_id)?;
+                }
                 _ => {}
             }
         }
@@ -289,5 +309,12 @@ impl Publisher {
             self.totals.acknowledged.fetch_add(acknowledged, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Notes that the broker took over the message that carried `packet_id`.
+    fn record_ack(&mut self, packet_id: iothub_protocol::PacketId) {
+        if let (Some(acked), Some(seq)) = (self.acked.as_mut(), seq_for_ack(self.sent, packet_id)) {
+            acked.insert(seq);
+        }
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::client::{next_packet, read_more, Connection, PING_AFTER};
 use crate::error::BenchError;
+use crate::pubsub::ledger::{source_of, Ledger, SeqSet};
 use crate::pubsub::shared::{Flow, LatencySink, Schedule, Totals};
 use crate::wire::{self, put_ack, read_payload, Ack};
 
@@ -52,6 +53,21 @@ pub struct Subscriber {
     out: BytesMut,
     /// When bytes were last written, for PINGREQ.
     last_write: Instant,
+    /// QoS 1/2 only: where to hand in, and the sequence numbers received from each publisher
+    /// of its flow.
+    tracking: Option<(Tracking, Vec<SeqSet>)>,
+}
+
+/// What a subscriber needs to record which messages it received, for the acknowledged-loss
+/// count.
+#[derive(Debug, Clone)]
+pub struct Tracking {
+    /// Its index among the run's subscribers.
+    pub index: usize,
+    /// Where its sets are handed in when it stops.
+    pub ledger: Arc<Ledger>,
+    /// The topics of its flow's publishers.
+    pub sources: Arc<[Box<str>]>,
 }
 
 impl Subscriber {
@@ -66,6 +82,7 @@ impl Subscriber {
         closed_loop: bool,
     ) -> Subscriber {
         Subscriber {
+            tracking: None,
             connection,
             flow,
             slot,
@@ -78,10 +95,21 @@ impl Subscriber {
         }
     }
 
-    /// Receives until `stop` turns true, then disconnects. Failures are counted in the run's totals.
+    /// Records the sequence numbers it receives per publisher and hands them in when it stops.
+    pub fn with_tracking(mut self, tracking: Tracking) -> Subscriber {
+        let sets = vec![SeqSet::new(); tracking.sources.len()];
+        self.tracking = Some((tracking, sets));
+        self
+    }
+
+    /// Receives until `stop` turns true, then disconnects. Failures are counted in the run's
+    /// totals; what was received is handed in to the ledger either way.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let outcome = self.drive(&mut stop).await;
         self.latencies.flush();
+        if let Some((tracking, sets)) = self.tracking.take() {
+            tracking.ledger.put_received(tracking.index, sets);
+        }
         match outcome {
             Ok(()) => self.connection.close().await,
             Err(e) => self.totals.fail(e.to_string()),
@@ -131,9 +159,14 @@ impl Subscriber {
             match packet {
                 Packet::Publish(publish) => {
                     received += 1;
-                    if let Some((sent_at, _sequence)) = read_payload(&publish.payload) {
+                    if let Some((sent_at, sequence)) = read_payload(&publish.payload) {
                         if (open..close).contains(&sent_at) {
                             self.latencies.record(now.saturating_sub(sent_at));
+                        }
+                        if let Some((tracking, sets)) = self.tracking.as_mut() {
+                            if let Some(source) = source_of(&tracking.sources, &publish.topic) {
+                                sets[source].insert(sequence);
+                            }
                         }
                     }
                     match (publish.qos, publish.packet_id) {
