@@ -2,11 +2,16 @@
 //! acknowledged, and the packet identifiers they use.
 //!
 //! Every operation a peer can trigger costs O(1): entries are found by packet identifier in a
-//! map, send order is kept in a queue compacted lazily, and a free packet identifier is found in
+//! map (with a cheap multiplicative hash: the broker chooses every key, so a peer cannot pick
+//! colliding ones), send order is kept in a queue compacted lazily, and a free packet identifier
+//! is found by trying the next few after the last one and, once a window is large enough for
+//! that to take more than `PROBES` tries, in
 //! a two-level bitmap of the 65,535 identifiers (at most 17 word reads), so that even
 //! `max_inflight_messages = 65535` costs nothing per acknowledgement.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use iothub_protocol::PacketId;
 
@@ -99,6 +104,29 @@ impl IdBitmap {
     }
 }
 
+/// Identifiers tried after the last one before a window switches to the bitmap.
+const PROBES: usize = 64;
+
+/// Hashes a packet identifier by one multiplication (Fibonacci hashing).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u16(&mut self, id: u16) {
+        self.0 = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 fn word_id(word: usize, bits: u64) -> u16 {
     // `bits` has a zero bit, so trailing_ones is below 64; `word` is below 1024.
     u16::try_from(word * 64 + bits.trailing_ones() as usize).unwrap_or(0)
@@ -108,13 +136,14 @@ fn word_id(word: usize, bits: u64) -> u16 {
 #[derive(Debug, Default)]
 pub(super) struct Inflight {
     /// Entries by packet identifier.
-    entries: HashMap<u16, Outgoing>,
+    entries: HashMap<u16, Outgoing, BuildHasherDefault<IdHasher>>,
     /// Packet identifiers in send order with their sequence numbers; entries that no longer match
     /// `entries` are stale and skipped.
     order: VecDeque<(u64, u16)>,
     /// Next sequence number.
     next_sequence: u64,
-    /// Identifiers in use; allocated on first use, so an idle session does not pay for it.
+    /// Identifiers in use, once the window has been large enough to need it (small windows find
+    /// a free identifier among the next few and never pay for the 8 KiB bitmap).
     ids: Option<IdBitmap>,
     /// Last identifier handed out.
     last_id: u16,
@@ -129,10 +158,11 @@ impl Inflight {
     /// Adds a sent delivery under a fresh packet identifier, which it returns; `None` only if all
     /// 65,535 identifiers are in use.
     pub(super) fn insert(&mut self, state: Awaiting, delivery: Delivery) -> Option<PacketId> {
-        let ids = self.ids.get_or_insert_with(IdBitmap::new);
-        let id = ids.free_from(self.last_id.wrapping_add(1))?;
+        let id = self.free_id()?;
         let packet_id = PacketId::new(id)?;
-        ids.set(id, true);
+        if let Some(ids) = &mut self.ids {
+            ids.set(id, true);
+        }
         self.last_id = id;
         let sequence = self.next_sequence;
         self.next_sequence += 1;
@@ -141,30 +171,55 @@ impl Inflight {
         Some(packet_id)
     }
 
+    /// A free identifier at or after the one following the last handed out.
+    fn free_id(&mut self) -> Option<u16> {
+        let start = self.last_id.wrapping_add(1);
+        if let Some(ids) = &self.ids {
+            return ids.free_from(start);
+        }
+        let mut candidate = start;
+        for _ in 0..PROBES {
+            if candidate != 0 && !self.entries.contains_key(&candidate) {
+                return Some(candidate);
+            }
+            candidate = candidate.wrapping_add(1);
+        }
+        // A window this full of neighbouring identifiers: from now on, the bitmap.
+        let mut ids = IdBitmap::new();
+        for &id in self.entries.keys() {
+            ids.set(id, true);
+        }
+        let id = ids.free_from(start);
+        self.ids = Some(ids);
+        id
+    }
+
     /// The exchange using `packet_id`, if any.
     pub(super) fn get(&self, packet_id: PacketId) -> Option<&Outgoing> {
         self.entries.get(&packet_id.get())
     }
 
-    /// The state of the exchange using `packet_id`, if any.
-    pub(super) fn state(&self, packet_id: PacketId) -> Option<Awaiting> {
-        self.entries.get(&packet_id.get()).map(|o| o.state)
-    }
-
-    /// Moves the exchange using `packet_id` to `state`.
-    pub(super) fn set_state(&mut self, packet_id: PacketId, state: Awaiting) {
-        if let Some(outgoing) = self.entries.get_mut(&packet_id.get()) {
-            outgoing.state = state;
+    /// The state of the exchange using `packet_id`, moved from `from` to `to` if it was in
+    /// `from`; one lookup.
+    pub(super) fn advance(&mut self, packet_id: PacketId, from: Awaiting, to: Awaiting) -> Option<Awaiting> {
+        let outgoing = self.entries.get_mut(&packet_id.get())?;
+        let was = outgoing.state;
+        if was == from {
+            outgoing.state = to;
         }
+        Some(was)
     }
 
-    /// Ends the exchange using `packet_id` if it is in `state`; returns true if it was.
+    /// Ends the exchange using `packet_id` if it is in `state`; returns true if it was. One
+    /// lookup, plus one for the front of the send order.
     pub(super) fn complete(&mut self, packet_id: PacketId, state: Awaiting) -> bool {
         let id = packet_id.get();
-        if self.entries.get(&id).map(|o| o.state) != Some(state) {
-            return false;
+        match self.entries.entry(id) {
+            Entry::Occupied(entry) if entry.get().state == state => {
+                entry.remove();
+            }
+            _ => return false,
         }
-        self.entries.remove(&id);
         if let Some(ids) = &mut self.ids {
             ids.set(id, false);
         }
@@ -184,10 +239,6 @@ impl Inflight {
         if self.order.len() > 2 * self.entries.len() + 16 {
             let entries = &self.entries;
             self.order.retain(|(sequence, id)| entries.get(id).is_some_and(|o| o.sequence == *sequence));
-        }
-        if self.entries.is_empty() && self.order.is_empty() {
-            // An idle session gives the bitmap back; identifiers restart after the last one.
-            self.ids = None;
         }
     }
 
@@ -256,5 +307,6 @@ mod tests {
         assert_eq!(left, expected);
         assert!(inflight.order.len() <= 2 * inflight.len() + 16);
         assert!(!inflight.complete(ids[0], Awaiting::Rec), "wrong state is ignored");
+        assert!(inflight.ids.is_none(), "a small window never needs the bitmap");
     }
 }

@@ -318,9 +318,8 @@ impl Session {
 
     /// PUBREC from the client: answer PUBREL and wait for PUBCOMP [MQTT-4.3.3-1].
     pub fn handle_pubrec(&mut self, packet_id: PacketId) {
-        match self.inflight.state(packet_id) {
-            Some(Awaiting::Rec) => self.inflight.set_state(packet_id, Awaiting::Comp),
-            Some(Awaiting::Comp) => {}
+        match self.inflight.advance(packet_id, Awaiting::Rec, Awaiting::Comp) {
+            Some(Awaiting::Rec | Awaiting::Comp) => {}
             _ => return,
         }
         self.actions.push_back(Action::Send(Packet::PubRel(PublishResponse::new(packet_id))));
