@@ -4,9 +4,8 @@
 //! Every operation a peer can trigger costs O(1): entries are found by packet identifier in a
 //! map (with a cheap multiplicative hash: the broker chooses every key, so a peer cannot pick
 //! colliding ones), send order is kept in a queue compacted lazily, and a free packet identifier
-//! is found by trying the next few after the last one and, once a window is large enough for
-//! that to take more than `PROBES` tries, in
-//! a two-level bitmap of the 65,535 identifiers (at most 17 word reads), so that even
+//! is found among the next `PROBES` after the last one or, once a window is too full for that,
+//! in a two-level bitmap of the 65,535 identifiers (at most 17 word reads), so that even
 //! `max_inflight_messages = 65535` costs nothing per acknowledgement.
 
 use std::collections::hash_map::Entry;
