@@ -8,8 +8,6 @@
 // The helpers unwrap: a failure there is a test failure with a message.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,7 +15,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use common::{raw_connected, with_header, RawClient, WAIT};
+use iothub_test_util::{raw_connected, with_header, RawClient, WAIT};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_iothub");
 
@@ -45,7 +43,7 @@ fn without_iothub_env(command: &mut Command) -> &mut Command {
 /// Runs the binary to completion under `timeout`, so that a run that should have been refused
 /// but started serving still ends.
 fn run_bounded(args: &[&str], env: &[(&str, &str)]) -> Output {
-    common::require_tool("timeout");
+    iothub_test_util::require_tool("timeout");
     let output = without_iothub_env(Command::new("timeout").args(["-k", "5", "20", BINARY]).args(args))
         .envs(env.iter().copied())
         .output()
@@ -203,7 +201,7 @@ fn running_binary_serves_with_the_largest_limits_accepted() {
     let mut broker = RunningBroker::start(&args);
     // A persistent session is kept for session_timeout_secs after the client leaves.
     let mut client = RawClient::connect(broker.addr);
-    client.send(&common::connect_packet("cli-largest", false, 65_535));
+    client.send(&iothub_test_util::connect_packet("cli-largest", false, 65_535));
     client.expect(&[0x20, 0x02, 0x00, 0x00]);
     client.send(&[0xC0, 0x00]);
     client.expect(&[0xD0, 0x00]);
@@ -387,9 +385,9 @@ impl RunningBroker {
 
 #[test]
 fn running_binary_logs_its_port_and_carries_a_mosquitto_round_trip() {
-    common::require_tool("mosquitto_sub");
-    common::require_tool("mosquitto_pub");
-    common::require_tool("stdbuf");
+    iothub_test_util::require_tool("mosquitto_sub");
+    iothub_test_util::require_tool("mosquitto_pub");
+    iothub_test_util::require_tool("stdbuf");
     let broker = RunningBroker::start(&[]);
     let port = broker.port();
     let common_args = ["-h", "127.0.0.1", "-p", port.as_str(), "-t", "cli/round-trip", "-q", "1"];

@@ -7,15 +7,15 @@
 // The helpers expect: a failure there is a test failure with a message.
 #![allow(clippy::expect_used)]
 
-mod common;
-
 use std::io::Read;
 use std::net::Shutdown;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{connect_packet, raw_connected, require_tool, with_header, RawClient, TestBroker, WAIT};
+use iothub_test_util::{
+    connect_packet, raw_connected, require_tool, with_header, RawClient, TestBroker, WAIT,
+};
 use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS};
 
 /// CONNACK: connection accepted, no session present.

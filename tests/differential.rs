@@ -12,8 +12,6 @@
 // Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -24,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use common::{connect_packet, with_header, TestBroker, WAIT};
+use iothub_test_util::{connect_packet, with_header, TestBroker, WAIT};
 
 /// Where Debian's package installs the broker.
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";

@@ -2,11 +2,9 @@
 //! half times its keep-alive, any packet (PINGREQ or PUBLISH) counts as activity, and
 //! keep-alive 0 turns the check off.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{connect_packet, with_header, RawClient, TestBroker, WAIT};
+use iothub_test_util::{connect_packet, with_header, RawClient, TestBroker, WAIT};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 
 /// Connects a raw client with a clean session and the given keep-alive.

@@ -7,13 +7,11 @@
 // The helpers expect: a failure there is a test failure with a message.
 #![allow(clippy::expect_used)]
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::{raw_connected, with_header, RawClient, TestBroker, WAIT};
+use iothub_test_util::{raw_connected, with_header, RawClient, TestBroker, WAIT};
 
 const PINGREQ: [u8; 2] = [0xC0, 0x00];
 const PINGRESP: [u8; 2] = [0xD0, 0x00];

@@ -4,17 +4,16 @@
 //! `max_subscriptions`; the hierarchy limit of 200 separators, for wills too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod pubsub;
-
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{raw_connected, with_header, RawClient, TestBroker};
-use pubsub::{ack, parse_publish, publish_packet, subscribe, subscribe_packet, PUBACK};
+use iothub_test_util::{
+    ack, parse_publish, publish_packet, raw_connected, subscribe, subscribe_packet, with_header, RawClient,
+    TestBroker, PUBACK,
+};
 
 /// Two publishers send 2,000 QoS 1 messages each, flat out, to one subscriber whose queue holds
 /// 10 and which reads and acknowledges everything. Every message the publishers were
@@ -176,7 +175,7 @@ fn max_subscriptions_refuses_new_filters_beyond_the_limit() {
     client.expect(&[0x90, 0x07, 0x00, 0x01, 0x00, 0x01, 0x00, 0x80, 0x80]);
     client.send(&subscribe_packet(2, &[("a", 1), ("f", 0)]));
     client.expect(&[0x90, 0x04, 0x00, 0x02, 0x01, 0x80]);
-    client.send(&pubsub::unsubscribe_packet(3, &["b"]));
+    client.send(&iothub_test_util::unsubscribe_packet(3, &["b"]));
     client.expect(&[0xB0, 0x02, 0x00, 0x03]);
     client.send(&subscribe_packet(4, &[("f", 0)]));
     client.expect(&[0x90, 0x03, 0x00, 0x04, 0x00]);

@@ -6,18 +6,16 @@
 // The helpers unwrap: a failure there is a test failure with a message.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::Command;
 
-use common::TestBroker;
+use iothub_test_util::TestBroker;
 
 /// Longest a script may run; each script also bounds every wait of its own.
 const SCRIPT_TIMEOUT_SECS: u32 = 60;
 
 /// Fails with a clear message unless python3 can import paho-mqtt.
 fn require_paho() {
-    common::require_tool("python3");
+    iothub_test_util::require_tool("python3");
     let found = Command::new("python3").args(["-c", "import paho.mqtt"]).status().unwrap().success();
     assert!(found, "python3 paho-mqtt is not installed; run scripts/install-test-deps");
 }
@@ -25,7 +23,7 @@ fn require_paho() {
 /// Runs `tests/paho/<script>.py <port>` against a fresh broker and asserts that it exits 0.
 fn run_script(script: &str) {
     require_paho();
-    common::require_tool("timeout");
+    iothub_test_util::require_tool("timeout");
     let broker = TestBroker::start();
     let path = format!("tests/paho/{script}.py");
     let output = Command::new("timeout")

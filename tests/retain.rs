@@ -7,15 +7,11 @@
 //! "Nothing more was sent" is proven with PINGREQ: retained messages are queued while the
 //! SUBSCRIBE is handled, so any of them would arrive before the PINGRESP.
 
-mod common;
-mod pubsub;
-
 use std::collections::BTreeMap;
 
-use common::{raw_connected, require_tool, RawClient, TestBroker};
-use pubsub::{
-    expect_no_publish_before_pingresp, mosquitto_pub, next_publish, publish, publishes_until, raw_subscriber,
-    subscribe, Incoming, MosquittoSub,
+use iothub_test_util::{
+    expect_no_publish_before_pingresp, mosquitto_pub, next_publish, publish, publishes_until, raw_connected,
+    raw_subscriber, require_tool, subscribe, Incoming, MosquittoSub, RawClient, TestBroker,
 };
 
 /// Subscribes a new client to `filter` at `qos` and returns the retained messages it gets, by
@@ -38,14 +34,17 @@ fn read_retained(client: &mut RawClient) -> BTreeMap<String, Incoming> {
         if packet == [0xD0, 0x00] {
             break;
         }
-        if packet[0] == pubsub::PUBREL {
-            client.send(&pubsub::ack(pubsub::PUBCOMP, u16::from_be_bytes([packet[2], packet[3]])));
+        if packet[0] == iothub_test_util::PUBREL {
+            client.send(&iothub_test_util::ack(
+                iothub_test_util::PUBCOMP,
+                u16::from_be_bytes([packet[2], packet[3]]),
+            ));
             continue;
         }
-        let message = pubsub::parse_publish(&packet);
+        let message = iothub_test_util::parse_publish(&packet);
         match (message.qos, message.packet_id) {
-            (1, Some(id)) => client.send(&pubsub::ack(pubsub::PUBACK, id)),
-            (2, Some(id)) => client.send(&pubsub::ack(pubsub::PUBREC, id)),
+            (1, Some(id)) => client.send(&iothub_test_util::ack(iothub_test_util::PUBACK, id)),
+            (2, Some(id)) => client.send(&iothub_test_util::ack(iothub_test_util::PUBREC, id)),
             _ => {}
         }
         assert!(
@@ -273,7 +272,7 @@ fn store_retained(broker: &TestBroker, count: usize) {
         let mut body = u16::try_from(topic.len()).unwrap_or(u16::MAX).to_be_bytes().to_vec();
         body.extend(topic.as_bytes());
         body.extend(b"v");
-        burst.extend(common::with_header(0x31, &body));
+        burst.extend(iothub_test_util::with_header(0x31, &body));
     }
     publisher.send(&burst);
     publisher.send(&[0xC0, 0x00]);
@@ -303,7 +302,7 @@ fn mqtt_3_8_4_3_repeated_filters_get_their_retained_messages_each_time() {
     let broker = TestBroker::with_config("[server]\nmax_queued_messages = 5\n");
     store_retained(&broker, 20);
     let mut subscriber = raw_connected(broker.addr, "greedy");
-    subscriber.send(&pubsub::subscribe_packet(1, &[("#", 0), ("#", 0), ("#", 0)]));
+    subscriber.send(&iothub_test_util::subscribe_packet(1, &[("#", 0), ("#", 0), ("#", 0)]));
     assert_eq!(subscriber.read_packet(), vec![0x90, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00]);
     assert_eq!(count_retained(&mut subscriber), 60);
 }
@@ -315,7 +314,7 @@ fn mqtt_3_8_4_3_all_retained_messages_reach_a_reading_subscriber_beyond_the_queu
     let broker = TestBroker::start();
     store_retained(&broker, 5000);
     let mut subscriber = raw_connected(broker.addr, "reader");
-    subscriber.send(&pubsub::subscribe_packet(1, &[("r/#", 0)]));
+    subscriber.send(&iothub_test_util::subscribe_packet(1, &[("r/#", 0)]));
     assert_eq!(subscriber.read_packet(), vec![0x90, 0x03, 0x00, 0x01, 0x00]);
     assert_eq!(count_retained(&mut subscriber), 5000);
 }

@@ -7,13 +7,11 @@
 // The helpers unwrap: a failure there is a test failure with a message.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::net::{Shutdown, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
+use iothub_test_util::{
     connect_packet, next_event, raw_connected, require_tool, with_header, RawClient, TestBroker, Tool, WAIT,
 };
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};

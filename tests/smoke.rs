@@ -1,8 +1,6 @@
 //! The harness itself: a broker starts on an ephemeral port and answers a raw CONNECT.
 
-mod common;
-
-use common::{raw_connected, TestBroker};
+use iothub_test_util::{raw_connected, TestBroker};
 
 #[test]
 fn broker_answers_a_raw_connect_with_connack_accepted() {

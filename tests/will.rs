@@ -5,13 +5,11 @@
 // The helpers unwrap: a failure there is a test failure with a message.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{
+use iothub_test_util::{
     connect_packet, next_event, raw_connected, require_tool, with_header, RawClient, TestBroker, Tool,
 };
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
