@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use iothub_test_util::{connect_packet, with_header, RawClient, TestBroker, WAIT};
+use iothub_test_util::{connect_packet, qos0_publish, RawClient, TestBroker, WAIT};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 
 /// Connects a raw client with a clean session and the given keep-alive.
@@ -79,10 +79,7 @@ fn mqtt_3_1_2_24_publish_counts_as_keep_alive_activity() {
     let broker = TestBroker::start();
     let mut client = connected(&broker, "publisher", 1);
     let start = Instant::now();
-    let mut publish = vec![0x00, 0x0A];
-    publish.extend(b"keep/alive");
-    publish.extend(b"tick");
-    let publish = with_header(0x30, &publish);
+    let publish = qos0_publish("keep/alive", b"tick");
     while start.elapsed() < Duration::from_secs(3) {
         // QoS 0 gets no answer: the only thing that could arrive is the close.
         client.expect_silence(Duration::from_millis(500));

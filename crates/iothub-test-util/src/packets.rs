@@ -133,9 +133,9 @@ pub fn publish_packet(
     with_header(first_byte, &body)
 }
 
-/// A QoS 0 PUBLISH, not retained, whose topic may be any bytes.
-pub fn qos0_publish(topic: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut body = field(topic);
+/// A QoS 0 PUBLISH, not retained; the topic may be any bytes, for malformed input.
+pub fn qos0_publish(topic: &(impl AsRef<[u8]> + ?Sized), payload: &[u8]) -> Vec<u8> {
+    let mut body = field(topic.as_ref());
     body.extend(payload);
     with_header(0x30, &body)
 }
