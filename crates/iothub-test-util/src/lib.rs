@@ -8,7 +8,9 @@
 //! - [`exchange`]: whole exchanges over a [`RawClient`] (connect, subscribe, publish with its
 //!   QoS handshake, read until a marker);
 //! - [`mqtt`]: the rumqttc client, through a channel or its event loop;
-//! - [`tools`]: Mosquitto's command-line clients, run with timeouts.
+//! - [`tools`]: Mosquitto's command-line clients, run with timeouts;
+//! - [`paused`]: the broker on the test's own runtime with tokio's clock paused, so that
+//!   keep-alive and session expiry are tested in virtual time.
 //!
 //! Every wait is bounded by [`WAIT`]; nothing sleeps to synchronise. A helper that fails panics
 //! with a message that says what failed (see [`OrFail`]): in test support, a panic is a test
@@ -22,6 +24,7 @@ pub mod broker;
 pub mod exchange;
 pub mod mqtt;
 pub mod packets;
+pub mod paused;
 pub mod tools;
 
 pub use broker::{loopback_config, RawClient, TestBroker};
@@ -36,6 +39,7 @@ pub use packets::{
     with_header, Incoming, Will, CONNACK_ACCEPTED, CONNACK_SESSION_PRESENT, DISCONNECT, PINGREQ, PINGRESP,
     PUBACK, PUBCOMP, PUBREC, PUBREL,
 };
+pub use paused::{PausedBroker, PausedClient, Seen};
 pub use tools::{mosquitto_pub, require_tool, run_tool, tool_stdout, MosquittoSub, SubMessage, Tool};
 
 /// How long any single expected event may take before a test fails.
