@@ -5,12 +5,14 @@
 //! session.
 
 use std::net::{Shutdown, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use iothub_test_util::paused::now;
 use iothub_test_util::{
     ack, connect_packet, incoming_connack, incoming_publish, incoming_suback, mosquitto_pub, next_event,
-    parse_publish, publish, raw_connected, require_tool, subscribe, Incoming, OrFail, RawClient, TestBroker,
-    Tool, CONNACK_ACCEPTED, CONNACK_SESSION_PRESENT, DISCONNECT, PUBACK, PUBCOMP, PUBREC, PUBREL,
+    parse_publish, publish, publish_packet, raw_connected, require_tool, subscribe, Incoming, OrFail,
+    PausedBroker, RawClient, TestBroker, Tool, CONNACK_ACCEPTED, CONNACK_SESSION_PRESENT, DISCONNECT, PUBACK,
+    PUBCOMP, PUBREC, PUBREL,
 };
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
@@ -317,30 +319,58 @@ fn offline_queue_is_bounded_by_max_queued_messages() {
     assert_eq!(receive(&mut subscriber).payload, b"marker");
 }
 
-// An offline session is discarded once server.session_timeout_secs has passed.
-#[test]
-fn offline_session_expires_after_session_timeout() {
-    let broker = TestBroker::with_config("[server]\nsession_timeout_secs = 1\n");
-    let mut subscriber = connect_raw(broker.addr, "expiry-sub", false, CONNACK_ACCEPTED);
-    subscribe(&mut subscriber, 1, &[("expiry/topic", 1)]);
-    disconnect(subscriber);
+// An offline session is discarded once server.session_timeout_secs has passed. On the paused
+// clock (`iothub_test_util::paused`), so the wait is virtual.
+#[tokio::test(start_paused = true)]
+async fn offline_session_expires_after_session_timeout() {
+    let broker = PausedBroker::with_config("[server]\nsession_timeout_secs = 1\n").await;
+    let persistent = connect_packet("expiry-sub", false, 60);
+    let mut subscriber = broker.connected(&persistent, &CONNACK_ACCEPTED).await;
+    subscriber.subscribe(1, &[("expiry/topic", 1)]).await;
+    subscriber.disconnect().await;
     // Right away, the session is still there.
-    let subscriber = connect_raw(broker.addr, "expiry-sub", false, CONNACK_SESSION_PRESENT);
-    disconnect(subscriber);
-    let stored_at = Instant::now();
+    broker.connected(&persistent, &CONNACK_SESSION_PRESENT).await.disconnect().await;
+    let stored_at = now();
 
     // Any reconnect before the expiry would resume the session and restart its timeout, so the
     // test waits for a deadline: the timeout, the expiry task's period (a quarter of it) and a
     // margin. This is the event under test, not a stand-in for one.
-    let deadline = stored_at + Duration::from_millis(2500);
-    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    tokio::time::sleep_until(stored_at + Duration::from_millis(2500)).await;
 
-    let mut subscriber = connect_raw(broker.addr, "expiry-sub", false, CONNACK_ACCEPTED);
-    subscribe(&mut subscriber, 1, &[("expiry/marker", 1)]);
-    let mut publisher = raw_connected(broker.addr, "expiry-pub");
-    publish(&mut publisher, "expiry/topic", b"old subscription", 1, false, 1);
-    publish(&mut publisher, "expiry/marker", b"marker", 1, false, 2);
-    assert_eq!(receive(&mut subscriber).payload, b"marker", "the expired subscription is gone");
+    let mut subscriber = broker.connected(&persistent, &CONNACK_ACCEPTED).await;
+    subscriber.subscribe(1, &[("expiry/marker", 1)]).await;
+    let mut publisher = broker.connected(&connect_packet("expiry-pub", true, 60), &CONNACK_ACCEPTED).await;
+    publisher.send(&publish_packet("expiry/topic", b"old subscription", 1, false, false, 1)).await;
+    publisher.expect(&ack(PUBACK, 1)).await;
+    publisher.send(&publish_packet("expiry/marker", b"marker", 1, false, false, 2)).await;
+    publisher.expect(&ack(PUBACK, 2)).await;
+    let first = parse_publish(&subscriber.read_packet().await);
+    assert_eq!(first.payload, b"marker", "the expired subscription is gone");
+}
+
+// [MQTT-3.2.2-2], [MQTT-3.2.2-3]: with session_timeout_secs = 300, a persistent session is still
+// there after 299 s offline (CONNACK session present 1) and gone after 301 s (session present
+// 0), in virtual time. The server looks for expired sessions every 10 s from its start (a quarter
+// of the timeout, at most 10 s); both sessions are stored at its start, so the look at 300 s
+// finds the second one due.
+#[tokio::test(start_paused = true)]
+async fn persistent_session_is_present_after_299_s_offline_and_gone_after_301_s() {
+    let broker = PausedBroker::with_config("[server]\nsession_timeout_secs = 300\n").await;
+    let start = now();
+    for client_id in ["back-after-299-s", "back-after-301-s"] {
+        let mut client = broker.connected(&connect_packet(client_id, false, 60), &CONNACK_ACCEPTED).await;
+        client.subscribe(1, &[("expiry/topic", 1)]).await;
+        client.disconnect().await;
+    }
+    assert_eq!(now(), start, "the sessions are stored when the server starts");
+
+    tokio::time::sleep_until(start + Duration::from_secs(299)).await;
+    let back = connect_packet("back-after-299-s", false, 60);
+    broker.connected(&back, &CONNACK_SESSION_PRESENT).await.disconnect().await;
+
+    tokio::time::sleep_until(start + Duration::from_secs(301)).await;
+    let back = connect_packet("back-after-301-s", false, 60);
+    broker.connected(&back, &CONNACK_ACCEPTED).await.disconnect().await;
 }
 
 // [MQTT-3.1.4-2]: a persistent connection that takes over a connected client identifier closes

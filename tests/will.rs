@@ -3,12 +3,13 @@
 //! RETAIN flag, and on takeover only when either connection used a clean session.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use iothub_test_util::paused::now;
 use iothub_test_util::{
     ack, connect_packet, connect_with_will, incoming_connack, incoming_publish, incoming_suback, next_event,
     publish, publish_packet, qos0_publish, raw_connected, raw_subscriber, require_tool, with_header,
-    RawClient, TestBroker, Tool, Will, CONNACK_ACCEPTED, DISCONNECT, PUBACK,
+    PausedBroker, RawClient, TestBroker, Tool, Will, CONNACK_ACCEPTED, DISCONNECT, PUBACK,
 };
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
 
@@ -153,22 +154,22 @@ fn mqtt_3_1_2_16_will_without_retain_is_not_kept() {
 }
 
 // [MQTT-3.1.2-24], [MQTT-3.1.2-8]: a client that goes silent past one and a half times its
-// keep-alive is disconnected, and its will is published.
-#[test]
-fn mqtt_3_1_2_24_will_is_published_when_keep_alive_expires() {
-    let broker = TestBroker::start();
-    let mut watcher = raw_subscriber(broker.addr, "watcher", &[("will/keepalive", 0)]);
-    let will = Will { topic: "will/keepalive", payload: b"timed out", qos: 0, retain: false };
-    let mut client = RawClient::connect(broker.addr);
-    let start = Instant::now();
-    client.send(&connect_with_will("silent", true, 1, &will));
-    client.expect(&[0x20, 0x02, 0x00, 0x00]);
-    watcher.expect(&qos0_publish("will/keepalive", b"timed out"));
-    let elapsed = start.elapsed();
-    // 1.5 s is the deadline; the bounds leave room for a busy machine.
-    assert!(elapsed >= Duration::from_secs(1), "will published too early: {elapsed:?}");
-    assert!(elapsed <= Duration::from_secs(4), "will published too late: {elapsed:?}");
-    client.expect_closed();
+// keep-alive is disconnected, and its will is published. On the paused clock
+// (`iothub_test_util::paused`), so the 1.5 s are virtual.
+#[tokio::test(start_paused = true)]
+async fn mqtt_3_1_2_24_will_is_published_when_keep_alive_expires() {
+    let broker = PausedBroker::start().await;
+    let mut watcher = broker.connected(&connect_packet("watcher", true, 60), &CONNACK_ACCEPTED).await;
+    watcher.subscribe(1, &[("will/keepalive", 0)]).await;
+    let will = Will::qos0("will/keepalive", b"timed out");
+    let start = now();
+    let mut client = broker.connected(&connect_with_will("silent", true, 1, &will), &CONNACK_ACCEPTED).await;
+    watcher.expect(&qos0_publish("will/keepalive", b"timed out")).await;
+    let elapsed = now() - start;
+    // 1.5 s is the deadline.
+    assert!(elapsed >= Duration::from_millis(1500), "will published too early: {elapsed:?}");
+    assert!(elapsed <= Duration::from_millis(1510), "will published too late: {elapsed:?}");
+    client.expect_closed().await;
 }
 
 // [MQTT-3.1.2-8]: a connection closed by the server for a protocol violation publishes its

@@ -5,10 +5,10 @@
 use std::net::SocketAddr;
 
 use crate::packets::{
-    ack, connect_packet, parse_publish, publish_packet, subscribe_packet, Incoming, CONNACK_ACCEPTED,
-    PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBREC, PUBREL,
+    ack, connect_packet, parse_publish, publish_packet, suback_granting, subscribe_packet, Incoming,
+    CONNACK_ACCEPTED, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBREC, PUBREL,
 };
-use crate::{OrFail, RawClient};
+use crate::RawClient;
 
 /// Connects a raw client with a clean session and checks the CONNACK.
 #[track_caller]
@@ -32,11 +32,7 @@ pub fn raw_subscriber(addr: SocketAddr, client_id: &str, filters: &[(&str, u8)])
 #[track_caller]
 pub fn subscribe(client: &mut RawClient, packet_id: u16, filters: &[(&str, u8)]) {
     client.send(&subscribe_packet(packet_id, filters));
-    let len = u8::try_from(2 + filters.len()).or_fail("a SUBACK of more than 125 filters");
-    let mut suback = vec![0x90, len];
-    suback.extend(packet_id.to_be_bytes());
-    suback.extend(filters.iter().map(|(_, qos)| *qos));
-    client.expect(&suback);
+    client.expect(&suback_granting(packet_id, filters));
 }
 
 /// Publishes a message and completes its QoS handshake: PUBACK for QoS 1; PUBREC, PUBREL,

@@ -35,9 +35,9 @@ pub use exchange::{
 pub use mqtt::{incoming_connack, incoming_publish, incoming_suback, next_event, Mqtt};
 pub use packets::{
     ack, connect_packet, connect_packet_raw, connect_with_will, field, parse_publish, publish_packet,
-    qos0_publish, subscribe_packet, subscribe_packet_raw, unsubscribe_packet, unsubscribe_packet_raw,
-    with_header, Incoming, Will, CONNACK_ACCEPTED, CONNACK_SESSION_PRESENT, DISCONNECT, PINGREQ, PINGRESP,
-    PUBACK, PUBCOMP, PUBREC, PUBREL,
+    qos0_publish, suback_granting, subscribe_packet, subscribe_packet_raw, unsubscribe_packet,
+    unsubscribe_packet_raw, with_header, Incoming, Will, CONNACK_ACCEPTED, CONNACK_SESSION_PRESENT,
+    DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBREC, PUBREL,
 };
 pub use paused::{PausedBroker, PausedClient, Seen};
 pub use tools::{mosquitto_pub, require_tool, run_tool, tool_stdout, MosquittoSub, SubMessage, Tool};

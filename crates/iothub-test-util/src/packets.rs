@@ -156,6 +156,13 @@ pub fn subscribe_packet(packet_id: u16, filters: &[(&str, u8)]) -> Vec<u8> {
     subscribe_packet_raw(0x82, packet_id, &filters)
 }
 
+/// The SUBACK that grants each filter of a SUBSCRIBE the QoS it asked for, in order.
+pub fn suback_granting(packet_id: u16, filters: &[(&str, u8)]) -> Vec<u8> {
+    let mut body = packet_id.to_be_bytes().to_vec();
+    body.extend(filters.iter().map(|(_, qos)| *qos));
+    with_header(0x90, &body)
+}
+
 /// An UNSUBSCRIBE whose first byte and filters may be anything.
 pub fn unsubscribe_packet_raw(first_byte: u8, packet_id: u16, filters: &[&[u8]]) -> Vec<u8> {
     let mut body = packet_id.to_be_bytes().to_vec();

@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::packets::{PINGREQ, PINGRESP};
+use crate::packets::{suback_granting, subscribe_packet, DISCONNECT, PINGREQ, PINGRESP};
 use crate::{loopback_config, OrFail, WAIT};
 
 /// The current time on the test's clock: virtual while it is paused.
@@ -182,6 +182,19 @@ impl PausedClient {
     pub async fn expect_closed(&mut self) {
         let seen = self.read_within(WAIT).await;
         assert_eq!(seen, Seen::Closed, "expected the connection to close within {WAIT:?}");
+    }
+
+    /// Sends SUBSCRIBE and checks the SUBACK grants each requested QoS, in order.
+    pub async fn subscribe(&mut self, packet_id: u16, filters: &[(&str, u8)]) {
+        self.send(&subscribe_packet(packet_id, filters)).await;
+        self.expect(&suback_granting(packet_id, filters)).await;
+    }
+
+    /// Sends DISCONNECT and waits for the broker to close the socket, which it does once the
+    /// session is stored or discarded.
+    pub async fn disconnect(mut self) {
+        self.send(&DISCONNECT).await;
+        self.expect_closed().await;
     }
 
     /// Checks that the connection is still served: a PINGREQ is answered.
