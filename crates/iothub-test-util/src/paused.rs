@@ -11,9 +11,10 @@
 //! **Harness invariant:** the clock does not move while an answer is on its way over loopback.
 //! Tokio auto-advances only when the runtime finds nothing to run after polling for I/O (a task
 //! woken by that poll cancels the advance), and on Linux a loopback write is normally readable
-//! at the other end by the time the write returns, so the poll finds it and wakes the reader. A client that sends a packet and waits for the answer
-//! therefore sees it at the same virtual instant. `tests/smoke.rs` checks this with a thousand
-//! round trips against the broker's keep-alive deadline.
+//! at the other end by the time the write returns, so the poll finds it and wakes the reader. A
+//! client that sends a packet and waits for the answer therefore sees it at the same virtual
+//! instant. `tests/smoke.rs` checks this with a thousand round trips against the broker's
+//! keep-alive deadline.
 //!
 //! Not here: a client in another thread or process. The runtime cannot see it coming, so it
 //! would take its silence for idleness and move the clock.
@@ -76,7 +77,8 @@ impl PausedBroker {
         PausedClient::connect(self.addr).await
     }
 
-    /// Opens a connection, sends a 3.1.1 CONNECT and checks that the CONNACK is `connack`.
+    /// Opens a connection, sends `connect` (a CONNECT packet) and checks that the answer is
+    /// `connack`.
     pub async fn connected(&self, connect: &[u8], connack: &[u8]) -> PausedClient {
         let mut client = self.client().await;
         client.send(connect).await;
