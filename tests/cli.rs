@@ -5,11 +5,6 @@
 //! accepted, drains on SIGINT, exits at once on a second SIGINT or on SIGTERM, and writes JSON
 //! logs when asked.
 
-// The helpers unwrap: a failure there is a test failure with a message.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,7 +12,10 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use common::{raw_connected, with_header, RawClient, WAIT};
+use iothub_test_util::{
+    connect_packet, qos0_publish, raw_connected, require_tool, subscribe, OrFail, RawClient, PINGREQ,
+    PINGRESP, WAIT,
+};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_iothub");
 
@@ -45,11 +43,11 @@ fn without_iothub_env(command: &mut Command) -> &mut Command {
 /// Runs the binary to completion under `timeout`, so that a run that should have been refused
 /// but started serving still ends.
 fn run_bounded(args: &[&str], env: &[(&str, &str)]) -> Output {
-    common::require_tool("timeout");
+    require_tool("timeout");
     let output = without_iothub_env(Command::new("timeout").args(["-k", "5", "20", BINARY]).args(args))
         .envs(env.iter().copied())
         .output()
-        .unwrap();
+        .or_fail("running iothub under timeout");
     assert_ne!(output.status.code(), Some(124), "iothub {args:?} did not exit within 20 seconds");
     output
 }
@@ -57,14 +55,14 @@ fn run_bounded(args: &[&str], env: &[(&str, &str)]) -> Output {
 /// Writes `text` to a file of its own in Cargo's scratch directory for integration tests.
 fn config_file(name: &str, text: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}.toml"));
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, text).or_fail("writing the configuration file");
     path
 }
 
 /// Runs `--check-config` on `text` with extra arguments and environment variables.
 fn check_config(name: &str, text: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
     let path = config_file(name, text);
-    let mut args = vec!["--check-config", path.to_str().unwrap()];
+    let mut args = vec!["--check-config", path.to_str().or_fail("a UTF-8 path")];
     args.extend_from_slice(extra);
     run_bounded(&args, env)
 }
@@ -203,7 +201,7 @@ fn running_binary_serves_with_the_largest_limits_accepted() {
     let mut broker = RunningBroker::start(&args);
     // A persistent session is kept for session_timeout_secs after the client leaves.
     let mut client = RawClient::connect(broker.addr);
-    client.send(&common::connect_packet("cli-largest", false, 65_535));
+    client.send(&connect_packet("cli-largest", false, 65_535));
     client.expect(&[0x20, 0x02, 0x00, 0x00]);
     client.send(&[0xC0, 0x00]);
     client.expect(&[0xD0, 0x00]);
@@ -281,14 +279,24 @@ impl Spawned {
     /// Starts `command`, reading its stdout, or its stderr if `stderr` is true.
     fn start(command: &mut Command, stderr: bool) -> Spawned {
         let mut child = if stderr {
-            command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .or_fail("starting the process")
         } else {
-            command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap()
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .or_fail("starting the process")
         };
         let stream: Box<dyn Read + Send> = if stderr {
-            Box::new(child.stderr.take().unwrap())
+            Box::new(child.stderr.take().or_fail("the standard error pipe"))
         } else {
-            Box::new(child.stdout.take().unwrap())
+            Box::new(child.stdout.take().or_fail("the standard output pipe"))
         };
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -338,14 +346,14 @@ impl Spawned {
             }
         }
         // The output closed, so the process has ended or is ending.
-        let status = self.child.wait().unwrap();
+        let status = self.child.wait().or_fail("waiting for the process");
         (status, self.seen.clone())
     }
 
     /// Sends a signal by name (INT, TERM) to the process.
     fn signal(&self, name: &str) {
         let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
-        assert!(status.unwrap().success(), "kill -{name} failed");
+        assert!(status.or_fail("running kill").success(), "kill -{name} failed");
     }
 }
 
@@ -373,7 +381,7 @@ impl RunningBroker {
         let mut process = Spawned::start(&mut command, true);
         let marker = "listening on tcp://127.0.0.1:";
         let line = process.wait_for_line(marker);
-        let after = &line[line.find(marker).unwrap() + marker.len()..];
+        let after = &line[line.find(marker).or_fail("the marker in its own line") + marker.len()..];
         let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
         let port: u16 = digits.parse().unwrap_or_else(|_| panic!("no port in {line:?}"));
         assert_ne!(port, 0, "the log names port 0 instead of the bound port: {line}");
@@ -387,9 +395,9 @@ impl RunningBroker {
 
 #[test]
 fn running_binary_logs_its_port_and_carries_a_mosquitto_round_trip() {
-    common::require_tool("mosquitto_sub");
-    common::require_tool("mosquitto_pub");
-    common::require_tool("stdbuf");
+    require_tool("mosquitto_sub");
+    require_tool("mosquitto_pub");
+    require_tool("stdbuf");
     let broker = RunningBroker::start(&[]);
     let port = broker.port();
     let common_args = ["-h", "127.0.0.1", "-p", port.as_str(), "-t", "cli/round-trip", "-q", "1"];
@@ -440,26 +448,18 @@ fn sigint_drains_closes_clients_and_exits_zero_within_the_deadline() {
 /// Returns the stuck subscriber, which must stay open.
 fn stuck_subscriber(addr: SocketAddr) -> RawClient {
     let mut subscriber = raw_connected(addr, "cli-stuck");
-    let topic = b"cli/flood";
-    let mut subscribe = vec![0x00, 0x01, 0x00, u8::try_from(topic.len()).unwrap()];
-    subscribe.extend(topic);
-    subscribe.push(0x00);
-    subscriber.send(&with_header(0x82, &subscribe));
-    subscriber.expect(&[0x90, 0x03, 0x00, 0x01, 0x00]);
+    subscribe(&mut subscriber, 1, &[("cli/flood", 0)]);
 
     let mut publisher = raw_connected(addr, "cli-flooder");
-    let mut publish = vec![0x00, u8::try_from(topic.len()).unwrap()];
-    publish.extend(topic);
-    publish.resize(publish.len() + 1_000_000, b'x');
-    let packet = with_header(0x30, &publish);
+    let packet = qos0_publish("cli/flood", &vec![b'x'; 1_000_000]);
     // Far more than the socket buffers of both ends hold (a few megabytes on Linux), so the
     // connection's final flush blocks until its one-second limit.
     for _ in 0..32 {
         publisher.send(&packet);
     }
     // Once the PINGRESP arrives, every message has been routed to the subscriber.
-    publisher.send(&[0xC0, 0x00]);
-    publisher.expect(&[0xD0, 0x00]);
+    publisher.send(&PINGREQ);
+    publisher.expect(&PINGRESP);
     subscriber
 }
 

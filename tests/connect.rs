@@ -4,69 +4,23 @@
 //! timeout and the connection limit. Raw bytes check the exact answers; rumqttc and the
 //! Mosquitto command-line clients show the behaviour a user sees.
 
-// The helpers expect: a failure there is a test failure with a message.
-#![allow(clippy::expect_used)]
-
-mod common;
-
 use std::io::Read;
 use std::net::Shutdown;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{connect_packet, raw_connected, require_tool, with_header, RawClient, TestBroker, WAIT};
-use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS};
+use iothub_test_util::{
+    connect_packet, connect_packet_raw, field, incoming_connack, incoming_publish, incoming_suback,
+    next_event, publish_packet, qos0_publish, raw_connected, require_tool, run_tool, subscribe,
+    subscribe_packet, tool_stdout, with_header, RawClient, TestBroker, CONNACK_ACCEPTED,
+    CONNACK_SESSION_PRESENT, DISCONNECT, PINGREQ, PINGRESP, WAIT,
+};
+use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, EventLoop, MqttOptions, QoS};
 
-/// CONNACK: connection accepted, no session present.
-const CONNACK_ACCEPTED: [u8; 4] = [0x20, 0x02, 0x00, 0x00];
-/// CONNACK: connection accepted, session present.
-const CONNACK_SESSION_PRESENT: [u8; 4] = [0x20, 0x02, 0x01, 0x00];
 /// CONNACK: unacceptable protocol version.
 const CONNACK_BAD_PROTOCOL: [u8; 4] = [0x20, 0x02, 0x00, 0x01];
 /// CONNACK: identifier rejected.
 const CONNACK_BAD_IDENTIFIER: [u8; 4] = [0x20, 0x02, 0x00, 0x02];
-const PINGREQ: [u8; 2] = [0xC0, 0x00];
-const PINGRESP: [u8; 2] = [0xD0, 0x00];
-const DISCONNECT: [u8; 2] = [0xE0, 0x00];
-
-/// A length-prefixed field.
-fn field(bytes: &[u8]) -> Vec<u8> {
-    let mut out = u16::try_from(bytes.len()).expect("field too long").to_be_bytes().to_vec();
-    out.extend(bytes);
-    out
-}
-
-/// A CONNECT with every header field chosen by the caller.
-fn raw_connect(protocol_name: &[u8], level: u8, flags: u8, keep_alive: u16, client_id: &[u8]) -> Vec<u8> {
-    let mut body = field(protocol_name);
-    body.push(level);
-    body.push(flags);
-    body.extend(keep_alive.to_be_bytes());
-    body.extend(field(client_id));
-    with_header(0x10, &body)
-}
-
-/// A SUBSCRIBE for one filter.
-fn subscribe_packet(packet_id: u16, filter: &str, qos: u8) -> Vec<u8> {
-    let mut body = packet_id.to_be_bytes().to_vec();
-    body.extend(field(filter.as_bytes()));
-    body.push(qos);
-    with_header(0x82, &body)
-}
-
-/// A QoS 0 PUBLISH.
-fn publish_packet(topic: &str, payload: &[u8], retain: bool) -> Vec<u8> {
-    let mut body = field(topic.as_bytes());
-    body.extend(payload);
-    with_header(if retain { 0x31 } else { 0x30 }, &body)
-}
-
-/// Subscribes a raw client to one filter at QoS 0 and checks the SUBACK.
-fn subscribe(client: &mut RawClient, filter: &str) {
-    client.send(&subscribe_packet(1, filter, 0));
-    client.expect(&[0x90, 0x03, 0x00, 0x01, 0x00]);
-}
 
 /// Checks that a connected raw client still works: PINGREQ is answered, and a QoS 0 message
 /// published by another client on `topic` (which `client` subscribed to) arrives.
@@ -74,44 +28,11 @@ fn assert_still_served(broker: &TestBroker, client: &mut RawClient, topic: &str)
     client.send(&PINGREQ);
     client.expect(&PINGRESP);
     let mut publisher = raw_connected(broker.addr, "still-served-publisher");
-    let message = publish_packet(topic, b"still served", false);
+    let message = qos0_publish(topic, b"still served");
     publisher.send(&message);
     client.expect(&message);
     publisher.send(&DISCONNECT);
     publisher.expect_closed();
-}
-
-/// Runs a command-line client to completion, killing it and failing the test after `WAIT`.
-fn run_tool(command: &mut Command) -> Output {
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start the tool");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(WAIT) {
-        Ok(output) => output.expect("cannot wait for the tool"),
-        Err(_) => {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            panic!("{command:?} did not finish within {WAIT:?}");
-        }
-    }
-}
-
-/// Asserts that a command-line client succeeded and returns its standard output.
-fn tool_stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "tool failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).expect("tool output is not UTF-8")
 }
 
 /// rumqttc options for the test broker with a short keep-alive.
@@ -123,31 +44,9 @@ fn rumqttc_options(broker: &TestBroker, client_id: &str) -> MqttOptions {
 
 /// Polls an event loop until the CONNACK arrives and checks that it accepts the connection.
 async fn rumqttc_connected(eventloop: &mut EventLoop) {
-    let waited = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Event::Incoming(Packet::ConnAck(ack)) = eventloop.poll().await.expect("connection failed")
-            {
-                return ack;
-            }
-        }
-    });
-    let ack = waited.await.expect("no CONNACK");
+    let ack = next_event(eventloop, incoming_connack).await;
     assert_eq!(ack.code, ConnectReturnCode::Success);
     assert!(!ack.session_present);
-}
-
-/// Polls an event loop until a PUBLISH arrives and returns it.
-async fn rumqttc_next_publish(eventloop: &mut EventLoop) -> rumqttc::Publish {
-    let waited = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Event::Incoming(Packet::Publish(publish)) =
-                eventloop.poll().await.expect("connection failed")
-            {
-                return publish;
-            }
-        }
-    });
-    waited.await.expect("no PUBLISH")
 }
 
 #[test]
@@ -169,16 +68,9 @@ async fn mqtt_3_2_0_1_rumqttc_connects() {
     let (client, mut eventloop) = AsyncClient::new(rumqttc_options(&broker, "rumqttc-connect"), 10);
     rumqttc_connected(&mut eventloop).await;
     client.subscribe("rumqttc/connect", QoS::AtMostOnce).await.unwrap();
-    let waited = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Event::Incoming(Packet::SubAck(_)) = eventloop.poll().await.unwrap() {
-                return;
-            }
-        }
-    });
-    waited.await.expect("no SUBACK");
+    next_event(&mut eventloop, incoming_suback).await;
     client.publish("rumqttc/connect", QoS::AtMostOnce, false, "hello").await.unwrap();
-    let publish = rumqttc_next_publish(&mut eventloop).await;
+    let publish = next_event(&mut eventloop, incoming_publish).await;
     assert_eq!(publish.topic, "rumqttc/connect");
     assert_eq!(&publish.payload[..], b"hello");
 }
@@ -189,8 +81,8 @@ fn mqtt_3_1_0_1_first_packet_must_be_connect() {
     let broker = TestBroker::start();
     let firsts: [(&str, Vec<u8>); 4] = [
         ("PINGREQ", PINGREQ.to_vec()),
-        ("PUBLISH", publish_packet("a/b", b"early", false)),
-        ("SUBSCRIBE", subscribe_packet(1, "a/b", 0)),
+        ("PUBLISH", qos0_publish("a/b", b"early")),
+        ("SUBSCRIBE", subscribe_packet(1, &[("a/b", 0)])),
         ("DISCONNECT", DISCONNECT.to_vec()),
     ];
     for (name, packet) in firsts {
@@ -217,8 +109,8 @@ fn mqtt_3_1_2_2_unsupported_protocol_level_is_refused_with_0x01() {
     // [MQTT-3.1.2-2]: CONNACK 0x01 then close, for "MQTT" with level 3, level 5 and the bridge
     // bit set on level 4 (0x84).
     let broker = TestBroker::start();
-    let level_3 = raw_connect(b"MQTT", 3, 0x02, 60, b"level-3");
-    let level_0x84 = raw_connect(b"MQTT", 0x84, 0x02, 60, b"level-0x84");
+    let level_3 = connect_packet_raw(b"MQTT", 3, 0x02, 60, b"level-3");
+    let level_0x84 = connect_packet_raw(b"MQTT", 0x84, 0x02, 60, b"level-0x84");
     // An MQTT 5.0 CONNECT carries a property length (here 0) before the payload.
     let mut body = field(b"MQTT");
     body.extend([5, 0x02, 0, 60, 0]);
@@ -241,7 +133,7 @@ fn mqtt_3_1_2_1_wrong_protocol_name_closes_without_connack() {
     let broker = TestBroker::start();
     for name in [&b"MQTX"[..], b"mqtt", b"MQTT3", b""] {
         let mut client = RawClient::connect(broker.addr);
-        client.send(&raw_connect(name, 4, 0x02, 60, b"bad-name"));
+        client.send(&connect_packet_raw(name, 4, 0x02, 60, b"bad-name"));
         eprintln!("protocol name {:?}", String::from_utf8_lossy(name));
         client.expect_closed();
     }
@@ -253,9 +145,9 @@ fn mqtt_3_1_mqisdp_level_3_is_accepted() {
     // MQTT 3.1 ("MQIsdp", level 3) is served, with 3.1.1 packets after the CONNECT.
     let broker = TestBroker::start();
     let mut client = RawClient::connect(broker.addr);
-    client.send(&raw_connect(b"MQIsdp", 3, 0x02, 60, b"legacy-3-1"));
+    client.send(&connect_packet_raw(b"MQIsdp", 3, 0x02, 60, b"legacy-3-1"));
     client.expect(&CONNACK_ACCEPTED);
-    subscribe(&mut client, "legacy/topic");
+    subscribe(&mut client, 1, &[("legacy/topic", 0)]);
     assert_still_served(&broker, &mut client, "legacy/topic");
 }
 
@@ -265,7 +157,7 @@ fn mqtt_3_1_empty_client_id_is_refused_with_0x02() {
     // one is answered with CONNACK 0x02 even with a clean session.
     let broker = TestBroker::start();
     let mut client = RawClient::connect(broker.addr);
-    client.send(&raw_connect(b"MQIsdp", 3, 0x02, 60, b""));
+    client.send(&connect_packet_raw(b"MQIsdp", 3, 0x02, 60, b""));
     client.expect(&CONNACK_BAD_IDENTIFIER);
     client.expect_closed();
 }
@@ -277,7 +169,7 @@ fn mqtt_3_1_mosquitto_clients_work_end_to_end() {
     require_tool("mosquitto_sub");
     let broker = TestBroker::start();
     let mut watcher = raw_connected(broker.addr, "v31-watcher");
-    subscribe(&mut watcher, "v31/live");
+    subscribe(&mut watcher, 1, &[("v31/live", 0)]);
     let output = run_tool(Command::new("mosquitto_pub").args([
         "-h",
         "127.0.0.1",
@@ -293,11 +185,11 @@ fn mqtt_3_1_mosquitto_clients_work_end_to_end() {
         "from 3.1",
     ]));
     tool_stdout(&output);
-    watcher.expect(&publish_packet("v31/live", b"from 3.1", false));
+    watcher.expect(&qos0_publish("v31/live", b"from 3.1"));
 
     // A retained message lets the 3.1 subscriber receive without racing its SUBSCRIBE.
     let mut publisher = raw_connected(broker.addr, "v31-retainer");
-    publisher.send(&publish_packet("v31/retained", b"kept for 3.1", true));
+    publisher.send(&publish_packet("v31/retained", b"kept for 3.1", 0, true, false, 0));
     publisher.send(&PINGREQ);
     publisher.expect(&PINGRESP);
     let output = run_tool(Command::new("mosquitto_sub").args([
@@ -322,7 +214,7 @@ fn mqtt_3_1_2_3_reserved_connect_flag_closes_without_connack() {
     // [MQTT-3.1.2-3]: the reserved flag must be 0, else the connection closes.
     let broker = TestBroker::start();
     let mut client = RawClient::connect(broker.addr);
-    client.send(&raw_connect(b"MQTT", 4, 0x03, 60, b"reserved-flag"));
+    client.send(&connect_packet_raw(b"MQTT", 4, 0x03, 60, b"reserved-flag"));
     client.expect_closed();
     raw_connected(broker.addr, "after-reserved-flag");
 }
@@ -334,7 +226,7 @@ fn mqtt_3_1_3_6_empty_client_id_with_clean_session_is_accepted() {
     let mut client = RawClient::connect(broker.addr);
     client.send(&connect_packet("", true, 60));
     client.expect(&CONNACK_ACCEPTED);
-    subscribe(&mut client, "anonymous/topic");
+    subscribe(&mut client, 1, &[("anonymous/topic", 0)]);
     assert_still_served(&broker, &mut client, "anonymous/topic");
 
     // Two anonymous clients get distinct identifiers: the first is not taken over.
@@ -354,7 +246,7 @@ fn mqtt_3_1_3_6_mosquitto_sub_without_client_id_works() {
     require_tool("mosquitto_sub");
     let broker = TestBroker::start();
     let mut publisher = raw_connected(broker.addr, "anonymous-retainer");
-    publisher.send(&publish_packet("anonymous/retained", b"for anyone", true));
+    publisher.send(&publish_packet("anonymous/retained", b"for anyone", 0, true, false, 0));
     publisher.send(&PINGREQ);
     publisher.expect(&PINGRESP);
     let output = run_tool(Command::new("mosquitto_sub").args([
@@ -390,7 +282,7 @@ fn mqtt_3_2_2_1_clean_session_connack_has_session_present_0() {
     client.send(&connect_packet("session-present", false, 60));
     // [MQTT-3.2.2-3]: no stored session yet.
     client.expect(&CONNACK_ACCEPTED);
-    subscribe(&mut client, "stored/topic");
+    subscribe(&mut client, 1, &[("stored/topic", 0)]);
     client.send(&DISCONNECT);
     client.expect_closed();
 
@@ -413,7 +305,7 @@ fn mqtt_3_1_4_2_takeover_closes_old_connection() {
     let mut first = raw_connected(broker.addr, "same-id");
     let mut second = raw_connected(broker.addr, "same-id");
     first.expect_closed();
-    subscribe(&mut second, "takeover/topic");
+    subscribe(&mut second, 1, &[("takeover/topic", 0)]);
     assert_still_served(&broker, &mut second, "takeover/topic");
 }
 
@@ -439,7 +331,7 @@ async fn mqtt_3_1_4_2_takeover_closes_old_rumqttc_connection() {
 
     second.subscribe("rumqttc/twin", QoS::AtLeastOnce).await.unwrap();
     second.publish("rumqttc/twin", QoS::AtLeastOnce, false, "survivor").await.unwrap();
-    let publish = rumqttc_next_publish(&mut second_loop).await;
+    let publish = next_event(&mut second_loop, incoming_publish).await;
     assert_eq!(&publish.payload[..], b"survivor");
 }
 
@@ -514,8 +406,8 @@ fn max_connections_closes_the_extra_connection_without_connack() {
     let mut third = RawClient::connect(broker.addr);
     third.expect_closed();
 
-    subscribe(&mut second, "slots/topic");
-    let message = publish_packet("slots/topic", b"two is enough", false);
+    subscribe(&mut second, 1, &[("slots/topic", 0)]);
+    let message = qos0_publish("slots/topic", b"two is enough");
     first.send(&message);
     second.expect(&message);
     first.send(&PINGREQ);
@@ -530,7 +422,7 @@ fn protocol_violation_does_not_disturb_other_clients() {
     // PINGRESP and its messages.
     let broker = TestBroker::start();
     let mut bystander = raw_connected(broker.addr, "bystander");
-    subscribe(&mut bystander, "bystander/topic");
+    subscribe(&mut bystander, 1, &[("bystander/topic", 0)]);
     let mut offender = raw_connected(broker.addr, "offender");
     offender.send(&connect_packet("offender", true, 60));
     offender.expect_closed();
@@ -570,7 +462,7 @@ fn mosquitto_pub_with_long_client_id_works() {
     require_tool("mosquitto_pub");
     let broker = TestBroker::start();
     let mut watcher = raw_connected(broker.addr, "long-id-watcher");
-    subscribe(&mut watcher, "long/id");
+    subscribe(&mut watcher, 1, &[("long/id", 0)]);
     let id = "a-client-identifier-of-forty-characters!";
     assert_eq!(id.len(), 40);
     let output = run_tool(Command::new("mosquitto_pub").args([
@@ -586,7 +478,7 @@ fn mosquitto_pub_with_long_client_id_works() {
         "long id",
     ]));
     tool_stdout(&output);
-    watcher.expect(&publish_packet("long/id", b"long id", false));
+    watcher.expect(&qos0_publish("long/id", b"long id"));
 }
 
 #[test]
@@ -596,7 +488,7 @@ fn refused_connect_sends_nothing_after_the_connack() {
     let broker = TestBroker::start();
     let mut client = RawClient::connect(broker.addr);
     let mut bytes = connect_packet("", false, 60);
-    bytes.extend(subscribe_packet(1, "ignored", 0));
+    bytes.extend(subscribe_packet(1, &[("ignored", 0)]));
     bytes.extend(PINGREQ);
     client.send(&bytes);
     client.expect(&CONNACK_BAD_IDENTIFIER);

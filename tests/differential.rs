@@ -9,11 +9,6 @@
 //! breaks the specification, the test asserts each broker's behaviour separately and says why. `scripts/differential` runs this file and prints
 //! one summary line per exchange; `docs/differential.md` lists the outcomes.
 
-// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -24,7 +19,10 @@ use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use common::{connect_packet, with_header, TestBroker, WAIT};
+use iothub_test_util::{
+    ack, connect_packet, connect_packet_raw, connect_with_will, publish_packet, subscribe_packet,
+    unsubscribe_packet, OrFail, TestBroker, Will, PINGREQ, WAIT,
+};
 
 /// Where Debian's package installs the broker.
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
@@ -72,9 +70,12 @@ impl Mosquitto {
     }
 
     fn try_start() -> Option<Mosquitto> {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .or_fail("an ephemeral port")
+            .port();
         let dir = std::env::temp_dir().join(format!("iothub-differential-{}-{port}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(&dir).or_fail("mosquitto's directory");
         let config = dir.join("mosquitto.conf");
         fs::write(
             &config,
@@ -83,8 +84,8 @@ impl Mosquitto {
                  sys_interval 0\nlog_dest stderr\nlog_type all\n"
             ),
         )
-        .unwrap();
-        let log = File::create(dir.join("mosquitto.log")).unwrap();
+        .or_fail("mosquitto's configuration");
+        let log = File::create(dir.join("mosquitto.log")).or_fail("mosquitto's log");
         let child = Command::new(MOSQUITTO)
             .arg("-c")
             .arg(&config)
@@ -104,7 +105,7 @@ impl Mosquitto {
             {
                 return Some(mosquitto);
             }
-            if mosquitto.child.try_wait().unwrap().is_some() {
+            if mosquitto.child.try_wait().or_fail("waiting for mosquitto").is_some() {
                 eprintln!("mosquitto exited at start:\n{}", mosquitto.log());
                 return None;
             }
@@ -143,8 +144,8 @@ struct Exchange {
 impl Exchange {
     /// Opens a TCP connection without sending anything.
     fn client(&self, name: &str) -> Peer {
-        let stream = TcpStream::connect(self.addr).unwrap();
-        stream.set_nodelay(true).unwrap();
+        let stream = TcpStream::connect(self.addr).or_fail("connecting to the broker");
+        stream.set_nodelay(true).or_fail("setting TCP_NODELAY");
         Peer { name: name.to_owned(), stream, transcript: Rc::clone(&self.transcript) }
     }
 
@@ -207,7 +208,7 @@ impl Peer {
     }
 
     fn read_packet(&mut self, timeout: Duration) -> Seen {
-        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        self.stream.set_read_timeout(Some(timeout)).or_fail("setting the read timeout");
         let mut first = [0u8; 1];
         match self.stream.read(&mut first) {
             Ok(0) => return Seen::Closed,
@@ -215,7 +216,7 @@ impl Peer {
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return Seen::Silent,
             Err(_) => return Seen::Closed,
         }
-        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        self.stream.set_read_timeout(Some(WAIT)).or_fail("setting the read timeout");
         let mut packet = vec![first[0]];
         let mut len = 0usize;
         let mut shift = 0;
@@ -246,7 +247,7 @@ fn hex(bytes: &[u8]) -> String {
         if i > 0 {
             out.push(' ');
         }
-        write!(out, "{byte:02x}").unwrap();
+        write!(out, "{byte:02x}").or_fail("writing to a String");
     }
     out
 }
@@ -296,71 +297,6 @@ fn differs(name: &str, why: &str, iothub: &[&str], mosquitto: &[&str], exchange:
     println!("differential: {name}: differs: {why}");
 }
 
-/// A CONNECT with any protocol name, level and flags, keep-alive 60 and the given client id.
-fn custom_connect(name: &[u8], level: u8, flags: u8, client_id: &str) -> Vec<u8> {
-    let mut body = u16::try_from(name.len()).unwrap().to_be_bytes().to_vec();
-    body.extend(name);
-    body.push(level);
-    body.push(flags);
-    body.extend(60u16.to_be_bytes());
-    body.extend(u16::try_from(client_id.len()).unwrap().to_be_bytes());
-    body.extend(client_id.as_bytes());
-    with_header(0x10, &body)
-}
-
-/// A 3.1.1 CONNECT with a QoS 0 will message.
-fn connect_with_will(client_id: &str, clean: bool, topic: &str, payload: &[u8]) -> Vec<u8> {
-    let flags = 0x04 | if clean { 0x02 } else { 0 };
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, flags];
-    body.extend(60u16.to_be_bytes());
-    for field in [client_id.as_bytes(), topic.as_bytes(), payload] {
-        body.extend(u16::try_from(field.len()).unwrap().to_be_bytes());
-        body.extend(field);
-    }
-    with_header(0x10, &body)
-}
-
-/// A SUBSCRIBE with packet identifier `id` for each (filter, QoS) pair.
-fn subscribe(id: u16, filters: &[(&str, u8)]) -> Vec<u8> {
-    let mut body = id.to_be_bytes().to_vec();
-    for (filter, qos) in filters {
-        body.extend(u16::try_from(filter.len()).unwrap().to_be_bytes());
-        body.extend(filter.as_bytes());
-        body.push(*qos);
-    }
-    with_header(0x82, &body)
-}
-
-/// An UNSUBSCRIBE with packet identifier `id`.
-fn unsubscribe(id: u16, filters: &[&str]) -> Vec<u8> {
-    let mut body = id.to_be_bytes().to_vec();
-    for filter in filters {
-        body.extend(u16::try_from(filter.len()).unwrap().to_be_bytes());
-        body.extend(filter.as_bytes());
-    }
-    with_header(0xA2, &body)
-}
-
-/// A PUBLISH; `id` is used for QoS 1 and 2.
-fn publish(topic: &str, payload: &[u8], qos: u8, retain: bool, dup: bool, id: u16) -> Vec<u8> {
-    let first = 0x30 | (u8::from(dup) << 3) | (qos << 1) | u8::from(retain);
-    let mut body = u16::try_from(topic.len()).unwrap().to_be_bytes().to_vec();
-    body.extend(topic.as_bytes());
-    if qos > 0 {
-        body.extend(id.to_be_bytes());
-    }
-    body.extend(payload);
-    with_header(first, &body)
-}
-
-/// PUBACK, PUBREC, PUBREL or PUBCOMP (by first byte) for packet identifier `id`.
-fn ack(first: u8, id: u16) -> Vec<u8> {
-    let [high, low] = id.to_be_bytes();
-    vec![first, 0x02, high, low]
-}
-
-const PINGREQ: [u8; 2] = [0xC0, 0x00];
-
 /// Sends PINGREQ and records PINGRESP: once it arrives, everything the client sent before it
 /// has been handled by the broker.
 fn sync(peer: &mut Peer) {
@@ -384,7 +320,7 @@ fn mqtt_3_2_2_3_connack_for_accepted_3_1_1_connect() {
 fn mqtt_3_1_2_2_unsupported_level_6_refused_with_0x01() {
     same("unsupported protocol level 6", &["c: 20 02 00 01", "c: closed"], |x| {
         let mut c = x.client("c");
-        c.send(&custom_connect(b"MQTT", 6, 0x02, "diff-level6"));
+        c.send(&connect_packet_raw(b"MQTT", 6, 0x02, 60, b"diff-level6"));
         c.recv();
         c.recv();
     });
@@ -396,7 +332,7 @@ fn mqtt_3_1_2_2_unsupported_level_6_refused_with_0x01() {
 fn mqtt_3_1_2_2_level_3_with_name_mqtt_refused_with_0x01() {
     same("protocol level 3 with name MQTT", &["c: 20 02 00 01", "c: closed"], |x| {
         let mut c = x.client("c");
-        c.send(&custom_connect(b"MQTT", 3, 0x02, "diff-level3"));
+        c.send(&connect_packet_raw(b"MQTT", 3, 0x02, 60, b"diff-level3"));
         c.recv();
         c.recv();
     });
@@ -407,7 +343,7 @@ fn mqtt_3_1_2_2_level_3_with_name_mqtt_refused_with_0x01() {
 fn mqisdp_level_3_accepted() {
     same("MQIsdp level 3 accepted", &["c: 20 02 00 00", "c: d0 00"], |x| {
         let mut c = x.client("c");
-        c.send(&custom_connect(b"MQIsdp", 3, 0x02, "diff-mqisdp"));
+        c.send(&connect_packet_raw(b"MQIsdp", 3, 0x02, 60, b"diff-mqisdp"));
         c.recv();
         sync(&mut c);
     });
@@ -462,7 +398,7 @@ fn mqtt_3_1_0_2_second_connect_closes() {
 fn mqtt_3_1_2_3_reserved_connect_flag_closes() {
     same("reserved CONNECT flag set", &["c: closed"], |x| {
         let mut c = x.client("c");
-        c.send(&custom_connect(b"MQTT", 4, 0x03, "diff-reserved"));
+        c.send(&connect_packet_raw(b"MQTT", 4, 0x03, 60, b"diff-reserved"));
         c.recv();
     });
 }
@@ -480,13 +416,13 @@ fn mqtt_3_9_3_1_suback_return_codes_per_filter() {
     ];
     same("SUBACK for QoS 0, 1, 2 and mixed filters", &expected, |x| {
         let mut c = x.connected("c", "diff-suback", true);
-        c.send(&subscribe(1, &[("s/0", 0)]));
+        c.send(&subscribe_packet(1, &[("s/0", 0)]));
         c.recv();
-        c.send(&subscribe(2, &[("s/1", 1)]));
+        c.send(&subscribe_packet(2, &[("s/1", 1)]));
         c.recv();
-        c.send(&subscribe(3, &[("s/2", 2)]));
+        c.send(&subscribe_packet(3, &[("s/2", 2)]));
         c.recv();
-        c.send(&subscribe(4, &[("m/a", 2), ("m/+", 0), ("m/#", 1), ("#", 0)]));
+        c.send(&subscribe_packet(4, &[("m/a", 2), ("m/+", 0), ("m/#", 1), ("#", 0)]));
         c.recv();
     });
 }
@@ -497,7 +433,7 @@ fn mqtt_3_9_3_1_suback_return_codes_per_filter() {
 fn mqtt_4_7_1_2_subscribe_with_invalid_filter_closes() {
     same("SUBSCRIBE with invalid filter a/#/b", &["c: 20 02 00 00", "c: closed"], |x| {
         let mut c = x.connected("c", "diff-badfilter", true);
-        c.send(&subscribe(1, &[("a/#/b", 0)]));
+        c.send(&subscribe_packet(1, &[("a/#/b", 0)]));
         c.recv();
     });
 }
@@ -507,7 +443,7 @@ fn mqtt_4_7_1_2_subscribe_with_invalid_filter_closes() {
 fn mqtt_3_10_4_5_unsubscribe_unknown_filter_gets_unsuback() {
     same("UNSUBSCRIBE of an unknown filter", &["c: 20 02 00 00", "c: b0 02 00 09"], |x| {
         let mut c = x.connected("c", "diff-unsub", true);
-        c.send(&unsubscribe(9, &["never/subscribed"]));
+        c.send(&unsubscribe_packet(9, &["never/subscribed"]));
         c.recv();
     });
 }
@@ -517,7 +453,7 @@ fn mqtt_3_10_4_5_unsubscribe_unknown_filter_gets_unsuback() {
 fn mqtt_4_3_2_2_publish_qos1_gets_puback() {
     same("PUBLISH QoS 1 gets PUBACK", &["c: 20 02 00 00", "c: 40 02 12 34"], |x| {
         let mut c = x.connected("c", "diff-qos1", true);
-        c.send(&publish("q/1", b"hi", 1, false, false, 0x1234));
+        c.send(&publish_packet("q/1", b"hi", 1, false, false, 0x1234));
         c.recv();
     });
 }
@@ -538,10 +474,10 @@ fn mqtt_4_3_3_2_qos2_flow_pubrec_pubrel_pubcomp() {
     ];
     same("QoS 2 flow PUBREC/PUBREL/PUBCOMP", &expected, |x| {
         let mut sub = x.connected("sub", "diff-q2-sub", true);
-        sub.send(&subscribe(1, &[("q/2", 2)]));
+        sub.send(&subscribe_packet(1, &[("q/2", 2)]));
         sub.recv();
         let mut publisher = x.connected("pub", "diff-q2-pub", true);
-        publisher.send(&publish("q/2", b"x", 2, false, false, 5));
+        publisher.send(&publish_packet("q/2", b"x", 2, false, false, 5));
         publisher.recv();
         publisher.send(&ack(0x62, 5));
         publisher.recv();
@@ -580,12 +516,12 @@ fn mqtt_4_3_3_2_qos2_duplicate_before_pubrel_delivered_once() {
     ];
     same("QoS 2 duplicate before PUBREL", &expected, |x| {
         let mut sub = x.connected("sub", "diff-dup-sub", true);
-        sub.send(&subscribe(1, &[("d/2", 0)]));
+        sub.send(&subscribe_packet(1, &[("d/2", 0)]));
         sub.recv();
         let mut publisher = x.connected("pub", "diff-dup-pub", true);
-        publisher.send(&publish("d/2", b"one", 2, false, false, 7));
+        publisher.send(&publish_packet("d/2", b"one", 2, false, false, 7));
         publisher.recv();
-        publisher.send(&publish("d/2", b"one", 2, false, true, 7));
+        publisher.send(&publish_packet("d/2", b"one", 2, false, true, 7));
         publisher.recv();
         publisher.send(&ack(0x62, 7));
         publisher.recv();
@@ -611,10 +547,10 @@ fn mqtt_4_3_3_qos2_onward_delivery_timing() {
                docs/ARCHITECTURE.md), Mosquitto at PUBREL (method A)";
     differs("QoS 2 onward delivery on PUBLISH or on PUBREL", why, &iothub, &mosquitto, |x| {
         let mut sub = x.connected("sub", "diff-when-sub", true);
-        sub.send(&subscribe(1, &[("t/2", 0)]));
+        sub.send(&subscribe_packet(1, &[("t/2", 0)]));
         sub.recv();
         let mut publisher = x.connected("pub", "diff-when-pub", true);
-        publisher.send(&publish("t/2", b"x", 2, false, false, 3));
+        publisher.send(&publish_packet("t/2", b"x", 2, false, false, 3));
         publisher.recv();
         sub.either();
         publisher.send(&ack(0x62, 3));
@@ -646,14 +582,14 @@ fn mqtt_4_6_0_6_order_across_qos_levels_of_one_publisher() {
                delivers the QoS 2 message at its PUBREL";
     differs("order of QoS 1, 2, 1 messages from one publisher", why, &iothub, &mosquitto, |x| {
         let mut sub = x.connected("sub", "diff-order-sub", true);
-        sub.send(&subscribe(1, &[("o/t", 0)]));
+        sub.send(&subscribe_packet(1, &[("o/t", 0)]));
         sub.recv();
         let mut publisher = x.connected("pub", "diff-order-pub", true);
-        publisher.send(&publish("o/t", b"a", 1, false, false, 1));
+        publisher.send(&publish_packet("o/t", b"a", 1, false, false, 1));
         publisher.recv();
-        publisher.send(&publish("o/t", b"b", 2, false, false, 2));
+        publisher.send(&publish_packet("o/t", b"b", 2, false, false, 2));
         publisher.recv();
-        publisher.send(&publish("o/t", b"c", 1, false, false, 3));
+        publisher.send(&publish_packet("o/t", b"c", 1, false, false, 3));
         publisher.recv();
         publisher.send(&ack(0x62, 2));
         publisher.recv();
@@ -677,13 +613,13 @@ fn mqtt_3_3_1_8_retained_delivery_sets_retain_and_live_clears_it() {
     ];
     same("retained delivery RETAIN=1, live RETAIN=0", &expected, |x| {
         let mut publisher = x.connected("pub", "diff-ret-pub", true);
-        publisher.send(&publish("r/t", b"old", 0, true, false, 0));
+        publisher.send(&publish_packet("r/t", b"old", 0, true, false, 0));
         sync(&mut publisher);
         let mut sub = x.connected("sub", "diff-ret-sub", true);
-        sub.send(&subscribe(1, &[("r/#", 0)]));
+        sub.send(&subscribe_packet(1, &[("r/#", 0)]));
         sub.recv();
         sub.recv();
-        publisher.send(&publish("r/t", b"new", 0, true, false, 0));
+        publisher.send(&publish_packet("r/t", b"new", 0, true, false, 0));
         sub.recv();
     });
 }
@@ -736,27 +672,27 @@ fn mqtt_3_3_5_1_overlapping_subscriptions_deliver_one_copy_at_max_qos() {
                Mosquitto 2.0 at the QoS of the first subscription its tree walk meets";
     differs("overlapping subscriptions (a/+ and a/#, and others)", why, &iothub, &mosquitto, |x| {
         let mut sub = x.connected("sub", "diff-overlap-sub", true);
-        sub.send(&subscribe(1, &[("a/+", 0), ("a/#", 1)]));
+        sub.send(&subscribe_packet(1, &[("a/+", 0), ("a/#", 1)]));
         sub.recv();
         let mut publisher = x.connected("pub", "diff-overlap-pub", true);
-        publisher.send(&publish("a/b", b"x", 1, false, false, 1));
+        publisher.send(&publish_packet("a/b", b"x", 1, false, false, 1));
         publisher.recv();
         sub.recv();
-        sub.send(&subscribe(2, &[("c/#", 1)]));
+        sub.send(&subscribe_packet(2, &[("c/#", 1)]));
         sub.recv();
-        sub.send(&subscribe(3, &[("c/+", 0)]));
+        sub.send(&subscribe_packet(3, &[("c/+", 0)]));
         sub.recv();
-        publisher.send(&publish("c/d", b"y", 1, false, false, 2));
+        publisher.send(&publish_packet("c/d", b"y", 1, false, false, 2));
         publisher.recv();
         sub.recv();
-        sub.send(&subscribe(4, &[("e/+", 1), ("e/#", 0)]));
+        sub.send(&subscribe_packet(4, &[("e/+", 1), ("e/#", 0)]));
         sub.recv();
-        publisher.send(&publish("e/f", b"z", 1, false, false, 3));
+        publisher.send(&publish_packet("e/f", b"z", 1, false, false, 3));
         publisher.recv();
         sub.recv();
-        sub.send(&subscribe(5, &[("g/h", 0), ("g/+", 1)]));
+        sub.send(&subscribe_packet(5, &[("g/h", 0), ("g/+", 1)]));
         sub.recv();
-        publisher.send(&publish("g/h", b"w", 1, false, false, 4));
+        publisher.send(&publish_packet("g/h", b"w", 1, false, false, 4));
         publisher.recv();
         sub.recv();
         sync(&mut sub);
@@ -774,10 +710,10 @@ fn mqtt_3_1_2_8_will_published_on_abrupt_close() {
     ];
     same("will on abrupt close", &expected, |x| {
         let mut sub = x.connected("sub", "diff-will-sub", true);
-        sub.send(&subscribe(1, &[("w/#", 0)]));
+        sub.send(&subscribe_packet(1, &[("w/#", 0)]));
         sub.recv();
         let mut will = x.client("w");
-        will.send(&connect_with_will("diff-will", true, "w/t", b"gone"));
+        will.send(&connect_with_will("diff-will", true, 60, &Will::qos0("w/t", b"gone")));
         will.recv();
         drop(will);
         sub.recv();
@@ -789,10 +725,10 @@ fn mqtt_3_1_2_8_will_published_on_abrupt_close() {
 /// subscriber waits the full `WAIT` where a will is expected and `QUIET` where none is.
 fn takeover_exchange(x: &Exchange, old_clean: bool, new_clean: bool, will_expected: bool) {
     let mut sub = x.connected("sub", "diff-take-sub", true);
-    sub.send(&subscribe(1, &[("w/#", 0)]));
+    sub.send(&subscribe_packet(1, &[("w/#", 0)]));
     sub.recv();
     let mut old = x.client("old");
-    old.send(&connect_with_will("diff-take", old_clean, "w/t", b"gone"));
+    old.send(&connect_with_will("diff-take", old_clean, 60, &Will::qos0("w/t", b"gone")));
     old.recv();
     let mut new = x.connected("new", "diff-take", new_clean);
     old.recv();
@@ -851,10 +787,10 @@ fn mqtt_3_1_2_8_takeover_publishes_will_even_when_both_persistent() {
                DISCONNECT; Mosquitto discards it when the session continues";
     differs("will on takeover, old clean=0, new clean=0", why, &iothub, &mosquitto, |x| {
         let mut sub = x.connected("sub", "diff-take-sub", true);
-        sub.send(&subscribe(1, &[("w/#", 0)]));
+        sub.send(&subscribe_packet(1, &[("w/#", 0)]));
         sub.recv();
         let mut old = x.client("old");
-        old.send(&connect_with_will("diff-take", false, "w/t", b"gone"));
+        old.send(&connect_with_will("diff-take", false, 60, &Will::qos0("w/t", b"gone")));
         old.recv();
         let mut new = x.connected("new", "diff-take", false);
         old.recv();
@@ -879,10 +815,10 @@ fn mqtt_4_4_0_1_unacked_publish_resent_with_dup_on_reconnect() {
     ];
     same("DUP re-send on reconnect with clean session 0", &expected, |x| {
         let mut sub = x.connected("sub", "diff-dup-resend", false);
-        sub.send(&subscribe(1, &[("d/t", 1)]));
+        sub.send(&subscribe_packet(1, &[("d/t", 1)]));
         sub.recv();
         let mut publisher = x.connected("pub", "diff-dup-resend-pub", true);
-        publisher.send(&publish("d/t", b"x", 1, false, false, 1));
+        publisher.send(&publish_packet("d/t", b"x", 1, false, false, 1));
         publisher.recv();
         sub.recv();
         drop(sub);
@@ -910,10 +846,10 @@ fn mqtt_4_7_2_1_sys_publish_not_delivered_to_hash_subscriber() {
         ["sub: 20 02 00 00", "sub: 90 03 00 01 00", "pub: 20 02 00 00", "pub: 40 02 00 01", "sub: silent"];
     same("$SYS/x publish and a # subscriber", &expected, |x| {
         let mut sub = x.connected("sub", "diff-sys-sub", true);
-        sub.send(&subscribe(1, &[("#", 0)]));
+        sub.send(&subscribe_packet(1, &[("#", 0)]));
         sub.recv();
         let mut publisher = x.connected("pub", "diff-sys-pub", true);
-        publisher.send(&publish("$SYS/x", b"x", 1, false, false, 1));
+        publisher.send(&publish_packet("$SYS/x", b"x", 1, false, false, 1));
         publisher.recv();
         sub.quiet();
     });

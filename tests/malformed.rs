@@ -4,65 +4,18 @@
 //! UTF-8 strings, packet identifiers, the packet size limit, packets only a server may send,
 //! truncated packets, random garbage, and the will of a client closed for a violation.
 
-// The helpers expect: a failure there is a test failure with a message.
-#![allow(clippy::expect_used)]
-
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::{raw_connected, with_header, RawClient, TestBroker, WAIT};
+use iothub_test_util::{
+    connect_with_will, field, qos0_publish, raw_connected, raw_subscriber, subscribe, subscribe_packet_raw,
+    unsubscribe_packet_raw, with_header, OrFail, RawClient, TestBroker, Will, DISCONNECT, PINGREQ, PINGRESP,
+    WAIT,
+};
 
-const PINGREQ: [u8; 2] = [0xC0, 0x00];
-const PINGRESP: [u8; 2] = [0xD0, 0x00];
-const DISCONNECT: [u8; 2] = [0xE0, 0x00];
 /// The topic every bystander subscribes to.
 const WATCHED: &str = "watched/topic";
-
-/// A length-prefixed field.
-fn field(bytes: &[u8]) -> Vec<u8> {
-    let mut out = u16::try_from(bytes.len()).expect("field too long").to_be_bytes().to_vec();
-    out.extend(bytes);
-    out
-}
-
-/// A QoS 0 PUBLISH whose topic may be any bytes.
-fn publish_packet(topic: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut body = field(topic);
-    body.extend(payload);
-    with_header(0x30, &body)
-}
-
-/// A SUBSCRIBE whose filters and option bytes may be anything.
-fn subscribe_packet(first_byte: u8, packet_id: u16, filters: &[(&[u8], u8)]) -> Vec<u8> {
-    let mut body = packet_id.to_be_bytes().to_vec();
-    for (filter, options) in filters {
-        body.extend(field(filter));
-        body.push(*options);
-    }
-    with_header(first_byte, &body)
-}
-
-/// An UNSUBSCRIBE whose filters may be anything.
-fn unsubscribe_packet(first_byte: u8, packet_id: u16, filters: &[&[u8]]) -> Vec<u8> {
-    let mut body = packet_id.to_be_bytes().to_vec();
-    for filter in filters {
-        body.extend(field(filter));
-    }
-    with_header(first_byte, &body)
-}
-
-/// A clean session CONNECT with a QoS 0 will message.
-fn connect_with_will(client_id: &str, will_topic: &str, will_payload: &[u8]) -> Vec<u8> {
-    let mut body = field(b"MQTT");
-    body.extend([4, 0x06, 0, 60]);
-    body.extend(field(client_id.as_bytes()));
-    body.extend(field(will_topic.as_bytes()));
-    body.extend(field(will_payload));
-    with_header(0x10, &body)
-}
 
 /// Asserts that the broker closes `client` without sending it anything; `what` names the case.
 fn assert_closed(client: &mut RawClient, what: &str) {
@@ -77,10 +30,7 @@ fn assert_closed(client: &mut RawClient, what: &str) {
 
 /// A client connected and subscribed to `WATCHED`, watching that the broker keeps serving.
 fn bystander(addr: SocketAddr) -> RawClient {
-    let mut client = raw_connected(addr, "bystander");
-    client.send(&subscribe_packet(0x82, 1, &[(WATCHED.as_bytes(), 0)]));
-    client.expect(&[0x90, 0x03, 0x00, 0x01, 0x00]);
-    client
+    raw_subscriber(addr, "bystander", &[(WATCHED, 0)])
 }
 
 /// Checks that the broker still serves: the bystander gets a PINGRESP, a fresh client can connect
@@ -91,7 +41,7 @@ fn assert_still_serving(addr: SocketAddr, bystander: &mut RawClient, what: &str)
     let mut fresh = raw_connected(addr, "fresh");
     fresh.send(&PINGREQ);
     fresh.expect(&PINGRESP);
-    let message = publish_packet(WATCHED.as_bytes(), format!("after {what}").as_bytes());
+    let message = qos0_publish(WATCHED.as_bytes(), format!("after {what}").as_bytes());
     fresh.send(&message);
     bystander.expect(&message);
     fresh.send(&DISCONNECT);
@@ -120,9 +70,9 @@ fn mqtt_2_2_2_2_reserved_flag_bits_close_the_connection() {
         ("PUBREC with flags 0x2", vec![0x52, 0x02, 0x00, 0x01]),
         ("PUBREL with flags 0x0", vec![0x60, 0x02, 0x00, 0x01]),
         ("PUBCOMP with flags 0x8", vec![0x78, 0x02, 0x00, 0x01]),
-        ("SUBSCRIBE with flags 0x0", subscribe_packet(0x80, 1, &[(topic, 0)])),
-        ("SUBSCRIBE with flags 0x3", subscribe_packet(0x83, 1, &[(topic, 0)])),
-        ("UNSUBSCRIBE with flags 0x0", unsubscribe_packet(0xA0, 1, &[topic])),
+        ("SUBSCRIBE with flags 0x0", subscribe_packet_raw(0x80, 1, &[(topic, 0)])),
+        ("SUBSCRIBE with flags 0x3", subscribe_packet_raw(0x83, 1, &[(topic, 0)])),
+        ("UNSUBSCRIBE with flags 0x0", unsubscribe_packet_raw(0xA0, 1, &[topic])),
         ("PINGREQ with flags 0x1", vec![0xC1, 0x00]),
         ("PINGREQ with flags 0x8", vec![0xC8, 0x00]),
         ("DISCONNECT with flags 0x2", vec![0xE2, 0x00]),
@@ -166,25 +116,25 @@ fn mqtt_3_3_1_4_publish_with_qos_3_closes_the_connection() {
 fn mqtt_3_3_2_2_publish_topic_with_wildcard_closes_the_connection() {
     // [MQTT-3.3.2-2]: a topic name must not contain wildcard characters.
     assert_each_closes_only_its_connection(&[
-        ("topic a/+", publish_packet(b"a/+", b"x")),
-        ("topic a/#", publish_packet(b"a/#", b"x")),
-        ("topic #", publish_packet(b"#", b"x")),
-        ("topic a+b", publish_packet(b"a+b", b"x")),
+        ("topic a/+", qos0_publish(b"a/+", b"x")),
+        ("topic a/#", qos0_publish(b"a/#", b"x")),
+        ("topic #", qos0_publish(b"#", b"x")),
+        ("topic a+b", qos0_publish(b"a+b", b"x")),
     ]);
 }
 
 #[test]
 fn mqtt_4_7_3_1_empty_publish_topic_closes_the_connection() {
     // [MQTT-4.7.3-1]: a topic name is at least one character long.
-    assert_each_closes_only_its_connection(&[("empty topic", publish_packet(b"", b"x"))]);
+    assert_each_closes_only_its_connection(&[("empty topic", qos0_publish(b"", b"x"))]);
 }
 
 #[test]
 fn mqtt_1_5_3_2_null_character_in_topic_closes_the_connection() {
     // [MQTT-1.5.3-2]: U+0000 in a UTF-8 string, in a topic name and in a topic filter.
     assert_each_closes_only_its_connection(&[
-        ("U+0000 in a topic name", publish_packet(b"a\0b", b"x")),
-        ("U+0000 in a topic filter", subscribe_packet(0x82, 1, &[(b"a/\0", 0)])),
+        ("U+0000 in a topic name", qos0_publish(b"a\0b", b"x")),
+        ("U+0000 in a topic filter", subscribe_packet_raw(0x82, 1, &[(b"a/\0", 0)])),
     ]);
 }
 
@@ -192,11 +142,11 @@ fn mqtt_1_5_3_2_null_character_in_topic_closes_the_connection() {
 fn mqtt_1_5_3_1_surrogate_in_topic_closes_the_connection() {
     // [MQTT-1.5.3-1]: UTF-16 surrogates (ED A0 80 is U+D800) and other ill-formed UTF-8.
     assert_each_closes_only_its_connection(&[
-        ("U+D800 in a topic name", publish_packet(b"a/\xED\xA0\x80", b"x")),
-        ("U+D800 in a topic filter", subscribe_packet(0x82, 1, &[(b"\xED\xA0\x80/#", 0)])),
-        ("U+D800 in an unsubscribe filter", unsubscribe_packet(0xA2, 1, &[b"\xED\xA0\x80"])),
-        ("a lone continuation byte", publish_packet(b"a/\x80", b"x")),
-        ("an overlong encoding", publish_packet(b"a/\xC0\xAF", b"x")),
+        ("U+D800 in a topic name", qos0_publish(b"a/\xED\xA0\x80", b"x")),
+        ("U+D800 in a topic filter", subscribe_packet_raw(0x82, 1, &[(b"\xED\xA0\x80/#", 0)])),
+        ("U+D800 in an unsubscribe filter", unsubscribe_packet_raw(0xA2, 1, &[b"\xED\xA0\x80"])),
+        ("a lone continuation byte", qos0_publish(b"a/\x80", b"x")),
+        ("an overlong encoding", qos0_publish(b"a/\xC0\xAF", b"x")),
     ]);
 }
 
@@ -210,8 +160,8 @@ fn mqtt_2_3_1_1_packet_identifier_zero_closes_the_connection() {
     assert_each_closes_only_its_connection(&[
         ("PUBLISH QoS 1 with id 0", with_header(0x32, &qos1)),
         ("PUBLISH QoS 2 with id 0", with_header(0x34, &qos1)),
-        ("SUBSCRIBE with id 0", subscribe_packet(0x82, 0, &[(topic, 0)])),
-        ("UNSUBSCRIBE with id 0", unsubscribe_packet(0xA2, 0, &[topic])),
+        ("SUBSCRIBE with id 0", subscribe_packet_raw(0x82, 0, &[(topic, 0)])),
+        ("UNSUBSCRIBE with id 0", unsubscribe_packet_raw(0xA2, 0, &[topic])),
     ]);
 }
 
@@ -233,10 +183,10 @@ fn mqtt_3_8_3_4_subscribe_options_with_reserved_bits_close_the_connection() {
     // not exist; also when an earlier filter of the same packet is valid.
     let topic: &[u8] = b"a/b";
     assert_each_closes_only_its_connection(&[
-        ("requested QoS byte 0x04", subscribe_packet(0x82, 1, &[(topic, 0x04)])),
-        ("requested QoS byte 0x80", subscribe_packet(0x82, 1, &[(topic, 0x80)])),
-        ("requested QoS 3", subscribe_packet(0x82, 1, &[(topic, 0x03)])),
-        ("second filter with byte 0xFD", subscribe_packet(0x82, 1, &[(topic, 0x01), (b"c/d", 0xFD)])),
+        ("requested QoS byte 0x04", subscribe_packet_raw(0x82, 1, &[(topic, 0x04)])),
+        ("requested QoS byte 0x80", subscribe_packet_raw(0x82, 1, &[(topic, 0x80)])),
+        ("requested QoS 3", subscribe_packet_raw(0x82, 1, &[(topic, 0x03)])),
+        ("second filter with byte 0xFD", subscribe_packet_raw(0x82, 1, &[(topic, 0x01), (b"c/d", 0xFD)])),
     ]);
 }
 
@@ -246,12 +196,12 @@ fn mqtt_4_7_1_invalid_topic_filters_close_the_connection() {
     // SUBSCRIBE or UNSUBSCRIBE closes the connection; no SUBACK is sent.
     let valid: &[u8] = b"ok/+";
     assert_each_closes_only_its_connection(&[
-        ("filter a/#/b", subscribe_packet(0x82, 1, &[(b"a/#/b", 0)])),
-        ("filter a/b#", subscribe_packet(0x82, 1, &[(b"a/b#", 0)])),
-        ("filter a+/b", subscribe_packet(0x82, 1, &[(b"a+/b", 0)])),
-        ("empty filter", subscribe_packet(0x82, 1, &[(b"", 0)])),
-        ("valid then a/#/b", subscribe_packet(0x82, 1, &[(valid, 0), (b"a/#/b", 0)])),
-        ("unsubscribe a/#/b", unsubscribe_packet(0xA2, 1, &[b"a/#/b"])),
+        ("filter a/#/b", subscribe_packet_raw(0x82, 1, &[(b"a/#/b", 0)])),
+        ("filter a/b#", subscribe_packet_raw(0x82, 1, &[(b"a/b#", 0)])),
+        ("filter a+/b", subscribe_packet_raw(0x82, 1, &[(b"a+/b", 0)])),
+        ("empty filter", subscribe_packet_raw(0x82, 1, &[(b"", 0)])),
+        ("valid then a/#/b", subscribe_packet_raw(0x82, 1, &[(valid, 0), (b"a/#/b", 0)])),
+        ("unsubscribe a/#/b", unsubscribe_packet_raw(0xA2, 1, &[b"a/#/b"])),
     ]);
 }
 
@@ -311,11 +261,11 @@ fn max_packet_size_counts_the_whole_packet() {
     let mut watcher = bystander(broker.addr);
     let mut publisher = raw_connected(broker.addr, "publisher");
     // Topic field 2 + 13 bytes, payload 1006 bytes: remaining length 1021, header 3 bytes.
-    let largest = publish_packet(WATCHED.as_bytes(), &[b'x'; 1006]);
+    let largest = qos0_publish(WATCHED.as_bytes(), &[b'x'; 1006]);
     assert_eq!(largest.len(), 1024);
     publisher.send(&largest);
     watcher.expect(&largest);
-    let too_large = publish_packet(WATCHED.as_bytes(), &[b'x'; 1007]);
+    let too_large = qos0_publish(WATCHED.as_bytes(), &[b'x'; 1007]);
     assert_eq!(too_large.len(), 1025);
     publisher.send(&too_large);
     assert_closed(&mut publisher, "1025-byte PUBLISH");
@@ -329,13 +279,13 @@ fn truncated_packet_then_close_is_a_network_loss() {
     let broker = TestBroker::start();
     let mut watcher = bystander(broker.addr);
     let mut client = RawClient::connect(broker.addr);
-    client.send(&connect_with_will("truncator", WATCHED, b"truncated"));
+    client.send(&connect_with_will("truncator", true, 60, &Will::qos0(WATCHED, b"truncated")));
     client.expect(&[0x20, 0x02, 0x00, 0x00]);
-    let whole = publish_packet(b"some/topic", b"never completed");
+    let whole = qos0_publish(b"some/topic", b"never completed");
     client.send(&whole[..whole.len() / 2]);
     client.stream.shutdown(Shutdown::Write).unwrap();
     assert_closed(&mut client, "truncated PUBLISH");
-    watcher.expect(&publish_packet(WATCHED.as_bytes(), b"truncated"));
+    watcher.expect(&qos0_publish(WATCHED.as_bytes(), b"truncated"));
     assert_still_serving(broker.addr, &mut watcher, "truncated PUBLISH");
 }
 
@@ -344,22 +294,26 @@ fn mqtt_3_1_2_8_will_is_published_after_a_protocol_violation() {
     // [MQTT-3.1.2-8]: a connection closed by the server for a protocol error publishes its will.
     let broker = TestBroker::start();
     let mut subscriber = raw_connected(broker.addr, "will-subscriber");
-    subscriber.send(&subscribe_packet(0x82, 1, &[(b"will/#", 0)]));
-    subscriber.expect(&[0x90, 0x03, 0x00, 0x01, 0x00]);
+    subscribe(&mut subscriber, 1, &[("will/#", 0)]);
     let violations: [(&str, Vec<u8>); 3] = [
         ("PINGREQ with flags", vec![0xC1, 0x00]),
-        ("second CONNECT", connect_with_will("again", "will/x", b"x")),
-        ("invalid filter", subscribe_packet(0x82, 1, &[(b"a/#/b", 0)])),
+        ("second CONNECT", connect_with_will("again", true, 60, &Will::qos0("will/x", b"x"))),
+        ("invalid filter", subscribe_packet_raw(0x82, 1, &[(b"a/#/b", 0)])),
     ];
     for (i, (what, bytes)) in violations.iter().enumerate() {
         let topic = format!("will/offender-{i}");
         let payload = format!("closed for {what}");
         let mut offender = RawClient::connect(broker.addr);
-        offender.send(&connect_with_will(&format!("offender-{i}"), &topic, payload.as_bytes()));
+        offender.send(&connect_with_will(
+            &format!("offender-{i}"),
+            true,
+            60,
+            &Will::qos0(&topic, payload.as_bytes()),
+        ));
         offender.expect(&[0x20, 0x02, 0x00, 0x00]);
         offender.send(bytes);
         assert_closed(&mut offender, what);
-        subscriber.expect(&publish_packet(topic.as_bytes(), payload.as_bytes()));
+        subscriber.expect(&qos0_publish(topic.as_bytes(), payload.as_bytes()));
     }
     subscriber.send(&PINGREQ);
     subscriber.expect(&PINGRESP);
@@ -382,7 +336,7 @@ impl XorShift {
 
     /// A number in `0..bound`.
     fn below(&mut self, bound: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(bound).expect("bound fits u64")).expect("below bound")
+        usize::try_from(self.next() % u64::try_from(bound).or_fail("bound fits u64")).or_fail("below bound")
     }
 
     /// A short string of letters, separators and wildcards, now and then with U+0000 or a
@@ -416,7 +370,7 @@ impl XorShift {
                 (0..len).map(|_| self.byte()).collect()
             }
             1 => {
-                let packet_type = 1 + u8::try_from(self.below(14)).expect("below 14");
+                let packet_type = 1 + u8::try_from(self.below(14)).or_fail("below 14");
                 let flags = match packet_type {
                     3 => self.byte() & 0x0F,
                     6 | 8 | 10 => 0x02,

@@ -2,10 +2,6 @@
 //! instead of dropping what it was acknowledged for; a slow but live reader is neither silenced
 //! nor disconnected for keep-alive; one huge SUBSCRIBE does not stall other clients;
 //! `max_subscriptions`; the hierarchy limit of 200 separators, for wills too.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-mod pubsub;
 
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
@@ -13,8 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{raw_connected, with_header, RawClient, TestBroker};
-use pubsub::{ack, parse_publish, publish_packet, subscribe, subscribe_packet, PUBACK};
+use iothub_test_util::{
+    ack, connect_with_will, parse_publish, publish_packet, raw_connected, subscribe, subscribe_packet,
+    unsubscribe_packet, RawClient, TestBroker, Will, PUBACK,
+};
 
 /// Two publishers send 2,000 QoS 1 messages each, flat out, to one subscriber whose queue holds
 /// 10 and which reads and acknowledges everything. Every message the publishers were
@@ -79,7 +77,7 @@ fn mqtt_3_1_2_24_a_slow_reader_that_pings_is_not_closed_for_keep_alive() {
     let mut watcher = raw_connected(broker.addr, "watcher");
     subscribe(&mut watcher, 1, &[("will/slow", 0)]);
     let mut slow = RawClient::connect(broker.addr);
-    slow.send(&connect_with_will("slow-reader", "will/slow", 1));
+    slow.send(&connect_with_will("slow-reader", true, 1, &Will::qos0("will/slow", b"gone")));
     slow.expect(&[0x20, 0x02, 0x00, 0x00]);
     subscribe(&mut slow, 1, &[("flood", 0)]);
     let stop = Arc::new(AtomicBool::new(false));
@@ -137,16 +135,12 @@ fn a_huge_subscribe_does_not_stall_other_clients() {
     let broker = TestBroker::with_config("[server]\nmax_subscriptions = 0\n");
     let mut prober = raw_connected(broker.addr, "prober");
     let mut hostile = raw_connected(broker.addr, "hostile");
-    let mut body = vec![0x00, 0x01];
     const ALPHABET: &[u8; 64] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-";
-    for i in 0..FILTERS {
-        let filter: String =
-            [i / 4096, (i / 64) % 64, i % 64].iter().map(|&d| char::from(ALPHABET[d])).collect();
-        body.extend(u16::try_from(filter.len()).unwrap().to_be_bytes());
-        body.extend(filter.as_bytes());
-        body.push(0);
-    }
-    hostile.send(&with_header(0x82, &body));
+    let filters: Vec<String> = (0..FILTERS)
+        .map(|i| [i / 4096, (i / 64) % 64, i % 64].iter().map(|&d| char::from(ALPHABET[d])).collect())
+        .collect();
+    let filters: Vec<(&str, u8)> = filters.iter().map(|filter| (filter.as_str(), 0)).collect();
+    hostile.send(&subscribe_packet(1, &filters));
     let hostile = hostile.stream;
     hostile.set_nonblocking(true).unwrap();
     let mut round_trips = 0;
@@ -176,7 +170,7 @@ fn max_subscriptions_refuses_new_filters_beyond_the_limit() {
     client.expect(&[0x90, 0x07, 0x00, 0x01, 0x00, 0x01, 0x00, 0x80, 0x80]);
     client.send(&subscribe_packet(2, &[("a", 1), ("f", 0)]));
     client.expect(&[0x90, 0x04, 0x00, 0x02, 0x01, 0x80]);
-    client.send(&pubsub::unsubscribe_packet(3, &["b"]));
+    client.send(&unsubscribe_packet(3, &["b"]));
     client.expect(&[0xB0, 0x02, 0x00, 0x03]);
     client.send(&subscribe_packet(4, &[("f", 0)]));
     client.expect(&[0x90, 0x03, 0x00, 0x04, 0x00]);
@@ -193,7 +187,7 @@ fn will_topics_are_held_to_the_hierarchy_limit_at_connect() {
     for (separators, accepted) in [(201, false), (200, true)] {
         let topic = vec!["w"; separators + 1].join("/");
         let mut client = RawClient::connect(broker.addr);
-        client.send(&connect_with_will("deep-will", &topic, 60));
+        client.send(&connect_with_will("deep-will", true, 60, &Will::qos0(&topic, b"gone")));
         if accepted {
             client.expect(&[0x20, 0x02, 0x00, 0x00]);
             drop(client);
@@ -203,16 +197,6 @@ fn will_topics_are_held_to_the_hierarchy_limit_at_connect() {
             client.expect_closed();
         }
     }
-}
-
-fn connect_with_will(client_id: &str, topic: &str, keep_alive: u16) -> Vec<u8> {
-    let mut body = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x06];
-    body.extend(keep_alive.to_be_bytes());
-    for field in [client_id.as_bytes(), topic.as_bytes(), b"gone"] {
-        body.extend(u16::try_from(field.len()).unwrap().to_be_bytes());
-        body.extend(field);
-    }
-    with_header(0x10, &body)
 }
 
 /// The hierarchy limit is 200 separators, as Mosquitto's: a QoS 1 PUBLISH to a topic of 201
@@ -297,7 +281,7 @@ fn mqtt_4_6_0_6_retained_copies_are_never_overtaken_by_newer_live_messages() {
                 }
             }
         }));
-        ready.recv_timeout(common::WAIT).expect("subscribed");
+        assert!(ready.recv_timeout(iothub_test_util::WAIT).is_ok(), "subscriber {s} did not subscribe");
     }
     stop.store(true, Ordering::Relaxed);
     live.join().unwrap();

@@ -3,29 +3,28 @@
 //! otherwise. Covered: publish and subscribe at QoS 0, 1 and 2 with payload integrity, retained
 //! messages, will messages after an abrupt close, persistent sessions, and MQTT 3.1 clients.
 
-// The helpers unwrap: a failure there is a test failure with a message.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::process::Command;
 
-use common::TestBroker;
+use iothub_test_util::{require_tool, OrFail, TestBroker};
 
 /// Longest a script may run; each script also bounds every wait of its own.
 const SCRIPT_TIMEOUT_SECS: u32 = 60;
 
 /// Fails with a clear message unless python3 can import paho-mqtt.
 fn require_paho() {
-    common::require_tool("python3");
-    let found = Command::new("python3").args(["-c", "import paho.mqtt"]).status().unwrap().success();
+    require_tool("python3");
+    let found = Command::new("python3")
+        .args(["-c", "import paho.mqtt"])
+        .status()
+        .or_fail("running python3")
+        .success();
     assert!(found, "python3 paho-mqtt is not installed; run scripts/install-test-deps");
 }
 
 /// Runs `tests/paho/<script>.py <port>` against a fresh broker and asserts that it exits 0.
 fn run_script(script: &str) {
     require_paho();
-    common::require_tool("timeout");
+    require_tool("timeout");
     let broker = TestBroker::start();
     let path = format!("tests/paho/{script}.py");
     let output = Command::new("timeout")
@@ -34,7 +33,7 @@ fn run_script(script: &str) {
         // Keep the source tree free of __pycache__ directories.
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
-        .unwrap();
+        .or_fail("running the script under timeout");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let status = output.status;

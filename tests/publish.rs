@@ -4,15 +4,12 @@
 //! identifiers and redelivery; the inflight window; per-topic ordering; the bounded session
 //! queue that slows a publisher rather than drop what it acknowledged; and publications to "$SYS" topics.
 
-mod common;
-mod pubsub;
-
 use std::time::Duration;
 
-use common::{connect_packet, raw_connected, require_tool, RawClient, TestBroker};
-use pubsub::{
-    ack, mosquitto_pub, next_publish, parse_publish, publish, publish_packet, publishes_until,
-    raw_subscriber, subscribe, MosquittoSub, Mqtt, PUBACK, PUBCOMP, PUBREC, PUBREL,
+use iothub_test_util::{
+    ack, connect_packet, connect_with_will, expect_no_publish_before_pingresp, mosquitto_pub, next_publish,
+    parse_publish, publish, publish_packet, publishes_until, raw_connected, raw_subscriber, require_tool,
+    subscribe, MosquittoSub, Mqtt, RawClient, TestBroker, Will, PUBACK, PUBCOMP, PUBREC, PUBREL, WAIT,
 };
 use rumqttc::{Packet, QoS};
 
@@ -242,7 +239,7 @@ async fn mqtt_4_6_0_5_order_is_kept_for_1000_qos1_messages_from_one_publisher() 
             "[MQTT-4.6.0-5] message {n} out of order"
         );
     }
-    drop(tokio::time::timeout(common::WAIT, send).await.unwrap().unwrap());
+    drop(tokio::time::timeout(WAIT, send).await.unwrap().unwrap());
 }
 
 /// A subscriber that never acknowledges fills its inflight window and then its queue; the next
@@ -300,16 +297,11 @@ fn publications_to_sys_topics_are_acknowledged_and_not_delivered() {
     assert!(seen.is_empty(), "client publications to $SYS must be dropped, '$SYS/#' received {seen:?}");
     // Nor was the retained one stored.
     subscribe(&mut sys, 2, &[("$SYS/#", 0)]);
-    pubsub::expect_no_publish_before_pingresp(&mut sys);
+    expect_no_publish_before_pingresp(&mut sys);
 
     // A will is a client's publication too: one on "$SYS/x" is dropped when it is due.
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02 | 0x04, 0, 60];
-    for field in ["sys-will", "$SYS/x", "gone"] {
-        body.extend(u16::try_from(field.len()).unwrap().to_be_bytes());
-        body.extend(field.as_bytes());
-    }
     let mut will_client = RawClient::connect(broker.addr);
-    will_client.send(&common::with_header(0x10, &body));
+    will_client.send(&connect_with_will("sys-will", true, 60, &Will::qos0("$SYS/x", b"gone")));
     will_client.expect(&[0x20, 0x02, 0x00, 0x00]);
     // Closing without DISCONNECT makes the will due. Taking the client identifier over waits
     // until the old connection has finished, will included, so the marker is routed after it.

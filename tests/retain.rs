@@ -7,15 +7,13 @@
 //! "Nothing more was sent" is proven with PINGREQ: retained messages are queued while the
 //! SUBSCRIBE is handled, so any of them would arrive before the PINGRESP.
 
-mod common;
-mod pubsub;
-
 use std::collections::BTreeMap;
 
-use common::{raw_connected, require_tool, RawClient, TestBroker};
-use pubsub::{
-    expect_no_publish_before_pingresp, mosquitto_pub, next_publish, publish, publishes_until, raw_subscriber,
-    subscribe, Incoming, MosquittoSub,
+use iothub_test_util::{
+    ack, expect_no_publish_before_pingresp, mosquitto_pub, next_publish, parse_publish, publish,
+    publish_packet, publishes_until, raw_connected, raw_subscriber, require_tool, subscribe,
+    subscribe_packet, Incoming, MosquittoSub, RawClient, TestBroker, DISCONNECT, PINGREQ, PINGRESP, PUBACK,
+    PUBCOMP, PUBREC, PUBREL,
 };
 
 /// Subscribes a new client to `filter` at `qos` and returns the retained messages it gets, by
@@ -24,7 +22,7 @@ fn retained_for(addr: std::net::SocketAddr, filter: &str, qos: u8) -> BTreeMap<S
     let mut client = raw_connected(addr, "retained-reader");
     subscribe(&mut client, 1, &[(filter, qos)]);
     let messages = read_retained(&mut client);
-    client.send(&[0xE0, 0x00]);
+    client.send(&DISCONNECT);
     client.expect_closed();
     messages
 }
@@ -32,20 +30,20 @@ fn retained_for(addr: std::net::SocketAddr, filter: &str, qos: u8) -> BTreeMap<S
 /// Reads the retained messages a subscription has just queued, by topic.
 fn read_retained(client: &mut RawClient) -> BTreeMap<String, Incoming> {
     let mut messages = BTreeMap::new();
-    client.send(&[0xC0, 0x00]);
+    client.send(&PINGREQ);
     loop {
         let packet = client.read_packet();
-        if packet == [0xD0, 0x00] {
+        if packet == PINGRESP {
             break;
         }
-        if packet[0] == pubsub::PUBREL {
-            client.send(&pubsub::ack(pubsub::PUBCOMP, u16::from_be_bytes([packet[2], packet[3]])));
+        if packet[0] == PUBREL {
+            client.send(&ack(PUBCOMP, u16::from_be_bytes([packet[2], packet[3]])));
             continue;
         }
-        let message = pubsub::parse_publish(&packet);
+        let message = parse_publish(&packet);
         match (message.qos, message.packet_id) {
-            (1, Some(id)) => client.send(&pubsub::ack(pubsub::PUBACK, id)),
-            (2, Some(id)) => client.send(&pubsub::ack(pubsub::PUBREC, id)),
+            (1, Some(id)) => client.send(&ack(PUBACK, id)),
+            (2, Some(id)) => client.send(&ack(PUBREC, id)),
             _ => {}
         }
         assert!(
@@ -269,21 +267,17 @@ fn store_retained(broker: &TestBroker, count: usize) {
     let mut publisher = raw_connected(broker.addr, "retainer");
     let mut burst = Vec::new();
     for i in 0..count {
-        let topic = format!("r/{i:05}");
-        let mut body = u16::try_from(topic.len()).unwrap_or(u16::MAX).to_be_bytes().to_vec();
-        body.extend(topic.as_bytes());
-        body.extend(b"v");
-        burst.extend(common::with_header(0x31, &body));
+        burst.extend(publish_packet(&format!("r/{i:05}"), b"v", 0, true, false, 0));
     }
     publisher.send(&burst);
-    publisher.send(&[0xC0, 0x00]);
-    publisher.expect(&[0xD0, 0x00]);
+    publisher.send(&PINGREQ);
+    publisher.expect(&PINGRESP);
 }
 
 /// Counts the retained PUBLISH packets a client receives before the answer to a PINGREQ.
 fn count_retained(client: &mut RawClient) -> usize {
     let mut retained = 0;
-    client.send(&[0xC0, 0x00]);
+    client.send(&PINGREQ);
     loop {
         let packet = client.read_packet();
         match packet[0] {
@@ -303,7 +297,7 @@ fn mqtt_3_8_4_3_repeated_filters_get_their_retained_messages_each_time() {
     let broker = TestBroker::with_config("[server]\nmax_queued_messages = 5\n");
     store_retained(&broker, 20);
     let mut subscriber = raw_connected(broker.addr, "greedy");
-    subscriber.send(&pubsub::subscribe_packet(1, &[("#", 0), ("#", 0), ("#", 0)]));
+    subscriber.send(&subscribe_packet(1, &[("#", 0), ("#", 0), ("#", 0)]));
     assert_eq!(subscriber.read_packet(), vec![0x90, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00]);
     assert_eq!(count_retained(&mut subscriber), 60);
 }
@@ -315,7 +309,7 @@ fn mqtt_3_8_4_3_all_retained_messages_reach_a_reading_subscriber_beyond_the_queu
     let broker = TestBroker::start();
     store_retained(&broker, 5000);
     let mut subscriber = raw_connected(broker.addr, "reader");
-    subscriber.send(&pubsub::subscribe_packet(1, &[("r/#", 0)]));
+    subscriber.send(&subscribe_packet(1, &[("r/#", 0)]));
     assert_eq!(subscriber.read_packet(), vec![0x90, 0x03, 0x00, 0x01, 0x00]);
     assert_eq!(count_retained(&mut subscriber), 5000);
 }

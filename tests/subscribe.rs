@@ -6,13 +6,9 @@
 //! messages under test, and the subscriber, which also subscribes to the marker, must see the
 //! marker with nothing unexpected before it.
 
-mod common;
-mod pubsub;
-
-use common::{raw_connected, TestBroker};
-use pubsub::{
-    expect_no_publish_before_pingresp, next_publish, publish, publishes_until, raw_subscriber, subscribe,
-    subscribe_packet, unsubscribe_packet,
+use iothub_test_util::{
+    expect_no_publish_before_pingresp, next_publish, publish, publish_packet, publishes_until, raw_connected,
+    raw_subscriber, subscribe, subscribe_packet, unsubscribe_packet, TestBroker,
 };
 
 /// The topic that ends every check; subscribed to alongside the filter under test.
@@ -224,22 +220,12 @@ fn mqtt_3_10_4_2_no_messages_after_unsubscribe() {
 /// closes the connection before anything is acknowledged, so no acknowledged message is dropped.
 #[test]
 fn filters_and_topics_deeper_than_200_levels_are_refused() {
-    let broker = common::TestBroker::start();
-    let mut client = common::raw_connected(broker.addr, "deep");
+    let broker = TestBroker::start();
+    let mut client = raw_connected(broker.addr, "deep");
     let deep_filter = vec!["+"; 5000].join("/");
-    let mut body = vec![0, 1];
-    for filter in [deep_filter.as_str(), "#"] {
-        body.extend(u16::try_from(filter.len()).unwrap().to_be_bytes());
-        body.extend(filter.as_bytes());
-        body.push(0);
-    }
-    client.send(&common::with_header(0x82, &body));
+    client.send(&subscribe_packet(1, &[(&deep_filter, 0), ("#", 0)]));
     client.expect(&[0x90, 0x04, 0x00, 0x01, 0x80, 0x00]);
     let deep_topic = vec!["x"; 5000].join("/");
-    let mut publish = u16::try_from(deep_topic.len()).unwrap().to_be_bytes().to_vec();
-    publish.extend(deep_topic.as_bytes());
-    publish.extend([0x00, 0x07]);
-    publish.extend(b"p");
-    client.send(&common::with_header(0x32, &publish));
+    client.send(&publish_packet(&deep_topic, b"p", 1, false, false, 7));
     client.expect_closed();
 }

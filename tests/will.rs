@@ -2,78 +2,24 @@
 //! killed, keep-alive expired, protocol violation), not after DISCONNECT, with the will's QoS and
 //! RETAIN flag, and on takeover only when either connection used a clean session.
 
-// The helpers unwrap: a failure there is a test failure with a message.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::net::SocketAddr;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{
-    connect_packet, next_event, raw_connected, require_tool, with_header, RawClient, TestBroker, Tool,
+use iothub_test_util::paused::now;
+use iothub_test_util::{
+    ack, connect_packet, connect_with_will, incoming_connack, incoming_publish, incoming_suback, next_event,
+    publish, publish_packet, qos0_publish, raw_connected, raw_subscriber, require_tool, with_header,
+    PausedBroker, RawClient, TestBroker, Tool, Will, CONNACK_ACCEPTED, DISCONNECT, PUBACK,
 };
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
-
-/// A will to put in a raw CONNECT.
-struct Will<'a> {
-    topic: &'a str,
-    payload: &'a [u8],
-    qos: u8,
-    retain: bool,
-}
-
-/// A 3.1.1 CONNECT packet carrying a will.
-fn connect_with_will(client_id: &str, clean: bool, keep_alive: u16, will: &Will<'_>) -> Vec<u8> {
-    let mut flags = 0x04 | (will.qos << 3);
-    if clean {
-        flags |= 0x02;
-    }
-    if will.retain {
-        flags |= 0x20;
-    }
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, flags];
-    body.extend(keep_alive.to_be_bytes());
-    for field in [client_id.as_bytes(), will.topic.as_bytes(), will.payload] {
-        body.extend(u16::try_from(field.len()).unwrap().to_be_bytes());
-        body.extend(field);
-    }
-    with_header(0x10, &body)
-}
+use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
 
 /// Connects a raw client with a will and checks that the CONNACK accepts it without a stored
 /// session.
 fn connected_with_will(addr: SocketAddr, client_id: &str, clean: bool, will: &Will<'_>) -> RawClient {
     let mut client = RawClient::connect(addr);
     client.send(&connect_with_will(client_id, clean, 60, will));
-    client.expect(&[0x20, 0x02, 0x00, 0x00]);
+    client.expect(&CONNACK_ACCEPTED);
     client
-}
-
-/// Subscribes to one filter and checks that the SUBACK grants the requested QoS.
-fn subscribe(client: &mut RawClient, filter: &str, qos: u8) {
-    let mut body = vec![0x00, 0x01];
-    body.extend(u16::try_from(filter.len()).unwrap().to_be_bytes());
-    body.extend(filter.as_bytes());
-    body.push(qos);
-    client.send(&with_header(0x82, &body));
-    client.expect(&[0x90, 0x03, 0x00, 0x01, qos]);
-}
-
-/// A raw subscriber on `filter` at `qos`.
-fn subscriber(addr: SocketAddr, client_id: &str, filter: &str, qos: u8) -> RawClient {
-    let mut client = raw_connected(addr, client_id);
-    subscribe(&mut client, filter, qos);
-    client
-}
-
-/// The bytes of a QoS 0 PUBLISH with the given RETAIN flag.
-fn qos0_publish(topic: &str, payload: &[u8], retain: bool) -> Vec<u8> {
-    let mut body = u16::try_from(topic.len()).unwrap().to_be_bytes().to_vec();
-    body.extend(topic.as_bytes());
-    body.extend(payload);
-    with_header(if retain { 0x31 } else { 0x30 }, &body)
 }
 
 /// Publishes a QoS 1 marker from a fresh client. Messages reach a subscriber in publication
@@ -81,13 +27,8 @@ fn qos0_publish(topic: &str, payload: &[u8], retain: bool) -> Vec<u8> {
 /// before it.
 fn publish_marker(addr: SocketAddr, topic: &str) {
     let mut publisher = raw_connected(addr, "marker-publisher");
-    let mut body = u16::try_from(topic.len()).unwrap().to_be_bytes().to_vec();
-    body.extend(topic.as_bytes());
-    body.extend([0x00, 0x01]);
-    body.extend(b"marker");
-    publisher.send(&with_header(0x32, &body));
-    publisher.expect(&[0x40, 0x02, 0x00, 0x01]);
-    publisher.send(&[0xE0, 0x00]);
+    publish(&mut publisher, topic, b"marker", 1, false, 1);
+    publisher.send(&DISCONNECT);
     publisher.expect_closed();
 }
 
@@ -96,11 +37,11 @@ fn publish_marker(addr: SocketAddr, topic: &str) {
 #[test]
 fn mqtt_3_1_2_8_will_is_published_when_the_socket_closes_without_disconnect() {
     let broker = TestBroker::start();
-    let mut watcher = subscriber(broker.addr, "watcher", "will/raw", 0);
+    let mut watcher = raw_subscriber(broker.addr, "watcher", &[("will/raw", 0)]);
     let will = Will { topic: "will/raw", payload: b"gone", qos: 0, retain: false };
     let client = connected_with_will(broker.addr, "raw-will", true, &will);
     drop(client);
-    watcher.expect(&qos0_publish("will/raw", b"gone", false));
+    watcher.expect(&qos0_publish("will/raw", b"gone"));
 }
 
 // [MQTT-3.1.2-8]: the will of a mosquitto_sub process that is killed is published.
@@ -109,33 +50,24 @@ fn mqtt_3_1_2_8_will_is_published_when_mosquitto_sub_is_killed() {
     require_tool("mosquitto_sub");
     require_tool("stdbuf");
     let broker = TestBroker::start();
-    let mut watcher = subscriber(broker.addr, "watcher", "will/mosquitto", 0);
-    // Line-buffered output: through a pipe, the debug lines would otherwise wait in stdio's
-    // buffer until the process exits.
-    let process = Tool::spawn(Command::new("stdbuf").args([
-        "-oL",
-        "mosquitto_sub",
-        "-h",
-        "127.0.0.1",
-        "-p",
+    let mut watcher = raw_subscriber(broker.addr, "watcher", &[("will/mosquitto", 0)]);
+    let process = Tool::mosquitto_sub(
         &broker.port(),
-        "-i",
-        "mosquitto-will",
-        "-t",
-        "some/topic",
-        "--will-topic",
-        "will/mosquitto",
-        "--will-payload",
-        "killed",
-        "-d",
-    ]));
+        &[
+            "-i",
+            "mosquitto-will",
+            "-t",
+            "some/topic",
+            "--will-topic",
+            "will/mosquitto",
+            "--will-payload",
+            "killed",
+            "-d",
+        ],
+    );
     process.expect_line_containing("received SUBACK");
     drop(process);
-    watcher.expect(&qos0_publish("will/mosquitto", b"killed", false));
-}
-
-fn connack(event: &Event) -> Option<()> {
-    matches!(event, Event::Incoming(Packet::ConnAck(_))).then_some(())
+    watcher.expect(&qos0_publish("will/mosquitto", b"killed"));
 }
 
 // [MQTT-3.1.2-8]: the LastWill of a rumqttc client whose connection drops is published.
@@ -144,23 +76,19 @@ async fn mqtt_3_1_2_8_rumqttc_last_will_is_published_when_the_connection_drops()
     let broker = TestBroker::start();
     let port = broker.addr.port();
     let (watcher, mut watcher_loop) = AsyncClient::new(MqttOptions::new("watcher", "127.0.0.1", port), 10);
-    next_event(&mut watcher_loop, connack).await;
+    next_event(&mut watcher_loop, incoming_connack).await;
     watcher.subscribe("will/rumqttc", QoS::AtLeastOnce).await.unwrap();
-    next_event(&mut watcher_loop, |e| matches!(e, Event::Incoming(Packet::SubAck(_))).then_some(())).await;
+    next_event(&mut watcher_loop, incoming_suback).await;
 
     let mut options = MqttOptions::new("rumqttc-will", "127.0.0.1", port);
     options.set_last_will(LastWill::new("will/rumqttc", "lost", QoS::AtLeastOnce, false));
     let (client, mut eventloop) = AsyncClient::new(options, 10);
-    next_event(&mut eventloop, connack).await;
+    next_event(&mut eventloop, incoming_connack).await;
     // Dropping the event loop closes its socket without DISCONNECT.
     drop(eventloop);
     drop(client);
 
-    let will = next_event(&mut watcher_loop, |e| match e {
-        Event::Incoming(Packet::Publish(publish)) => Some(publish.clone()),
-        _ => None,
-    })
-    .await;
+    let will = next_event(&mut watcher_loop, incoming_publish).await;
     assert_eq!(will.topic, "will/rumqttc");
     assert_eq!(will.payload, "lost".as_bytes());
     assert_eq!(will.qos, QoS::AtLeastOnce);
@@ -170,7 +98,7 @@ async fn mqtt_3_1_2_8_rumqttc_last_will_is_published_when_the_connection_drops()
 #[test]
 fn mqtt_3_1_2_10_will_is_not_published_after_disconnect() {
     let broker = TestBroker::start();
-    let mut watcher = subscriber(broker.addr, "watcher", "will/disconnect", 0);
+    let mut watcher = raw_subscriber(broker.addr, "watcher", &[("will/disconnect", 0)]);
     let will = Will { topic: "will/disconnect", payload: b"must not appear", qos: 0, retain: false };
     let mut client = connected_with_will(broker.addr, "disconnecting", true, &will);
     client.send(&[0xE0, 0x00]);
@@ -178,7 +106,7 @@ fn mqtt_3_1_2_10_will_is_not_published_after_disconnect() {
     // will would already be on its way.
     client.expect_closed();
     publish_marker(broker.addr, "will/disconnect");
-    watcher.expect(&qos0_publish("will/disconnect", b"marker", false));
+    watcher.expect(&qos0_publish("will/disconnect", b"marker"));
 }
 
 // [MQTT-3.8.4-6]: the will is published with its own QoS (3.1.2.6), so a subscriber granted
@@ -186,18 +114,14 @@ fn mqtt_3_1_2_10_will_is_not_published_after_disconnect() {
 #[test]
 fn will_is_published_with_the_will_qos() {
     let broker = TestBroker::start();
-    let mut watcher = subscriber(broker.addr, "watcher", "will/qos", 2);
+    let mut watcher = raw_subscriber(broker.addr, "watcher", &[("will/qos", 2)]);
     let will = Will { topic: "will/qos", payload: b"qos one", qos: 1, retain: false };
     drop(connected_with_will(broker.addr, "qos-will", true, &will));
     let packet = watcher.read_packet();
     assert_eq!(packet[0], 0x32, "QoS 1, DUP and RETAIN clear: {packet:02x?}");
-    let mut body = vec![0x00, 0x08];
-    body.extend(b"will/qos");
-    let packet_id = [packet[12], packet[13]];
-    body.extend(packet_id);
-    body.extend(b"qos one");
-    assert_eq!(packet, with_header(0x32, &body));
-    watcher.send(&[0x40, 0x02, packet_id[0], packet_id[1]]);
+    let packet_id = u16::from_be_bytes([packet[12], packet[13]]);
+    assert_eq!(packet, publish_packet("will/qos", b"qos one", 1, false, false, packet_id));
+    watcher.send(&ack(PUBACK, packet_id));
 }
 
 // [MQTT-3.1.2-17]: a will with Will Retain 1 is published as a retained message, so a client
@@ -206,46 +130,46 @@ fn will_is_published_with_the_will_qos() {
 #[test]
 fn mqtt_3_1_2_17_will_with_retain_is_kept_as_a_retained_message() {
     let broker = TestBroker::start();
-    let mut watcher = subscriber(broker.addr, "watcher", "will/retained", 0);
+    let mut watcher = raw_subscriber(broker.addr, "watcher", &[("will/retained", 0)]);
     let will = Will { topic: "will/retained", payload: b"last words", qos: 0, retain: true };
     drop(connected_with_will(broker.addr, "retaining", true, &will));
-    watcher.expect(&qos0_publish("will/retained", b"last words", false));
+    watcher.expect(&qos0_publish("will/retained", b"last words"));
 
-    let mut latecomer = subscriber(broker.addr, "latecomer", "will/retained", 0);
-    latecomer.expect(&qos0_publish("will/retained", b"last words", true));
+    let mut latecomer = raw_subscriber(broker.addr, "latecomer", &[("will/retained", 0)]);
+    latecomer.expect(&publish_packet("will/retained", b"last words", 0, true, false, 0));
 }
 
 // [MQTT-3.1.2-16]: a will with Will Retain 0 is not kept as a retained message.
 #[test]
 fn mqtt_3_1_2_16_will_without_retain_is_not_kept() {
     let broker = TestBroker::start();
-    let mut watcher = subscriber(broker.addr, "watcher", "will/unretained", 0);
+    let mut watcher = raw_subscriber(broker.addr, "watcher", &[("will/unretained", 0)]);
     let will = Will { topic: "will/unretained", payload: b"fleeting", qos: 0, retain: false };
     drop(connected_with_will(broker.addr, "not-retaining", true, &will));
-    watcher.expect(&qos0_publish("will/unretained", b"fleeting", false));
+    watcher.expect(&qos0_publish("will/unretained", b"fleeting"));
 
-    let mut latecomer = subscriber(broker.addr, "latecomer", "will/unretained", 0);
+    let mut latecomer = raw_subscriber(broker.addr, "latecomer", &[("will/unretained", 0)]);
     publish_marker(broker.addr, "will/unretained");
-    latecomer.expect(&qos0_publish("will/unretained", b"marker", false));
+    latecomer.expect(&qos0_publish("will/unretained", b"marker"));
 }
 
 // [MQTT-3.1.2-24], [MQTT-3.1.2-8]: a client that goes silent past one and a half times its
-// keep-alive is disconnected, and its will is published.
-#[test]
-fn mqtt_3_1_2_24_will_is_published_when_keep_alive_expires() {
-    let broker = TestBroker::start();
-    let mut watcher = subscriber(broker.addr, "watcher", "will/keepalive", 0);
-    let will = Will { topic: "will/keepalive", payload: b"timed out", qos: 0, retain: false };
-    let mut client = RawClient::connect(broker.addr);
-    let start = Instant::now();
-    client.send(&connect_with_will("silent", true, 1, &will));
-    client.expect(&[0x20, 0x02, 0x00, 0x00]);
-    watcher.expect(&qos0_publish("will/keepalive", b"timed out", false));
-    let elapsed = start.elapsed();
-    // 1.5 s is the deadline; the bounds leave room for a busy machine.
-    assert!(elapsed >= Duration::from_secs(1), "will published too early: {elapsed:?}");
-    assert!(elapsed <= Duration::from_secs(4), "will published too late: {elapsed:?}");
-    client.expect_closed();
+// keep-alive is disconnected, and its will is published. On the paused clock
+// (`iothub_test_util::paused`), so the 1.5 s are virtual.
+#[tokio::test(start_paused = true)]
+async fn mqtt_3_1_2_24_will_is_published_when_keep_alive_expires() {
+    let broker = PausedBroker::start().await;
+    let mut watcher = broker.connected(&connect_packet("watcher", true, 60), &CONNACK_ACCEPTED).await;
+    watcher.subscribe(1, &[("will/keepalive", 0)]).await;
+    let will = Will::qos0("will/keepalive", b"timed out");
+    let start = now();
+    let mut client = broker.connected(&connect_with_will("silent", true, 1, &will), &CONNACK_ACCEPTED).await;
+    watcher.expect(&qos0_publish("will/keepalive", b"timed out")).await;
+    let elapsed = now() - start;
+    // 1.5 s is the deadline.
+    assert!(elapsed >= Duration::from_millis(1500), "will published too early: {elapsed:?}");
+    assert!(elapsed <= Duration::from_millis(1510), "will published too late: {elapsed:?}");
+    client.expect_closed().await;
 }
 
 // [MQTT-3.1.2-8]: a connection closed by the server for a protocol violation publishes its
@@ -259,12 +183,12 @@ fn mqtt_3_1_2_8_will_is_published_after_a_protocol_violation() {
     ];
     for (client_id, violation) in violations {
         let topic = format!("will/{client_id}");
-        let mut watcher = subscriber(broker.addr, &format!("watcher-{client_id}"), &topic, 0);
+        let mut watcher = raw_subscriber(broker.addr, &format!("watcher-{client_id}"), &[(&topic, 0)]);
         let will = Will { topic: &topic, payload: b"violated", qos: 0, retain: false };
         let mut client = connected_with_will(broker.addr, client_id, true, &will);
         client.send(&violation);
         client.expect_closed();
-        watcher.expect(&qos0_publish(&topic, b"violated", false));
+        watcher.expect(&qos0_publish(&topic, b"violated"));
     }
 }
 
@@ -276,7 +200,7 @@ fn mqtt_3_1_4_2_takeover_publishes_the_old_will_when_either_connection_is_clean(
     for (old_clean, new_clean) in [(true, true), (true, false), (false, true)] {
         let client_id = format!("taken-{old_clean}-{new_clean}");
         let topic = format!("will/{client_id}");
-        let mut watcher = subscriber(broker.addr, &format!("watcher-{client_id}"), &topic, 0);
+        let mut watcher = raw_subscriber(broker.addr, &format!("watcher-{client_id}"), &[(&topic, 0)]);
         let will = Will { topic: &topic, payload: b"taken over", qos: 0, retain: false };
         let mut old = connected_with_will(broker.addr, &client_id, old_clean, &will);
         let mut new = RawClient::connect(broker.addr);
@@ -284,7 +208,7 @@ fn mqtt_3_1_4_2_takeover_publishes_the_old_will_when_either_connection_is_clean(
         let present = u8::from(!old_clean && !new_clean);
         new.expect(&[0x20, 0x02, present, 0x00]);
         old.expect_closed();
-        watcher.expect(&qos0_publish(&topic, b"taken over", false));
+        watcher.expect(&qos0_publish(&topic, b"taken over"));
     }
 }
 
@@ -294,12 +218,12 @@ fn mqtt_3_1_4_2_takeover_publishes_the_old_will_when_either_connection_is_clean(
 #[test]
 fn mqtt_3_1_2_8_takeover_between_persistent_connections_publishes_the_will() {
     let broker = TestBroker::start();
-    let mut watcher = subscriber(broker.addr, "watcher", "will/persistent", 0);
+    let mut watcher = raw_subscriber(broker.addr, "watcher", &[("will/persistent", 0)]);
     let will = Will { topic: "will/persistent", payload: b"gone", qos: 0, retain: false };
     let mut old = connected_with_will(broker.addr, "persistent", false, &will);
     let mut new = RawClient::connect(broker.addr);
     new.send(&connect_packet("persistent", false, 60));
     new.expect(&[0x20, 0x02, 0x01, 0x00]);
     old.expect_closed();
-    watcher.expect(&qos0_publish("will/persistent", b"gone", false));
+    watcher.expect(&qos0_publish("will/persistent", b"gone"));
 }

@@ -1,0 +1,161 @@
+//! The real broker on an ephemeral loopback port in a thread of its own, and a blocking
+//! raw-bytes client for exact exchanges and malformed input. For the broker on the test's own
+//! runtime with a paused clock, see [`crate::paused`].
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use iothub::{Config, ConfigBuilder, Server};
+use tokio_util::sync::CancellationToken;
+
+use crate::{OrFail, WAIT};
+
+/// A configuration from extra TOML (the `[server]` table and others), listening on
+/// `127.0.0.1:0` whatever the TOML says.
+pub fn loopback_config(toml: &str) -> Config {
+    ConfigBuilder::new()
+        .toml("test", toml)
+        .or_fail("the test's TOML configuration")
+        .set_flag("--listen", "server.listen_addresses=tcp://127.0.0.1:0")
+        .or_fail("the loopback listener")
+        .build()
+        .or_fail("the test's configuration")
+}
+
+/// A broker running in a background thread on a multi-thread runtime of its own; stopped when
+/// dropped.
+pub struct TestBroker {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Stops the server.
+    shutdown: CancellationToken,
+    /// The thread that runs the server.
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestBroker {
+    /// Starts a broker with the default configuration on an ephemeral loopback port.
+    pub fn start() -> TestBroker {
+        TestBroker::with_config("")
+    }
+
+    /// Starts a broker with extra TOML configuration (the listener is always `127.0.0.1:0`).
+    pub fn with_config(toml: &str) -> TestBroker {
+        TestBroker::with_typed_config(loopback_config(toml))
+    }
+
+    /// Starts a broker with a complete configuration.
+    pub fn with_typed_config(config: Config) -> TestBroker {
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .or_fail("the broker's runtime");
+            runtime.block_on(async move {
+                let server = Server::bind(&config).await.or_fail("binding the broker");
+                // The test waits for the address; if it gave up, the server stops with it.
+                if tx.send(server.local_addrs()[0]).is_ok() {
+                    server.run(token).await;
+                }
+            });
+        });
+        let addr = rx.recv_timeout(WAIT).or_fail("the broker did not start");
+        TestBroker { addr, shutdown, thread: Some(thread) }
+    }
+
+    /// The port, as a string for command-line clients.
+    pub fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A blocking client that speaks raw bytes, for exact exchanges and malformed input. Every read
+/// fails the test after [`WAIT`].
+pub struct RawClient {
+    /// The socket.
+    pub stream: TcpStream,
+}
+
+impl RawClient {
+    /// Connects to the broker without sending anything.
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).or_fail("connecting to the broker");
+        stream.set_read_timeout(Some(WAIT)).or_fail("setting the read timeout");
+        stream.set_nodelay(true).or_fail("setting TCP_NODELAY");
+        RawClient { stream }
+    }
+
+    /// Sends bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).or_fail("sending to the broker");
+    }
+
+    /// Reads exactly `n` bytes, failing the test after `WAIT`.
+    pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        self.stream.read_exact(&mut buf).unwrap_or_else(|e| panic!("expected {n} bytes: {e}"));
+        buf
+    }
+
+    /// Asserts that the next bytes from the broker are exactly `expected`.
+    #[track_caller]
+    pub fn expect(&mut self, expected: &[u8]) {
+        assert_eq!(self.read_exact(expected.len()), expected);
+    }
+
+    /// Reads one whole MQTT packet (fixed header included).
+    pub fn read_packet(&mut self) -> Vec<u8> {
+        let mut packet = self.read_exact(2);
+        let mut len = usize::from(packet[1] & 0x7F);
+        let mut shift = 7;
+        let mut last = packet[1];
+        while last & 0x80 != 0 {
+            last = self.read_exact(1)[0];
+            packet.push(last);
+            len |= usize::from(last & 0x7F) << shift;
+            shift += 7;
+        }
+        packet.extend(self.read_exact(len));
+        packet
+    }
+
+    /// Asserts that the broker closes the connection (EOF or reset) without sending more bytes.
+    #[track_caller]
+    pub fn expect_closed(&mut self) {
+        let mut buf = [0u8; 64];
+        match self.stream.read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => panic!("expected the connection to close, got {:02x?}", &buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("expected the connection to close: {e}"),
+        }
+    }
+
+    /// Asserts that nothing arrives within `quiet`.
+    #[track_caller]
+    pub fn expect_silence(&mut self, quiet: Duration) {
+        self.stream.set_read_timeout(Some(quiet)).or_fail("setting the read timeout");
+        let mut buf = [0u8; 1];
+        match self.stream.read(&mut buf) {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            other => panic!("expected silence, got {other:?}"),
+        }
+        self.stream.set_read_timeout(Some(WAIT)).or_fail("setting the read timeout");
+    }
+}
