@@ -373,6 +373,23 @@ async fn persistent_session_is_present_after_299_s_offline_and_gone_after_301_s(
     broker.connected(&back, &CONNACK_ACCEPTED).await.disconnect().await;
 }
 
+// A session whose expiry time has passed is not resumed even if the periodic sweep has not come
+// round to it yet: stored 5 s after the server started with `session_timeout_secs = 300`, it is
+// due at 305 s; the sweeps run every 10 s (at 300 s and 310 s), and a reconnect at 306 s gets
+// session present 0.
+#[tokio::test(start_paused = true)]
+async fn an_expired_session_is_not_resumed_between_two_expiry_sweeps() {
+    let broker = PausedBroker::with_config("[server]\nsession_timeout_secs = 300\n").await;
+    let start = now();
+    tokio::time::sleep_until(start + Duration::from_secs(5)).await;
+    let mut client = broker.connected(&connect_packet("late-sleeper", false, 60), &CONNACK_ACCEPTED).await;
+    client.subscribe(1, &[("expiry/late", 1)]).await;
+    client.disconnect().await;
+    tokio::time::sleep_until(start + Duration::from_secs(306)).await;
+    let back = connect_packet("late-sleeper", false, 60);
+    broker.connected(&back, &CONNACK_ACCEPTED).await.disconnect().await;
+}
+
 // [MQTT-3.1.4-2]: a persistent connection that takes over a connected client identifier closes
 // the old connection and keeps the session: session present 1 and the same subscriptions.
 #[test]

@@ -111,7 +111,7 @@ mod tests {
     use crate::mailbox::{Mailbox, QueueLimits};
     use crate::metrics::Metrics;
     use crate::router::Router;
-    use crate::session::Registry;
+    use crate::session::{Previous, Registry};
     use std::time::Duration;
 
     fn identity(client_id: &ByteString) -> Arc<ClientIdentity> {
@@ -137,7 +137,8 @@ mod tests {
         let context = context();
         let client_id = ByteString::from("wedged");
         let takeover = Arc::new(Takeover::default());
-        let claimed = context.registry.claim(&identity(&client_id), 1, &takeover, false).await;
+        let claimed =
+            context.registry.claim(&identity(&client_id), 1, &takeover, false, Instant::now()).await;
         assert!(claimed.is_none());
         let mailbox = Arc::new(Mailbox::new(7, QueueLimits::messages(10)));
         let session = Box::new(Session::new(client_id.clone(), false, mailbox, context.session_limits()));
@@ -149,9 +150,12 @@ mod tests {
         assert!(panicked.is_err());
         let next = Arc::new(Takeover::default());
         let second = identity(&client_id);
-        let claim = context.registry.claim(&second, 2, &next, false);
+        let claim = context.registry.claim(&second, 2, &next, false, Instant::now());
         let resumed = tokio::time::timeout(Duration::from_secs(5), claim).await;
-        let session = resumed.ok().flatten().map(|s| s.mailbox().session_id());
+        let session = match resumed {
+            Ok(Some(Previous::Stored(s))) => Some(s.mailbox().session_id()),
+            _ => None,
+        };
         assert_eq!(session, Some(7), "the stored session is handed to the next connection");
     }
 
@@ -161,11 +165,11 @@ mod tests {
         let context = context();
         let client_id = ByteString::from("early");
         let takeover = Arc::new(Takeover::default());
-        let _ = context.registry.claim(&identity(&client_id), 1, &takeover, true).await;
+        let _ = context.registry.claim(&identity(&client_id), 1, &takeover, true, Instant::now()).await;
         drop(SessionGuard::new(Arc::clone(&context), client_id.clone(), 1, takeover));
         let next = Arc::new(Takeover::default());
         let second = identity(&client_id);
-        let claim = context.registry.claim(&second, 2, &next, true);
+        let claim = context.registry.claim(&second, 2, &next, true, Instant::now());
         assert!(tokio::time::timeout(Duration::from_secs(5), claim).await.is_ok());
     }
 
@@ -179,7 +183,7 @@ mod tests {
             listener: Arc::from("tcp://0.0.0.0:1883"),
         };
         let who = Arc::new(ClientIdentity::new(&info, "sensor-1".into(), Some("alice".into())));
-        let _ = context.registry.claim(&who, 1, &Arc::new(Takeover::default()), true).await;
+        let _ = context.registry.claim(&who, 1, &Arc::new(Takeover::default()), true, Instant::now()).await;
         let found = context.registry.identity("sensor-1");
         let found = found.as_deref().map(|i| (i.username.as_deref(), i.peer.port(), &*i.listener));
         assert_eq!(found, Some((Some("alice"), 40000, "tcp://0.0.0.0:1883")));

@@ -13,7 +13,7 @@ use crate::context::Context;
 use crate::exit::Exit;
 use crate::mailbox::Mailbox;
 use crate::message::too_deep;
-use crate::session::{write, Session};
+use crate::session::{write, Previous, Session};
 
 /// The outcome of a CONNECT that the server accepts.
 pub(super) struct Accepted {
@@ -76,16 +76,18 @@ pub(super) fn connack(out: &mut BytesMut, session_present: bool, reason_code: Re
 pub(super) fn open_session(
     connect: &Connect,
     client_id: ByteString,
-    previous: Option<Box<Session>>,
+    previous: Option<Previous>,
     context: &Context,
 ) -> Accepted {
-    if let Some(mut previous) = previous {
-        if connect.clean_start || previous.clean {
-            discard(context, &mut previous);
-        } else {
+    match previous {
+        Some(Previous::Stored(previous)) if !connect.clean_start && !previous.clean => {
             previous.mailbox().set_online(true);
             return Accepted { session: previous, session_present: true };
         }
+        Some(Previous::Stored(mut previous) | Previous::Expired(mut previous)) => {
+            discard(context, &mut previous);
+        }
+        None => {}
     }
     let mailbox = Arc::new(
         Mailbox::new(context.registry.next_id(), context.queue_limits())

@@ -190,7 +190,13 @@ impl Connection {
         let identity = Arc::new(ClientIdentity::new(&self.info, client_id.clone(), username));
         let connection_id = self.context.registry.next_id();
         let takeover = Arc::new(Takeover::default());
-        let claim = self.context.registry.claim(&identity, connection_id, &takeover, connect.clean_start);
+        let claim = self.context.registry.claim(
+            &identity,
+            connection_id,
+            &takeover,
+            connect.clean_start,
+            Instant::now(),
+        );
         let previous = tokio::select! {
             () = shutdown.cancelled() => return Exit::Shutdown,
             previous = claim => previous,

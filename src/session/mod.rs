@@ -36,7 +36,7 @@ use tokio::time::Instant;
 
 pub(crate) use expiry::SessionExpiry;
 pub(crate) use keepalive::KeepAlive;
-pub(crate) use registry::{Registry, Takeover};
+pub(crate) use registry::{Previous, Registry, Takeover};
 pub use will::Will;
 
 use crate::exit::Exit;

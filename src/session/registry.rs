@@ -125,6 +125,15 @@ pub struct Registry {
     next_id: AtomicU64,
 }
 
+/// The session a claim found for its client identifier.
+#[derive(Debug)]
+pub enum Previous {
+    /// A stored session, to resume or (for a clean start) discard.
+    Stored(Box<Session>),
+    /// A stored session whose expiry time had passed: to be discarded.
+    Expired(Box<Session>),
+}
+
 /// How long a claim waits for a previous connection to hand its session back before asking
 /// again.
 const HANDBACK_WAIT: Duration = Duration::from_secs(1);
@@ -147,7 +156,8 @@ impl Registry {
         connection_id: u64,
         takeover: &Arc<Takeover>,
         clean: bool,
-    ) -> Option<Box<Session>> {
+        now: Instant,
+    ) -> Option<Previous> {
         let client_id = &identity.client_id;
         loop {
             let previous = {
@@ -164,7 +174,12 @@ impl Registry {
                     };
                     slots.by_client.insert(client_id.clone(), slot);
                     return match previous {
-                        Some(Slot::Offline { session, .. }) => Some(session),
+                        // A session whose expiry time has passed is not resumed, even if the
+                        // sweeper has not discarded it yet.
+                        Some(Slot::Offline { session, expires: Some((at, _)) }) if at <= now => {
+                            Some(Previous::Expired(session))
+                        }
+                        Some(Slot::Offline { session, .. }) => Some(Previous::Stored(session)),
                         _ => None,
                     };
                 }
