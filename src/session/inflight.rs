@@ -1,7 +1,8 @@
 //! The outbound inflight window: QoS 1 and 2 messages sent to the client and not yet fully
 //! acknowledged, and the packet identifiers they use.
 //!
-//! Every operation a peer can trigger costs O(1): entries are found by packet identifier in a
+//! Every operation a peer can trigger costs O(1): up to 32 messages in flight (the default window
+//! is 20) entries are found in a short vector in send order, beyond that by packet identifier in a
 //! map (with a cheap multiplicative hash: the broker chooses every key, so a peer cannot pick
 //! colliding ones), send order is kept in a queue compacted lazily, and a free packet identifier
 //! is found among the next `PROBES` after the last one or, once a window is too full for that,
@@ -131,13 +132,20 @@ fn word_id(word: usize, bits: u64) -> u16 {
     u16::try_from(word * 64 + bits.trailing_ones() as usize).unwrap_or(0)
 }
 
+/// Up to this many messages in flight, the window is a short vector searched linearly: cheaper
+/// than hashing for the usual windows (20 by default), and still a constant bound.
+const SMALL: usize = 32;
+
 /// The inflight window of one session.
 #[derive(Debug, Default)]
 pub(super) struct Inflight {
-    /// Entries by packet identifier.
+    /// The window while it holds at most `SMALL` messages (and `entries` is empty), in send
+    /// order.
+    small: VecDeque<(u16, Outgoing)>,
+    /// The window once it has held more: entries by packet identifier.
     entries: HashMap<u16, Outgoing, BuildHasherDefault<IdHasher>>,
-    /// Packet identifiers in send order with their sequence numbers; entries that no longer match
-    /// `entries` are stale and skipped.
+    /// Packet identifiers of `entries` in send order with their sequence numbers; entries that
+    /// no longer match `entries` are stale and skipped.
     order: VecDeque<(u64, u16)>,
     /// Next sequence number.
     next_sequence: u64,
@@ -151,12 +159,23 @@ pub(super) struct Inflight {
 impl Inflight {
     /// Number of messages in flight.
     pub(super) fn len(&self) -> usize {
-        self.entries.len()
+        self.small.len() + self.entries.len()
+    }
+
+    fn in_use(&self, id: u16) -> bool {
+        if self.entries.is_empty() {
+            self.small.iter().any(|(used, _)| *used == id)
+        } else {
+            self.entries.contains_key(&id)
+        }
     }
 
     /// Adds a sent delivery under a fresh packet identifier, which it returns; `None` only if all
     /// 65,535 identifiers are in use.
     pub(super) fn insert(&mut self, state: Awaiting, delivery: Delivery) -> Option<PacketId> {
+        if self.entries.is_empty() && self.small.len() >= SMALL {
+            self.grow();
+        }
         let id = self.free_id()?;
         let packet_id = PacketId::new(id)?;
         if let Some(ids) = &mut self.ids {
@@ -165,9 +184,22 @@ impl Inflight {
         self.last_id = id;
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        self.entries.insert(id, Outgoing { state, delivery, sequence });
-        self.order.push_back((sequence, id));
+        let outgoing = Outgoing { state, delivery, sequence };
+        if self.entries.is_empty() && self.small.len() < SMALL {
+            self.small.push_back((id, outgoing));
+        } else {
+            self.entries.insert(id, outgoing);
+            self.order.push_back((sequence, id));
+        }
         Some(packet_id)
+    }
+
+    /// Moves a full short window into the map.
+    fn grow(&mut self) {
+        for (id, outgoing) in self.small.drain(..) {
+            self.order.push_back((outgoing.sequence, id));
+            self.entries.insert(id, outgoing);
+        }
     }
 
     /// A free identifier at or after the one following the last handed out.
@@ -178,15 +210,15 @@ impl Inflight {
         }
         let mut candidate = start;
         for _ in 0..PROBES {
-            if candidate != 0 && !self.entries.contains_key(&candidate) {
+            if candidate != 0 && !self.in_use(candidate) {
                 return Some(candidate);
             }
             candidate = candidate.wrapping_add(1);
         }
         // A window this full of neighbouring identifiers: from now on, the bitmap.
         let mut ids = IdBitmap::new();
-        for &id in self.entries.keys() {
-            ids.set(id, true);
+        for id in self.entries.keys().chain(self.small.iter().map(|(id, _)| id)) {
+            ids.set(*id, true);
         }
         let id = ids.free_from(start);
         self.ids = Some(ids);
@@ -195,13 +227,23 @@ impl Inflight {
 
     /// The exchange using `packet_id`, if any.
     pub(super) fn get(&self, packet_id: PacketId) -> Option<&Outgoing> {
-        self.entries.get(&packet_id.get())
+        let id = packet_id.get();
+        if self.entries.is_empty() {
+            self.small.iter().find(|(used, _)| *used == id).map(|(_, outgoing)| outgoing)
+        } else {
+            self.entries.get(&id)
+        }
     }
 
     /// The state of the exchange using `packet_id`, moved from `from` to `to` if it was in
     /// `from`; one lookup.
     pub(super) fn advance(&mut self, packet_id: PacketId, from: Awaiting, to: Awaiting) -> Option<Awaiting> {
-        let outgoing = self.entries.get_mut(&packet_id.get())?;
+        let id = packet_id.get();
+        let outgoing = if self.entries.is_empty() {
+            self.small.iter_mut().find(|(used, _)| *used == id).map(|(_, outgoing)| outgoing)?
+        } else {
+            self.entries.get_mut(&id)?
+        };
         let was = outgoing.state;
         if was == from {
             outgoing.state = to;
@@ -213,21 +255,29 @@ impl Inflight {
     /// lookup, plus one for the front of the send order.
     pub(super) fn complete(&mut self, packet_id: PacketId, state: Awaiting) -> bool {
         let id = packet_id.get();
-        match self.entries.entry(id) {
-            Entry::Occupied(entry) if entry.get().state == state => {
-                entry.remove();
+        if self.entries.is_empty() {
+            let Some(at) = self.small.iter().position(|(used, o)| *used == id && o.state == state) else {
+                return false;
+            };
+            self.small.remove(at);
+        } else {
+            match self.entries.entry(id) {
+                Entry::Occupied(entry) if entry.get().state == state => {
+                    entry.remove();
+                }
+                _ => return false,
             }
-            _ => return false,
+            self.compact();
         }
         if let Some(ids) = &mut self.ids {
             ids.set(id, false);
         }
-        self.compact();
         true
     }
 
     /// Drops stale entries of the send order: from the front at once, and all of them when they
-    /// outnumber the live ones, so the queue stays within twice the window (amortised O(1)).
+    /// outnumber the live ones, so the queue stays within twice the window (amortised O(1)). An
+    /// emptied map goes back to the short vector.
     fn compact(&mut self) {
         while let Some(&(sequence, id)) = self.order.front() {
             if self.entries.get(&id).is_some_and(|o| o.sequence == sequence) {
@@ -239,14 +289,19 @@ impl Inflight {
             let entries = &self.entries;
             self.order.retain(|(sequence, id)| entries.get(id).is_some_and(|o| o.sequence == *sequence));
         }
+        if self.entries.is_empty() {
+            self.order.clear();
+        }
     }
 
     /// Every entry in send order, with its packet identifier.
     pub(super) fn in_order(&self) -> impl Iterator<Item = (PacketId, &Outgoing)> {
-        self.order.iter().filter_map(|(sequence, id)| {
+        let small = self.small.iter().filter_map(|(id, outgoing)| Some((PacketId::new(*id)?, outgoing)));
+        let large = self.order.iter().filter_map(|(sequence, id)| {
             let outgoing = self.entries.get(id).filter(|o| o.sequence == *sequence)?;
             Some((PacketId::new(*id)?, outgoing))
-        })
+        });
+        small.chain(large)
     }
 }
 
@@ -306,6 +361,6 @@ mod tests {
         assert_eq!(left, expected);
         assert!(inflight.order.len() <= 2 * inflight.len() + 16);
         assert!(!inflight.complete(ids[0], Awaiting::Rec), "wrong state is ignored");
-        assert!(inflight.ids.is_none(), "a small window never needs the bitmap");
+        assert!(inflight.ids.is_none(), "a window of neighbouring free ids never needs the bitmap");
     }
 }
