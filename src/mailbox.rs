@@ -479,6 +479,22 @@ mod tests {
         assert_eq!(mailbox.dropped(), 3);
     }
 
+    /// The pull's byte budget counts topics too: deliveries of long topics and empty payloads
+    /// are not pulled a whole queue at a time (before, 1,000 of them with 60 kB topics went into
+    /// one write buffer, 57 MB per non-reading subscriber).
+    #[test]
+    fn pull_budget_counts_topic_bytes() {
+        let mailbox = Mailbox::new(1, limits(1000, 0));
+        let topic: String = "t".repeat(60_000);
+        for _ in 0..100 {
+            let message = Arc::new(Message::new(topic.as_str().into(), Bytes::new(), QoS::AtMostOnce, false));
+            mailbox.push(Delivery { message, qos: QoS::AtMostOnce, retain: false });
+        }
+        let mut out = Vec::new();
+        mailbox.pull(&mut out, usize::MAX, 64 * 1024);
+        assert_eq!(out.len(), 1, "one 60 kB delivery fills a 64 KiB budget");
+    }
+
     #[test]
     fn byte_limit_counts_the_encoded_packet() {
         // A QoS 1 PUBLISH to "t" with a 3-byte payload is 2 + 3 + 2 + 2 + 1 = 10 bytes.
