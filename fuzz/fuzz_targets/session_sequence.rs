@@ -38,10 +38,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use iothub::exit::Exit;
-use iothub::mailbox::{Mailbox, QueueLimits, QueueOverflow};
-use iothub::message::Delivery;
-use iothub::session::{is_reserved_for_broker, write, Session, SessionLimits, Will};
+use iothub::internals::{
+    is_reserved_for_broker, write, Delivery, Exit, Mailbox, QueueLimits, QueueOverflow, Session,
+    SessionLimits, Will,
+};
 use iothub_protocol::{decode, Packet, PacketId, ProtocolVersion, PublishResponse, QoS};
 use libfuzzer_sys::fuzz_target;
 use tokio::time::Instant;

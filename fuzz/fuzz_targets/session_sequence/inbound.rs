@@ -2,8 +2,8 @@
 //! does, and the session's actions, each checked against the model and taken.
 
 use bytes::Bytes;
-use iothub::exit::Exit;
-use iothub::session::Action;
+use iothub::internals::Action;
+use iothub::internals::Exit;
 use iothub_protocol::{Packet, Publish, QoS, Subscribe, SubscriptionOptions, Unsubscribe};
 
 use super::model::{Ending, Expected};

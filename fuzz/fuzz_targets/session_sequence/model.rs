@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
-use iothub::message::too_deep;
-use iothub::session::is_reserved_for_broker;
+use iothub::internals::is_reserved_for_broker;
+use iothub::internals::too_deep;
 use iothub_protocol::{
     Packet, Publish, PublishResponse, QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use iothub::exit::Exit;
-use iothub::mailbox::PushOutcome;
-use iothub::message::{Delivery, Message};
+use iothub::internals::Exit;
+use iothub::internals::PushOutcome;
+use iothub::internals::{Delivery, Message};
 use iothub_protocol::{publish_size, Packet, PacketId, PublishResponse, QoS};
 
 use super::model::{Outgoing, Queued, Stage};
