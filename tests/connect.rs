@@ -7,12 +7,13 @@
 use std::io::Read;
 use std::net::Shutdown;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use iothub_test_util::paused::now;
 use iothub_test_util::{
     connect_packet, connect_packet_raw, field, incoming_connack, incoming_publish, incoming_suback,
     next_event, publish_packet, qos0_publish, raw_connected, require_tool, run_tool, subscribe,
-    subscribe_packet, tool_stdout, with_header, RawClient, TestBroker, CONNACK_ACCEPTED,
+    subscribe_packet, tool_stdout, with_header, PausedBroker, RawClient, TestBroker, CONNACK_ACCEPTED,
     CONNACK_SESSION_PRESENT, DISCONNECT, PINGREQ, PINGRESP, WAIT,
 };
 use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, EventLoop, MqttOptions, QoS};
@@ -335,31 +336,31 @@ async fn mqtt_3_1_4_2_takeover_closes_old_rumqttc_connection() {
     assert_eq!(&publish.payload[..], b"survivor");
 }
 
-#[test]
-fn connect_timeout_closes_a_silent_connection() {
-    // A connection that sends no CONNECT within connect_timeout_secs is closed; so is one that
-    // sends only part of a CONNECT.
-    let broker = TestBroker::with_config("[server]\nconnect_timeout_secs = 1\n");
-    let started = Instant::now();
-    let mut silent = RawClient::connect(broker.addr);
-    let mut partial = RawClient::connect(broker.addr);
-    partial.send(&connect_packet("partial", true, 60)[..6]);
-    silent.expect_closed();
-    partial.expect_closed();
-    let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(900), "closed too early: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(5), "closed too late: {elapsed:?}");
+// A connection that sends no CONNECT within connect_timeout_secs is closed; so is one that sends
+// only part of a CONNECT. In virtual time: both close at exactly 1 s.
+#[tokio::test(start_paused = true)]
+async fn connect_timeout_closes_a_silent_connection() {
+    let broker = PausedBroker::with_config("[server]\nconnect_timeout_secs = 1\n").await;
+    let started = now();
+    let mut silent = broker.client().await;
+    let mut partial = broker.client().await;
+    partial.send(&connect_packet("partial", true, 60)[..6]).await;
+    silent.expect_closed().await;
+    partial.expect_closed().await;
+    let elapsed = now() - started;
+    assert!(elapsed >= Duration::from_secs(1), "closed too early: {elapsed:?}");
+    assert!(elapsed <= Duration::from_millis(1010), "closed too late: {elapsed:?}");
 }
 
-#[test]
-fn connect_timeout_does_not_apply_after_connect() {
-    // The timeout covers the wait for CONNECT only: a connected client that stays quiet for
-    // longer than it (but within its keep-alive) is not closed.
-    let broker = TestBroker::with_config("[server]\nconnect_timeout_secs = 1\n");
-    let mut client = raw_connected(broker.addr, "quiet-after-connect");
-    client.expect_silence(Duration::from_millis(1500));
-    client.send(&PINGREQ);
-    client.expect(&PINGRESP);
+// The timeout covers the wait for CONNECT only: a connected client that stays quiet for longer
+// than it (but within its keep-alive) is not closed. In virtual time.
+#[tokio::test(start_paused = true)]
+async fn connect_timeout_does_not_apply_after_connect() {
+    let broker = PausedBroker::with_config("[server]\nconnect_timeout_secs = 1\n").await;
+    let mut client =
+        broker.connected(&connect_packet("quiet-after-connect", true, 60), &CONNACK_ACCEPTED).await;
+    client.expect_silence(Duration::from_millis(1500)).await;
+    client.expect_alive().await;
 }
 
 #[test]
