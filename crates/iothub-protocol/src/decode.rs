@@ -6,8 +6,18 @@
 //! so the read buffer is never pinned by a message that lives on in a queue or the retained
 //! store.
 //!
-//! This module reads MQTT 3.1 and 3.1.1. A CONNECT for 5.0 is answered with
-//! `UnsupportedProtocolVersion` until the 5.0 property codec lands.
+//! This module reads MQTT 3.1, 3.1.1 and 5.0. CONNECT is read the same way whatever `version`
+//! is: its protocol level says which version the connection speaks, and the caller decodes the
+//! packets after it with that version. The 5.0 packet bodies and their properties are read in
+//! the `v5` submodule, which also checks what 5.0 adds to the grammar: which properties each
+//! packet may carry, at most once unless they may repeat, with values the specification allows,
+//! and which reason codes each packet type may carry.
+//!
+//! Some 5.0 rules need to know who sent a packet, or the connection's state, and are left to
+//! the broker: a client must not send a Subscription Identifier in PUBLISH [MQTT-3.3.4-6] (the
+//! decoder reads it, as a client must), a server must not send a Session Expiry Interval in
+//! DISCONNECT, Topic Aliases above the Topic Alias Maximum, and AUTH's method matching the
+//! CONNECT's.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -23,6 +33,8 @@ use crate::packet::{
 use crate::rule::Rule;
 use crate::topic::{validate_topic_filter, validate_topic_name};
 use crate::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
+
+mod v5;
 
 /// The largest remaining length four bytes can encode.
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
@@ -51,6 +63,9 @@ impl FixedHeader {
 /// Reads the fixed header at the start of `buf`. Returns `Ok(None)` when more bytes are needed.
 /// Refuses reserved packet types, wrong flags [MQTT-2.2.2-2], a remaining length of more than four
 /// bytes, and packets larger than `max_packet_size`, all before the body arrives.
+///
+/// `check` does not know the connection's version, so it accepts type 15 (AUTH, 5.0 only) with
+/// flags 0; [`parse`] refuses it as a reserved type in 3.1 and 3.1.1.
 pub fn check(buf: &[u8], max_packet_size: usize) -> Result<Option<FixedHeader>, DecodeError> {
     let Some(&first_byte) = buf.first() else {
         return Ok(None);
@@ -79,6 +94,9 @@ fn check_type_and_flags(first_byte: u8) -> Result<(), DecodeError> {
         3 => return Ok(()),
         6 | 8 | 10 => 0b0010,
         1 | 2 | 4 | 5 | 7 | 9 | 11 | 12 | 13 | 14 => 0,
+        // AUTH in 5.0, reserved in 3.x; the version is not known here, so flags other than 0
+        // are refused as the reserved type, which makes the packet malformed in both.
+        15 if flags == 0 => return Ok(()),
         _ => return Err(DecodeError::Violation(Rule::ReservedPacketType)),
     };
     if flags == expected {
@@ -111,10 +129,11 @@ pub fn decode(
     packet.map(Some)
 }
 
-/// Parses a packet body whose fixed header has already passed `check`.
+/// Parses a packet body whose fixed header has already passed `check`, in the wire format of
+/// `version`; a CONNECT is parsed in the format its own protocol level names.
 pub fn parse(header: FixedHeader, body: &[u8], version: ProtocolVersion) -> Result<Packet, DecodeError> {
     if version == ProtocolVersion::V5 && header.first_byte >> 4 != 1 {
-        return Err(DecodeError::Unsupported);
+        return v5::parse(header.first_byte, body);
     }
     let flags = header.first_byte & 0x0F;
     let packet = match header.first_byte >> 4 {
@@ -193,6 +212,7 @@ fn parse_connect(mut r: Reader) -> Result<Connect, DecodeError> {
     let level = r.u8()?;
     let protocol = match (&name[..], level) {
         (b"MQTT", 4) => ProtocolVersion::V311,
+        (b"MQTT", 5) => ProtocolVersion::V5,
         (b"MQIsdp", 3) => ProtocolVersion::V31,
         (b"MQTT" | b"MQIsdp", _) => return Err(DecodeError::UnsupportedProtocolVersion(level)),
         _ => return Err(DecodeError::InvalidProtocolName),
@@ -214,23 +234,28 @@ fn parse_connect(mut r: Reader) -> Result<Connect, DecodeError> {
         return Err(DecodeError::Violation(Rule::Mqtt3_1_2_15));
     }
     let will_qos = QoS::from_bits(will_qos_bits).ok_or(DecodeError::Violation(Rule::Mqtt3_1_2_14))?;
-    if password_flag && !username_flag {
+    let v5 = protocol == ProtocolVersion::V5;
+    // 5.0 allows a password without a user name (section 3.1.2.9); 3.1.1 does not.
+    if password_flag && !username_flag && !v5 {
         return Err(DecodeError::Violation(Rule::Mqtt3_1_2_22));
     }
+    r.v5 = v5;
     let keep_alive = r.u16()?;
+    let properties = if v5 { v5::connect_properties(&mut r)? } else { None };
     let client_id = r.string()?;
     let will = if will_flag {
+        let properties = if v5 { v5::will_properties(&mut r)? } else { None };
         let topic = r.string()?;
         validate_topic_name(&topic)?;
         let payload = r.binary()?;
-        Some(Will { topic, payload, qos: will_qos, retain: will_retain, properties: None })
+        Some(Will { topic, payload, qos: will_qos, retain: will_retain, properties })
     } else {
         None
     };
     let username = if username_flag { Some(r.string()?) } else { None };
     let password = if password_flag { Some(r.binary()?) } else { None };
     r.finish()?;
-    Ok(Connect { protocol, clean_start, keep_alive, client_id, will, username, password, properties: None })
+    Ok(Connect { protocol, clean_start, keep_alive, client_id, will, username, password, properties })
 }
 
 fn parse_publish(flags: u8, mut r: Reader) -> Result<Publish, DecodeError> {
@@ -284,13 +309,19 @@ fn parse_unsubscribe(mut r: Reader) -> Result<Unsubscribe, DecodeError> {
 /// fields are slices of that copy.
 struct Reader {
     buf: Bytes,
+    /// Whether strings are checked against the 5.0 statements rather than the 3.1.1 ones.
+    v5: bool,
 }
 
 const TRUNCATED: DecodeError = DecodeError::Violation(Rule::PacketTooShort);
 
 impl Reader {
     fn copy_of(body: &[u8]) -> Reader {
-        Reader { buf: Bytes::copy_from_slice(body) }
+        Reader { buf: Bytes::copy_from_slice(body), v5: false }
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len()
     }
 
     fn has_remaining(&self) -> bool {
@@ -320,13 +351,18 @@ impl Reader {
     }
 
     /// A length-prefixed UTF-8 string: well formed, no surrogates [MQTT-1.5.3-1], no U+0000
-    /// [MQTT-1.5.3-2].
+    /// [MQTT-1.5.3-2]; in 5.0 the same rules are [MQTT-1.5.4-1] and [MQTT-1.5.4-2].
     fn string(&mut self) -> Result<ByteString, DecodeError> {
         let raw = self.binary()?;
+        let (ill_formed, null) = if self.v5 {
+            (Rule::V5_1_5_4_1, Rule::V5_1_5_4_2)
+        } else {
+            (Rule::Mqtt1_5_3_1, Rule::Mqtt1_5_3_2)
+        };
         if raw.contains(&0) {
-            return Err(DecodeError::Violation(Rule::Mqtt1_5_3_2));
+            return Err(DecodeError::Violation(null));
         }
-        ByteString::try_from(raw).map_err(|_| DecodeError::Violation(Rule::Mqtt1_5_3_1))
+        ByteString::try_from(raw).map_err(|_| DecodeError::Violation(ill_formed))
     }
 
     fn rest(&mut self) -> Bytes {

@@ -1,15 +1,27 @@
-//! The encoder: `encoded_size` first, so a caller can honour a peer's maximum packet size, then
+//! The encoder: `size` first, so a caller can honour a peer's maximum packet size, then
 //! `encode` into a caller-owned buffer, so many packets coalesce into one write.
 //!
-//! This module writes MQTT 3.1 and 3.1.1; 5.0 reason codes in the model are mapped onto the 3.1.1
-//! return codes. Asking for a 5.0 encoding is refused until the 5.0 property codec lands.
+//! This module writes MQTT 3.1, 3.1.1 and 5.0. In 3.x the properties are not written and 5.0
+//! reason codes are mapped onto the 3.1.1 return codes; AUTH, which 3.x does not have, is
+//! refused. In 5.0 every packet is written with its properties, in the short form the
+//! specification allows when a PUBACK, PUBREC, PUBREL, PUBCOMP, DISCONNECT or AUTH has the
+//! reason code Success and no properties. [`Packet::encode_within`] leaves out what a sender may
+//! to respect the receiver's Maximum Packet Size, and [`OutgoingPublish`] writes a PUBLISH from
+//! a stored message and the fields of one delivery.
+
+use core::num::{NonZeroU16, NonZeroU32};
 
 use bytes::{BufMut, BytesMut};
 
 use crate::decode::MAX_REMAINING_LENGTH;
 use crate::error::EncodeError;
 use crate::packet::{Connect, Packet, Publish, PublishHeader};
+use crate::properties::PublishProperties;
 use crate::types::{PacketId, ProtocolVersion, QoS};
+
+mod v5;
+
+use v5::Trim;
 
 /// Number of bytes the variable-length encoding of `len` takes.
 fn varint_len(len: usize) -> usize {
@@ -98,20 +110,73 @@ impl Publish {
     }
 }
 
-fn connect_body_len(c: &Connect) -> usize {
-    let mut len = 2 + c.protocol.name().len() + 1 + 1 + 2 + 2 + c.client_id.len();
-    if let Some(will) = &c.will {
-        len += 2 + will.topic.len() + 2 + will.payload.len();
-    }
-    len += c.username.as_ref().map_or(0, |u| 2 + u.len());
-    len += c.password.as_ref().map_or(0, |p| 2 + p.len());
-    len
+/// The parts of a PUBLISH a broker sends: shared message fields plus per-delivery ones.
+///
+/// In 5.0 the forwarded properties are written from `properties`, and the Message Expiry
+/// Interval, Topic Alias and Subscription Identifiers from the fields of their own, since they
+/// differ per delivery (section 3.3.2.3: the expiry counts down, an alias is per connection and
+/// the identifiers are the subscriber's). In 3.1 and 3.1.1 no property is written. Sizes are
+/// computed from the fields, nothing is allocated, and `encode` reserves room once.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingPublish<'a> {
+    /// Flags and packet identifier of this delivery.
+    pub header: PublishHeader,
+    /// Topic name; may be "" when `topic_alias` is `Some` and the alias is already established.
+    pub topic: &'a str,
+    /// Application payload.
+    pub payload: &'a [u8],
+    /// The message's forwarded properties: payload format, content type, response topic,
+    /// correlation data, user properties. Their `message_expiry_interval`, `topic_alias` and
+    /// `subscription_identifiers` fields are IGNORED; the three fields below are used instead.
+    pub properties: Option<&'a PublishProperties>,
+    /// Message Expiry Interval to send: what is left of the message's lifetime.
+    pub message_expiry_interval: Option<u32>,
+    /// Topic Alias for this connection.
+    pub topic_alias: Option<NonZeroU16>,
+    /// The Subscription Identifiers of the subscriptions this delivery matched.
+    pub subscription_identifiers: &'a [NonZeroU32],
 }
 
-fn encode_connect(c: &Connect, buf: &mut BytesMut) -> Result<(), EncodeError> {
-    put_header(buf, 0x10, connect_body_len(c))?;
-    put_field(buf, c.protocol.name().as_bytes())?;
-    buf.put_u8(c.protocol.level());
+impl OutgoingPublish<'_> {
+    fn parts(&self) -> v5::PublishParts<'_> {
+        v5::PublishParts {
+            properties: self.properties,
+            message_expiry_interval: self.message_expiry_interval,
+            topic_alias: self.topic_alias,
+            subscription_identifiers: self.subscription_identifiers,
+        }
+    }
+
+    /// Size of the encoded PUBLISH in `version`, fixed header included; in 3.x the properties are
+    /// not counted, as they are not written.
+    pub fn size(&self, version: ProtocolVersion) -> usize {
+        match version {
+            ProtocolVersion::V5 => {
+                v5::publish_size(self.topic, self.header.qos, &self.parts(), self.payload.len())
+            }
+            ProtocolVersion::V31 | ProtocolVersion::V311 => {
+                publish_size(self.topic, self.header.qos, self.payload.len())
+            }
+        }
+    }
+
+    /// Appends the PUBLISH to `buf` in the wire format of `version`. On error `buf` is left as it
+    /// was.
+    pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        match version {
+            ProtocolVersion::V5 => {
+                let start = buf.len();
+                v5::write_publish(buf, &self.header, self.topic, &self.parts(), self.payload)
+                    .inspect_err(|_| buf.truncate(start))
+            }
+            ProtocolVersion::V31 | ProtocolVersion::V311 => {
+                encode_publish(buf, &self.header, self.topic, self.payload)
+            }
+        }
+    }
+}
+
+fn connect_flags(c: &Connect) -> u8 {
     let mut flags = 0u8;
     if c.clean_start {
         flags |= 0x02;
@@ -128,7 +193,24 @@ fn encode_connect(c: &Connect, buf: &mut BytesMut) -> Result<(), EncodeError> {
     if c.username.is_some() {
         flags |= 0x80;
     }
-    buf.put_u8(flags);
+    flags
+}
+
+fn connect_body_len(c: &Connect) -> usize {
+    let mut len = 2 + c.protocol.name().len() + 1 + 1 + 2 + 2 + c.client_id.len();
+    if let Some(will) = &c.will {
+        len += 2 + will.topic.len() + 2 + will.payload.len();
+    }
+    len += c.username.as_ref().map_or(0, |u| 2 + u.len());
+    len += c.password.as_ref().map_or(0, |p| 2 + p.len());
+    len
+}
+
+fn encode_connect(c: &Connect, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    put_header(buf, 0x10, connect_body_len(c))?;
+    put_field(buf, c.protocol.name().as_bytes())?;
+    buf.put_u8(c.protocol.level());
+    buf.put_u8(connect_flags(c));
     buf.put_u16(c.keep_alive);
     put_field(buf, c.client_id.as_bytes())?;
     if let Some(will) = &c.will {
@@ -158,24 +240,84 @@ fn body_len(packet: &Packet) -> usize {
         Packet::SubAck(s) => 2 + s.reason_codes.len(),
         Packet::Unsubscribe(u) => 2 + u.filters.iter().map(|f| 2 + f.len()).sum::<usize>(),
         Packet::PingReq | Packet::PingResp | Packet::Disconnect(_) => 0,
+        // No 3.x encoding; `encoded_size` gives the 5.0 size instead.
+        Packet::Auth(_) => v5::body_len(packet, Trim::Nothing),
+    }
+}
+
+/// Whether `packet` is written in its 5.0 form when the connection speaks `version`. A CONNECT
+/// is written in the form its own protocol level names, whatever the connection's version: it is
+/// the packet that fixes that version.
+fn in_v5(packet: &Packet, version: ProtocolVersion) -> bool {
+    match packet {
+        Packet::Connect(c) => c.protocol == ProtocolVersion::V5,
+        _ => version == ProtocolVersion::V5,
     }
 }
 
 impl Packet {
-    /// Size of the encoded packet, fixed header included.
+    /// Size of the encoded packet in 3.1 or 3.1.1, fixed header included: `size(V311)`. A 5.0
+    /// CONNECT, and AUTH, which 3.x does not have, are counted in their 5.0 form.
     pub fn encoded_size(&self) -> usize {
+        self.size(ProtocolVersion::V311)
+    }
+
+    /// Exact size of the packet encoded in `version`, fixed header included. A CONNECT is counted
+    /// in the form of its own `protocol`, as [`encode`](Packet::encode) writes it.
+    pub fn size(&self, version: ProtocolVersion) -> usize {
+        if in_v5(self, version) {
+            return v5::size(self, Trim::Nothing);
+        }
         let body = body_len(self);
         1 + varint_len(body) + body
     }
 
     /// Appends the packet's bytes to `buf` in the wire format of `version`. On error `buf` is left
     /// as it was, so the packets already in it can still be sent.
+    ///
+    /// A CONNECT is written in the form of its own `protocol`, whatever `version` is. In 5.0 a
+    /// property struct that is `None` and one that is empty are written alike, as Property Length
+    /// 0 or the short form. AUTH has no 3.x form: `EncodeError::Unsupported("AUTH")`.
     pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        if version == ProtocolVersion::V5 {
-            return Err(EncodeError::Unsupported(self.name()));
-        }
         let start = buf.len();
-        self.write_v3(buf).inspect_err(|_| buf.truncate(start))
+        let written =
+            if in_v5(self, version) { v5::write(self, buf, Trim::Nothing) } else { self.write_v3(buf) };
+        written.inspect_err(|_| buf.truncate(start))
+    }
+
+    /// Appends the packet to `buf` as [`encode`](Packet::encode) does, in at most `max_size`
+    /// bytes: the receiver's Maximum Packet Size.
+    ///
+    /// In 5.0, a CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, DISCONNECT or AUTH
+    /// that is too large is written without its Reason String, and if still too large without
+    /// its User Properties too, as the specification asks of a sender ([MQTT-3.2.2-19],
+    /// [MQTT-3.2.2-20], [MQTT-3.4.2-2], [MQTT-3.4.2-3], [MQTT-3.14.2-3], [MQTT-3.14.2-4] and their
+    /// counterparts for the other packets). Nothing else is left out: a PUBLISH is never trimmed,
+    /// nor are CONNECT, SUBSCRIBE and UNSUBSCRIBE, which no such statement covers. If the packet
+    /// still does not fit, it returns [`EncodeError::ExceedsMaximumPacketSize`] with the size of
+    /// the smallest form, and `buf` is left as it was.
+    pub fn encode_within(
+        &self,
+        version: ProtocolVersion,
+        max_size: usize,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        if in_v5(self, version) && v5::may_trim(self) {
+            let mut size = 0;
+            for trim in [Trim::Nothing, Trim::ReasonString, Trim::ReasonStringAndUserProperties] {
+                size = v5::size(self, trim);
+                if size <= max_size {
+                    let start = buf.len();
+                    return v5::write(self, buf, trim).inspect_err(|_| buf.truncate(start));
+                }
+            }
+            return Err(EncodeError::ExceedsMaximumPacketSize { size, max: max_size });
+        }
+        let size = self.size(version);
+        if size > max_size {
+            return Err(EncodeError::ExceedsMaximumPacketSize { size, max: max_size });
+        }
+        self.encode(version, buf)
     }
 
     fn write_v3(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
@@ -218,6 +360,7 @@ impl Packet {
             Packet::PingReq => put_header(buf, 0xC0, 0)?,
             Packet::PingResp => put_header(buf, 0xD0, 0)?,
             Packet::Disconnect(_) => put_header(buf, 0xE0, 0)?,
+            Packet::Auth(_) => return Err(EncodeError::Unsupported(self.name())),
         }
         Ok(())
     }

@@ -28,9 +28,9 @@ pub enum DecodeError {
     /// CONNECT names a protocol other than "MQTT" or "MQIsdp" [MQTT-3.1.2-1].
     #[error("[MQTT-3.1.2-1] protocol name is not \"MQTT\"")]
     InvalidProtocolName,
-    /// The connection speaks MQTT 5.0, whose packet bodies after CONNECT this decoder does not
-    /// read yet.
-    #[error("protocol error: MQTT 5.0 packet bodies are not supported yet")]
+    /// A packet this decoder has no reading for. The decoder reads every packet of MQTT 3.1,
+    /// 3.1.1 and 5.0 and never returns this; the variant stays for callers that match on it.
+    #[error("implementation specific error: packet not supported")]
     Unsupported,
 }
 
@@ -63,7 +63,21 @@ pub enum EncodeError {
     /// A string or binary field is longer than the 65,535 bytes its length prefix can encode.
     #[error("field of {0} bytes exceeds the 65535 bytes of a length-prefixed field")]
     FieldTooLong(usize),
-    /// The packet has no encoding in the requested protocol version.
+    /// The packet has no encoding in the requested protocol version: AUTH, which MQTT 3.1 and
+    /// 3.1.1 do not have.
     #[error("{0} cannot be encoded in this protocol version")]
     Unsupported(&'static str),
+    /// The packet, with everything [`Packet::encode_within`](crate::Packet::encode_within) may
+    /// leave out left out, is larger than the receiver's Maximum Packet Size.
+    #[error("packet of {size} bytes exceeds the receiver's maximum packet size of {max} bytes")]
+    ExceedsMaximumPacketSize {
+        /// Size of the smallest packet that could be written, fixed header included.
+        size: usize,
+        /// The receiver's limit.
+        max: usize,
+    },
+    /// A Subscription Identifier above 268,435,455, the most a Variable Byte Integer encodes
+    /// (section 3.3.2.3.8).
+    #[error("subscription identifier {0} exceeds 268435455, the most a variable byte integer encodes")]
+    SubscriptionIdentifierTooLarge(u32),
 }

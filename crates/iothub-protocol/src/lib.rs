@@ -5,9 +5,10 @@
 //! rather than by convention. `bytes` and `thiserror` are built without their `std` features and
 //! `bytestring` is `no_std` itself, so no dependency brings `std` back.
 //!
-//! It reads and writes MQTT 3.1 and 3.1.1 today. The packet model is shared with MQTT 5.0
-//! (reason codes and a typed property struct per packet type are already fields of the packets),
-//! but the 5.0 property codec is not here yet.
+//! It reads and writes MQTT 3.1, 3.1.1 and 5.0. One packet model serves all three: reason codes
+//! and a typed property struct per packet type are fields of the packets, `None` or `Success` in
+//! 3.x. The connection's version, fixed by its CONNECT, selects the wire format; CONNECT itself
+//! is read the same way whatever the connection's version, since it is what fixes it.
 
 #![no_std]
 
@@ -23,11 +24,11 @@ pub mod topic;
 pub mod types;
 
 pub use decode::{check, decode, FixedHeader, MAX_REMAINING_LENGTH};
-pub use encode::{encode_publish, publish_size};
+pub use encode::{encode_publish, publish_size, OutgoingPublish};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
-    ConnAck, Connect, Disconnect, Packet, Publish, PublishHeader, PublishResponse, RetainHandling, SubAck,
-    Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
+    Auth, ConnAck, Connect, Disconnect, Packet, Publish, PublishHeader, PublishResponse, RetainHandling,
+    SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
 };
 pub use properties::{
     AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties, PayloadFormat,

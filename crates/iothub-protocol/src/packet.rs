@@ -16,8 +16,9 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use crate::properties::{
-    ConnAckProperties, ConnectProperties, DisconnectProperties, PublishProperties, PublishResponseProperties,
-    SubAckProperties, SubscribeProperties, UnsubAckProperties, UnsubscribeProperties, WillProperties,
+    AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties, PublishProperties,
+    PublishResponseProperties, SubAckProperties, SubscribeProperties, UnsubAckProperties,
+    UnsubscribeProperties, WillProperties,
 };
 use crate::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
 
@@ -52,6 +53,8 @@ pub enum Packet {
     PingResp,
     /// DISCONNECT (type 14); client to server in 3.1.1, both directions in 5.0.
     Disconnect(Disconnect),
+    /// AUTH (type 15), both directions; 5.0 only, a reserved type in 3.1 and 3.1.1.
+    Auth(Auth),
 }
 
 impl Packet {
@@ -72,6 +75,7 @@ impl Packet {
             Packet::PingReq => "PINGREQ",
             Packet::PingResp => "PINGRESP",
             Packet::Disconnect(_) => "DISCONNECT",
+            Packet::Auth(_) => "AUTH",
         }
     }
 }
@@ -325,6 +329,21 @@ pub struct Disconnect {
 impl Default for Disconnect {
     fn default() -> Disconnect {
         Disconnect { reason_code: ReasonCode::Success, properties: None }
+    }
+}
+
+/// AUTH (5.0 only, section 3.15): one step of extended authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    /// 0x00 Success, 0x18 Continue authentication or 0x19 Re-authenticate (section 3.15.2.1).
+    pub reason_code: ReasonCode,
+    /// AUTH properties (section 3.15.2.2).
+    pub properties: Option<Box<AuthProperties>>,
+}
+
+impl Default for Auth {
+    fn default() -> Auth {
+        Auth { reason_code: ReasonCode::Success, properties: None }
     }
 }
 

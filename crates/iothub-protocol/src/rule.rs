@@ -30,9 +30,12 @@ impl fmt::Display for ViolationKind {
 
 /// A rule of the MQTT specification that a packet broke.
 ///
-/// A variant named `MqttA_B_C_N` is the normative statement [MQTT-A.B.C-N] of MQTT 3.1.1. The
-/// other variants are rules the specification states in the section their documentation names,
-/// checks that split one statement in two, or limits of the broker. `Display` writes the message
+/// A variant named `MqttA_B_C_N` is the normative statement [MQTT-A.B.C-N] of MQTT 3.1.1, and one
+/// named `V5_A_B_C_N` the statement [MQTT-A.B.C-N] of MQTT 5.0, whose numbering differs. The
+/// other variants are rules the specification states in the section their documentation names
+/// (of 3.1.1 unless it says 5.0), checks that split one statement in two, or limits of the
+/// broker. A 5.0 packet that breaks a rule both versions share is refused with the 3.1.1
+/// variant, such as [`Rule::Mqtt3_3_1_4`] for a PUBLISH with QoS 3. `Display` writes the message
 /// alone; [`DecodeError`](crate::DecodeError) prefixes it with the [`ViolationKind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rule {
@@ -107,6 +110,56 @@ pub enum Rule {
     ServerOnlyPacket,
     /// A topic name deeper than the broker's topic hierarchy allows. Checked by the broker.
     TopicTooDeep,
+    /// 5.0 [MQTT-1.5.4-1]: a UTF-8 string is well formed and encodes no surrogate.
+    V5_1_5_4_1,
+    /// 5.0 [MQTT-1.5.4-2]: a UTF-8 string does not contain U+0000.
+    V5_1_5_4_2,
+    /// 5.0 [MQTT-1.5.5-1]: a Variable Byte Integer takes at most four bytes (section 1.5.5).
+    V5_1_5_5_1,
+    /// 5.0 section 2.2.2.1: the Property Length fits in the packet, and the properties fit in the
+    /// Property Length.
+    PropertyLengthInvalid,
+    /// 5.0 section 2.2.2.2: the property identifier is one that table 2-4 allows in this packet.
+    PropertyNotAllowed,
+    /// 5.0 section 2.2.2.2 and each property's section: a property other than User Property,
+    /// and Subscription Identifier in PUBLISH, appears at most once.
+    DuplicateProperty,
+    /// 5.0 section 2.4 and the reason code table of each packet (sections 3.2.2.2, 3.4.2.1,
+    /// 3.5.2.1, 3.6.2.1, 3.7.2.1, 3.9.3, 3.11.3, 3.14.2.1 and 3.15.2.1): the reason code is one
+    /// the packet type may carry. The specification names no kind for this; the code is part of
+    /// the packet's grammar, so a code outside its table makes the packet malformed, as a
+    /// reserved SUBACK return code does in 3.1.1 ([`Rule::Mqtt3_9_3_2`]).
+    InvalidReasonCode,
+    /// 5.0 sections 3.1.2.11.3 and 3.2.2.3.3: Receive Maximum is not 0.
+    ReceiveMaximumZero,
+    /// 5.0 sections 3.1.2.11.4 and 3.2.2.3.6: Maximum Packet Size is not 0.
+    MaximumPacketSizeZero,
+    /// 5.0 sections 3.3.2.3.2 and 3.1.3.2.3: the Payload Format Indicator is 0 or 1.
+    PayloadFormatIndicatorInvalid,
+    /// 5.0 section 3.2.2.3.4: Maximum QoS is 0 or 1 (an absent one means 2).
+    MaximumQoSInvalid,
+    /// 5.0 sections 3.1.2.11.6, 3.1.2.11.7, 3.2.2.3.5 and 3.2.2.3.11 to 3.2.2.3.13: Request
+    /// Response Information, Request Problem Information, Retain Available and the three
+    /// "Available" properties are 0 or 1.
+    YesNoPropertyInvalid,
+    /// 5.0 section 3.1.2.11.10: Authentication Data comes only with an Authentication Method.
+    AuthenticationDataWithoutMethod,
+    /// 5.0 [MQTT-3.3.2-8]: a Topic Alias is not 0.
+    V5_3_3_2_8,
+    /// 5.0 [MQTT-3.3.2-14]: a Response Topic (of a PUBLISH, or of a will in section 3.1.3.2.6)
+    /// is a topic name, so it contains no wildcard character. An empty one is
+    /// [`Rule::EmptyTopicName`].
+    V5_3_3_2_14,
+    /// 5.0 sections 3.3.2.3.8 and 3.8.2.1.2: a Subscription Identifier is not 0.
+    SubscriptionIdentifierZero,
+    /// 5.0 [MQTT-3.8.3-4]: No Local is not set on a shared subscription (a `$share/` filter).
+    V5_3_8_3_4,
+    /// 5.0 [MQTT-3.8.3-5]: bits 6 and 7 of the subscription options are 0.
+    V5_3_8_3_5,
+    /// 5.0 section 3.8.3.1: Retain Handling is not 3.
+    RetainHandling3,
+    /// 5.0 section 3.11.3: an UNSUBACK carries one reason code per filter, so at least one.
+    UnsubAckWithoutReasonCodes,
 }
 
 impl Rule {
@@ -152,11 +205,35 @@ impl Rule {
             Rule::EmptyTopicFilter => "[MQTT-4.7.3-1] topic filter is empty",
             Rule::ServerOnlyPacket => "[MQTT-4.8.0-1] a packet only a server may send",
             Rule::TopicTooDeep => "topic has more than 200 separators, the broker's hierarchy limit",
+            Rule::V5_1_5_4_1 => "[MQTT-1.5.4-1] string is not well-formed UTF-8 (MQTT 5.0)",
+            Rule::V5_1_5_4_2 => "[MQTT-1.5.4-2] UTF-8 string contains U+0000 (MQTT 5.0)",
+            Rule::V5_1_5_5_1 => "[MQTT-1.5.5-1] variable byte integer is longer than four bytes",
+            Rule::PropertyLengthInvalid => {
+                "[MQTT-2.2.2.1] property length runs past the packet or cuts a property short"
+            }
+            Rule::PropertyNotAllowed => "[MQTT-2.2.2.2] property identifier not allowed in this packet",
+            Rule::DuplicateProperty => "[MQTT-2.2.2.2] property that may appear once appears twice",
+            Rule::InvalidReasonCode => "[MQTT-2.4] reason code not allowed in this packet type",
+            Rule::ReceiveMaximumZero => "[MQTT-3.1.2.11.3] Receive Maximum is 0",
+            Rule::MaximumPacketSizeZero => "[MQTT-3.1.2.11.4] Maximum Packet Size is 0",
+            Rule::PayloadFormatIndicatorInvalid => "[MQTT-3.3.2.3.2] Payload Format Indicator is not 0 or 1",
+            Rule::MaximumQoSInvalid => "[MQTT-3.2.2.3.4] Maximum QoS is not 0 or 1",
+            Rule::YesNoPropertyInvalid => "[MQTT-3.1.2.11.7] a yes-or-no property is not 0 or 1",
+            Rule::AuthenticationDataWithoutMethod => {
+                "[MQTT-3.1.2.11.10] Authentication Data without an Authentication Method"
+            }
+            Rule::V5_3_3_2_8 => "[MQTT-3.3.2-8] Topic Alias is 0",
+            Rule::V5_3_3_2_14 => "[MQTT-3.3.2-14] Response Topic contains a wildcard character",
+            Rule::SubscriptionIdentifierZero => "[MQTT-3.8.2.1.2] Subscription Identifier is 0",
+            Rule::V5_3_8_3_4 => "[MQTT-3.8.3-4] No Local is set on a shared subscription",
+            Rule::V5_3_8_3_5 => "[MQTT-3.8.3-5] reserved bits of the subscription options are set",
+            Rule::RetainHandling3 => "[MQTT-3.8.3.1] Retain Handling is 3",
+            Rule::UnsubAckWithoutReasonCodes => "[MQTT-3.11.3] UNSUBACK carries no reason codes",
         }
     }
 
     /// Whether breaking the rule makes the packet malformed or is a protocol error, as MQTT
-    /// 3.1.1 classifies it.
+    /// 3.1.1 classifies it, or MQTT 5.0 for the rules only 5.0 has.
     pub const fn kind(self) -> ViolationKind {
         match self {
             Rule::Mqtt3_1_0_1
@@ -165,7 +242,20 @@ impl Rule {
             | Rule::SubAckWithoutReturnCodes
             | Rule::Mqtt3_10_3_2
             | Rule::ServerOnlyPacket
-            | Rule::TopicTooDeep => ViolationKind::Protocol,
+            | Rule::TopicTooDeep
+            | Rule::DuplicateProperty
+            | Rule::ReceiveMaximumZero
+            | Rule::MaximumPacketSizeZero
+            | Rule::PayloadFormatIndicatorInvalid
+            | Rule::MaximumQoSInvalid
+            | Rule::YesNoPropertyInvalid
+            | Rule::AuthenticationDataWithoutMethod
+            | Rule::V5_3_3_2_8
+            | Rule::V5_3_3_2_14
+            | Rule::SubscriptionIdentifierZero
+            | Rule::V5_3_8_3_4
+            | Rule::RetainHandling3
+            | Rule::UnsubAckWithoutReasonCodes => ViolationKind::Protocol,
             Rule::Mqtt1_5_3_1
             | Rule::Mqtt1_5_3_2
             | Rule::ReservedPacketType
@@ -193,7 +283,14 @@ impl Rule {
             | Rule::Mqtt4_7_1_2
             | Rule::Mqtt4_7_1_3
             | Rule::EmptyTopicName
-            | Rule::EmptyTopicFilter => ViolationKind::Malformed,
+            | Rule::EmptyTopicFilter
+            | Rule::V5_1_5_4_1
+            | Rule::V5_1_5_4_2
+            | Rule::V5_1_5_5_1
+            | Rule::PropertyLengthInvalid
+            | Rule::PropertyNotAllowed
+            | Rule::InvalidReasonCode
+            | Rule::V5_3_8_3_5 => ViolationKind::Malformed,
         }
     }
 
@@ -209,6 +306,8 @@ impl Rule {
             // 5.0 section 3.8.3.1 makes a Maximum QoS of 3 a Protocol Error, and section 3.3.2.3.4
             // an empty topic name without a Topic Alias.
             Rule::RequestedQoS3 | Rule::EmptyTopicName => ReasonCode::ProtocolError,
+            // 0x94: a Topic Alias of 0 (5.0 section 3.3.2.3.4).
+            Rule::V5_3_3_2_8 => ReasonCode::TopicAliasInvalid,
             _ => match self.kind() {
                 ViolationKind::Malformed => ReasonCode::MalformedPacket,
                 ViolationKind::Protocol => ReasonCode::ProtocolError,
@@ -233,7 +332,7 @@ mod tests {
     use crate::error::DecodeError;
 
     /// Every rule, in declaration order.
-    const ALL: [Rule; 35] = [
+    const ALL: [Rule; 55] = [
         Rule::Mqtt1_5_3_1,
         Rule::Mqtt1_5_3_2,
         Rule::ReservedPacketType,
@@ -269,18 +368,65 @@ mod tests {
         Rule::EmptyTopicFilter,
         Rule::ServerOnlyPacket,
         Rule::TopicTooDeep,
+        Rule::V5_1_5_4_1,
+        Rule::V5_1_5_4_2,
+        Rule::V5_1_5_5_1,
+        Rule::PropertyLengthInvalid,
+        Rule::PropertyNotAllowed,
+        Rule::DuplicateProperty,
+        Rule::InvalidReasonCode,
+        Rule::ReceiveMaximumZero,
+        Rule::MaximumPacketSizeZero,
+        Rule::PayloadFormatIndicatorInvalid,
+        Rule::MaximumQoSInvalid,
+        Rule::YesNoPropertyInvalid,
+        Rule::AuthenticationDataWithoutMethod,
+        Rule::V5_3_3_2_8,
+        Rule::V5_3_3_2_14,
+        Rule::SubscriptionIdentifierZero,
+        Rule::V5_3_8_3_4,
+        Rule::V5_3_8_3_5,
+        Rule::RetainHandling3,
+        Rule::UnsubAckWithoutReasonCodes,
     ];
 
     #[test]
     fn a_rule_named_after_a_statement_cites_that_statement() {
+        let (mut v311, mut v5) = (0, 0);
         for rule in ALL {
             let name = format!("{rule:?}");
-            let Some(id) = name.strip_prefix("Mqtt") else { continue };
+            let Some(id) = name.strip_prefix("Mqtt").or_else(|| name.strip_prefix("V5_")) else {
+                continue;
+            };
             let Some((section, statement)) = id.rsplit_once('_') else {
-                panic!("{name} is not named MqttA_B_C_N");
+                panic!("{name} is not named MqttA_B_C_N or V5_A_B_C_N");
             };
             let cited = format!("[MQTT-{}-{statement}] ", section.replace('_', "."));
             assert!(rule.message().starts_with(&cited), "{name}: {}", rule.message());
+            if name.starts_with("V5_") {
+                v5 += 1;
+            } else {
+                v311 += 1;
+            }
+        }
+        // Both schemes are in use: the 3.1.1 statements and the 5.0 ones.
+        assert_eq!((v311, v5), (21, 7));
+    }
+
+    #[test]
+    fn a_5_0_rule_named_descriptively_cites_a_section_not_a_statement() {
+        // The rules after TopicTooDeep are the 5.0 ones; those not named V5_A_B_C_N cite the
+        // section that states them. (Older descriptive rules may split a statement in two.)
+        let first_v5 = ALL.iter().position(|&rule| rule == Rule::TopicTooDeep).unwrap() + 1;
+        for rule in &ALL[first_v5..] {
+            let name = format!("{rule:?}");
+            if name.starts_with("V5_") {
+                continue;
+            }
+            let cited = rule.message().split_once(']').map(|(cited, _)| cited).unwrap_or_default();
+            // A section reads [MQTT-2.2.3]; a statement would read [MQTT-2.2.3-1].
+            let section = cited.strip_prefix("[MQTT-").unwrap_or_else(|| panic!("{name}: {cited}"));
+            assert!(!section.contains('-'), "{name}: {}", rule.message());
         }
     }
 
@@ -321,6 +467,7 @@ mod tests {
             (Rule::EmptyTopicFilter, ReasonCode::TopicFilterInvalid),
             (Rule::RequestedQoS3, ReasonCode::ProtocolError),
             (Rule::EmptyTopicName, ReasonCode::ProtocolError),
+            (Rule::V5_3_3_2_8, ReasonCode::TopicAliasInvalid),
         ];
         for (rule, code) in specific {
             assert_eq!(rule.reason_code(), code, "{rule:?}");

@@ -133,6 +133,58 @@ impl ReasonCode {
         self as u8
     }
 
+    /// The reason code with this byte value; `None` for a value the 5.0 table (section 2.4)
+    /// does not define.
+    pub fn from_u8(value: u8) -> Option<ReasonCode> {
+        use ReasonCode::*;
+        Some(match value {
+            0x00 => Success,
+            0x01 => GrantedQoS1,
+            0x02 => GrantedQoS2,
+            0x04 => DisconnectWithWill,
+            0x10 => NoMatchingSubscribers,
+            0x11 => NoSubscriptionExisted,
+            0x18 => ContinueAuthentication,
+            0x19 => ReAuthenticate,
+            0x80 => UnspecifiedError,
+            0x81 => MalformedPacket,
+            0x82 => ProtocolError,
+            0x83 => ImplementationSpecificError,
+            0x84 => UnsupportedProtocolVersion,
+            0x85 => ClientIdentifierNotValid,
+            0x86 => BadUserNameOrPassword,
+            0x87 => NotAuthorized,
+            0x88 => ServerUnavailable,
+            0x89 => ServerBusy,
+            0x8A => Banned,
+            0x8B => ServerShuttingDown,
+            0x8C => BadAuthenticationMethod,
+            0x8D => KeepAliveTimeout,
+            0x8E => SessionTakenOver,
+            0x8F => TopicFilterInvalid,
+            0x90 => TopicNameInvalid,
+            0x91 => PacketIdentifierInUse,
+            0x92 => PacketIdentifierNotFound,
+            0x93 => ReceiveMaximumExceeded,
+            0x94 => TopicAliasInvalid,
+            0x95 => PacketTooLarge,
+            0x96 => MessageRateTooHigh,
+            0x97 => QuotaExceeded,
+            0x98 => AdministrativeAction,
+            0x99 => PayloadFormatInvalid,
+            0x9A => RetainNotSupported,
+            0x9B => QoSNotSupported,
+            0x9C => UseAnotherServer,
+            0x9D => ServerMoved,
+            0x9E => SharedSubscriptionsNotSupported,
+            0x9F => ConnectionRateExceeded,
+            0xA0 => MaximumConnectTime,
+            0xA1 => SubscriptionIdentifiersNotSupported,
+            0xA2 => WildcardSubscriptionsNotSupported,
+            _ => return None,
+        })
+    }
+
     /// The 3.1.1 CONNACK return code (section 3.2.2.3) closest to this reason code.
     pub fn v3_connack_code(self) -> u8 {
         match self {
@@ -177,6 +229,123 @@ impl ReasonCode {
             0x80 => ReasonCode::UnspecifiedError,
             _ => return None,
         })
+    }
+
+    /// Whether a 5.0 CONNACK may carry this reason code (section 3.2.2.2).
+    pub fn is_valid_for_connack(self) -> bool {
+        use ReasonCode::*;
+        matches!(
+            self,
+            Success
+                | UnspecifiedError
+                | MalformedPacket
+                | ProtocolError
+                | ImplementationSpecificError
+                | UnsupportedProtocolVersion
+                | ClientIdentifierNotValid
+                | BadUserNameOrPassword
+                | NotAuthorized
+                | ServerUnavailable
+                | ServerBusy
+                | Banned
+                | BadAuthenticationMethod
+                | TopicNameInvalid
+                | PacketTooLarge
+                | QuotaExceeded
+                | PayloadFormatInvalid
+                | RetainNotSupported
+                | QoSNotSupported
+                | UseAnotherServer
+                | ServerMoved
+                | ConnectionRateExceeded
+        )
+    }
+
+    /// Whether a 5.0 PUBACK or PUBREC may carry this reason code (sections 3.4.2.1 and
+    /// 3.5.2.1, which list the same codes).
+    pub fn is_valid_for_puback(self) -> bool {
+        use ReasonCode::*;
+        matches!(
+            self,
+            Success
+                | NoMatchingSubscribers
+                | UnspecifiedError
+                | ImplementationSpecificError
+                | NotAuthorized
+                | TopicNameInvalid
+                | PacketIdentifierInUse
+                | QuotaExceeded
+                | PayloadFormatInvalid
+        )
+    }
+
+    /// Whether a 5.0 PUBREL or PUBCOMP may carry this reason code (sections 3.6.2.1 and
+    /// 3.7.2.1): 0x00 Success or 0x92 Packet Identifier not found.
+    pub fn is_valid_for_pubrel(self) -> bool {
+        matches!(self, ReasonCode::Success | ReasonCode::PacketIdentifierNotFound)
+    }
+
+    /// Whether a 5.0 SUBACK may carry this reason code (section 3.9.3).
+    pub fn is_valid_for_suback(self) -> bool {
+        use ReasonCode::*;
+        matches!(
+            self,
+            Success
+                | GrantedQoS1
+                | GrantedQoS2
+                | UnspecifiedError
+                | ImplementationSpecificError
+                | NotAuthorized
+                | TopicFilterInvalid
+                | PacketIdentifierInUse
+                | QuotaExceeded
+                | SharedSubscriptionsNotSupported
+                | SubscriptionIdentifiersNotSupported
+                | WildcardSubscriptionsNotSupported
+        )
+    }
+
+    /// Whether a 5.0 UNSUBACK may carry this reason code (section 3.11.3).
+    pub fn is_valid_for_unsuback(self) -> bool {
+        use ReasonCode::*;
+        matches!(
+            self,
+            Success
+                | NoSubscriptionExisted
+                | UnspecifiedError
+                | ImplementationSpecificError
+                | NotAuthorized
+                | TopicFilterInvalid
+                | PacketIdentifierInUse
+        )
+    }
+
+    /// Whether a 5.0 DISCONNECT may carry this reason code (section 3.14.2.1).
+    pub fn is_valid_for_disconnect(self) -> bool {
+        use ReasonCode::*;
+        !matches!(
+            self,
+            GrantedQoS1
+                | GrantedQoS2
+                | NoMatchingSubscribers
+                | NoSubscriptionExisted
+                | ContinueAuthentication
+                | ReAuthenticate
+                | UnsupportedProtocolVersion
+                | ClientIdentifierNotValid
+                | BadUserNameOrPassword
+                | ServerUnavailable
+                | Banned
+                | BadAuthenticationMethod
+                | PacketIdentifierInUse
+                | PacketIdentifierNotFound
+        )
+    }
+
+    /// Whether a 5.0 AUTH may carry this reason code (section 3.15.2.1): 0x00 Success, 0x18
+    /// Continue authentication or 0x19 Re-authenticate.
+    pub fn is_valid_for_auth(self) -> bool {
+        matches!(self, ReasonCode::Success | ReasonCode::ContinueAuthentication | ReasonCode::ReAuthenticate)
     }
 
     /// True for codes below 0x80, which report success.

@@ -16,7 +16,7 @@ use common::{
     unsubscribe_with_filter, NO_LIMIT,
 };
 use iothub_protocol::{
-    check, decode, encode_publish, validate_topic_filter, validate_topic_name, Connect, DecodeError,
+    check, decode, encode_publish, validate_topic_filter, validate_topic_name, Auth, Connect, DecodeError,
     EncodeError, FixedHeader, Packet, ProtocolVersion, Publish, PublishHeader, QoS, ReasonCode, Rule,
 };
 
@@ -136,11 +136,22 @@ fn mqtt_3_8_1_1_and_3_10_1_1_subscribe_and_unsubscribe_with_flags_0000_are_malfo
 #[test]
 fn reserved_packet_types_0_and_15_are_malformed() {
     // Section 2.2.1: types 0 and 15 are reserved in 3.1.1.
-    for first_byte in [0x00, 0x0F, 0xF0, 0xFF] {
-        let reserved = Err(DecodeError::Violation(Rule::ReservedPacketType));
+    let reserved = Err(DecodeError::Violation(Rule::ReservedPacketType));
+    for first_byte in [0x00, 0x0F, 0xFF] {
         assert_eq!(check(&[first_byte], NO_LIMIT), reserved, "{first_byte:#04X}");
         assert_violation(&[first_byte, 0x00], Rule::ReservedPacketType);
     }
+    // Type 15 with flags 0 is AUTH in 5.0. `check` does not know the connection's version, so it
+    // lets the header through and the 3.1.1 decoder refuses the packet.
+    assert_eq!(
+        check(&[0xF0, 0x00], NO_LIMIT),
+        Ok(Some(FixedHeader { first_byte: 0xF0, header_len: 2, remaining_len: 0 }))
+    );
+    assert_violation(&[0xF0, 0x00], Rule::ReservedPacketType);
+    assert_eq!(
+        decode_err_in(ProtocolVersion::V31, &[0xF0, 0x00]),
+        DecodeError::Violation(Rule::ReservedPacketType)
+    );
 }
 
 #[test]
@@ -470,8 +481,9 @@ fn mqtt_3_1_2_22_password_without_username_is_malformed() {
 #[test]
 fn mqtt_3_1_2_2_unsupported_protocol_level() {
     // [MQTT-3.1.2-2]: the server answers an unsupported level with return code 0x01.
+    // Level 5 is MQTT 5.0, which the decoder reads (see vectors_v5.rs).
     let cases: [(&[u8], u8); 6] =
-        [(b"MQTT", 3), (b"MQTT", 5), (b"MQTT", 0), (b"MQTT", 0xFF), (b"MQIsdp", 4), (b"MQIsdp", 5)];
+        [(b"MQTT", 3), (b"MQTT", 6), (b"MQTT", 0), (b"MQTT", 0xFF), (b"MQIsdp", 4), (b"MQIsdp", 5)];
     for (name, level) in cases {
         let mut body = field(name);
         body.extend_from_slice(&[level, 0x02, 0x00, 0x3C]);
@@ -518,17 +530,18 @@ fn connect_missing_a_flagged_field_is_malformed() {
     assert_violation(&packet(0x10, &[0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04]), Rule::PacketTooShort);
 }
 
-// MQTT 5.0 is not spoken yet.
+// AUTH exists only in MQTT 5.0.
 
 #[test]
-fn mqtt_5_0_packet_bodies_are_refused_and_never_encoded() {
-    assert_eq!(decode_err_in(ProtocolVersion::V5, &[0xC0, 0x00]), DecodeError::Unsupported);
-    let mut buf = BytesMut::new();
-    assert_eq!(
-        Packet::PingReq.encode(ProtocolVersion::V5, &mut buf),
-        Err(EncodeError::Unsupported("PINGREQ"))
-    );
-    assert!(buf.is_empty());
+fn auth_has_no_3_1_1_encoding() {
+    let mut buf = BytesMut::from(&[0xC0, 0x00][..]);
+    for version in [ProtocolVersion::V31, ProtocolVersion::V311] {
+        assert_eq!(
+            Packet::Auth(Auth::default()).encode(version, &mut buf),
+            Err(EncodeError::Unsupported("AUTH"))
+        );
+        assert_eq!(buf[..], [0xC0, 0x00]);
+    }
 }
 
 // Encoder errors.

@@ -125,7 +125,9 @@ pub struct ConnAckProperties {
     /// at once (3.2.2.3.3). Absent means 65,535; 0 is a Protocol Error.
     pub receive_maximum: Option<NonZeroU16>,
     /// Maximum QoS (0x24) the server supports (3.2.2.3.4). Absent means QoS 2; only 0 and 1 may
-    /// be sent, so `Some(QoS::ExactlyOnce)` is not valid on the wire.
+    /// be sent, so `Some(QoS::ExactlyOnce)` is not valid on the wire: the decoder refuses a 2,
+    /// and the encoder writes `Some(QoS::ExactlyOnce)` as an absent Maximum QoS, which means the
+    /// same.
     pub maximum_qos: Option<QoS>,
     /// Retain Available (0x25): whether the server supports retained messages (3.2.2.3.5).
     /// Absent means true.

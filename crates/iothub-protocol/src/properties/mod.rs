@@ -12,9 +12,11 @@
 //!
 //! MQTT 3.1 and 3.1.1 have no properties: every packet the 3.x decoder returns has
 //! `properties: None`, and the 3.x encoder ignores them. The packets hold their properties as
-//! `Option<Box<..>>`, so a packet without any pays one pointer. This module is the model only;
-//! the 5.0 property codec, which also refuses what the types cannot (a property given twice,
-//! a Maximum QoS of 2), is not here yet.
+//! `Option<Box<..>>`, so a packet without any pays one pointer. This module is the model; the
+//! 5.0 decoder and encoder (in the [`decode`](mod@crate::decode) and [`encode`](mod@crate::encode) modules) read and
+//! write it, and the decoder also refuses what the types cannot (a property given twice, a
+//! Maximum QoS of 2). The decoder returns `None` rather than an empty struct when a packet has
+//! no properties; the encoder writes `None` and an empty struct alike, as Property Length 0.
 //!
 //! `Debug` shows binary properties (Correlation Data, Authentication Data) as their length only,
 //! as the packets show payloads and passwords.
@@ -22,6 +24,7 @@
 //! [`QoS`]: crate::QoS
 
 mod connection;
+pub(crate) mod id;
 mod publish;
 mod subscription;
 
