@@ -49,12 +49,12 @@ fn matching(c: &mut Criterion) {
 fn retained(c: &mut Criterion) {
     let mut store = RetainStore::new(0);
     for i in 0..100_000 {
-        let message = Arc::new(Message {
-            topic: format!("dev/{i}/temp").into(),
-            payload: vec![1u8; 16].into(),
-            qos: QoS::AtLeastOnce,
-            retain: true,
-        });
+        let message = Arc::new(Message::new(
+            format!("dev/{i}/temp").into(),
+            vec![1u8; 16].into(),
+            QoS::AtLeastOnce,
+            true,
+        ));
         store.set(&message);
     }
     let mut group = c.benchmark_group("retained_100k");

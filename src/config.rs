@@ -13,6 +13,22 @@ use serde::Deserialize;
 
 use crate::mailbox::QueueOverflow;
 
+/// How a shared subscription picks the member that receives a message
+/// (`server.shared_subscription_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SharedStrategy {
+    /// Each member in turn.
+    #[default]
+    RoundRobin,
+    /// A member at random.
+    Random,
+    /// The same member until it leaves or goes offline.
+    Sticky,
+    /// A member chosen by the publisher's client identifier, so that one publisher's messages
+    /// go to one member.
+    HashClientId,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -60,6 +76,14 @@ pub struct ServerConfig {
     pub queue_overflow: String,
     /// Seconds a new connection has to send CONNECT.
     pub connect_timeout_secs: u64,
+    /// Highest Topic Alias a 5.0 client may send (told in CONNACK); 0 turns inbound aliases off.
+    pub max_topic_alias: u64,
+    /// Most QoS 1/2 PUBLISHes a 5.0 client may have unacknowledged at once (the server's
+    /// Receive Maximum, told in CONNACK when below 65,535); more get DISCONNECT 0x93.
+    pub receive_maximum: u64,
+    /// How a shared subscription picks the member a message goes to: "round_robin",
+    /// "random", "sticky" or "hash_client_id".
+    pub shared_subscription_strategy: String,
     /// Seconds a graceful shutdown waits for connections to finish.
     pub shutdown_timeout_secs: u64,
 }
@@ -80,6 +104,9 @@ impl Default for ServerConfig {
             slow_subscriber_timeout_ms: 2000,
             queue_overflow: "disconnect".to_owned(),
             connect_timeout_secs: 10,
+            max_topic_alias: 10,
+            receive_maximum: 65_535,
+            shared_subscription_strategy: "round_robin".to_owned(),
             shutdown_timeout_secs: 5,
         }
     }
@@ -96,6 +123,17 @@ impl ServerConfig {
             "disconnect" => Some(QueueOverflow::Disconnect),
             "drop_oldest" => Some(QueueOverflow::DropOldest),
             "drop_newest" => Some(QueueOverflow::DropNewest),
+            _ => None,
+        }
+    }
+
+    /// The `shared_subscription_strategy`; `None` if the text names none.
+    pub fn shared_strategy(&self) -> Option<SharedStrategy> {
+        match self.shared_subscription_strategy.as_str() {
+            "round_robin" => Some(SharedStrategy::RoundRobin),
+            "random" => Some(SharedStrategy::Random),
+            "sticky" => Some(SharedStrategy::Sticky),
+            "hash_client_id" => Some(SharedStrategy::HashClientId),
             _ => None,
         }
     }
@@ -146,6 +184,9 @@ impl ServerConfig {
                 "one hour",
             ),
             range("server.connect_timeout_secs", self.connect_timeout_secs, 1, 3600, "one hour"),
+            // Topic Alias and Receive Maximum are two-byte integers (3.3.2.3.4, 3.2.2.3.3).
+            range("server.max_topic_alias", self.max_topic_alias, 0, 65_535, "0 turns aliases off"),
+            range("server.receive_maximum", self.receive_maximum, 1, 65_535, ""),
             range("server.shutdown_timeout_secs", self.shutdown_timeout_secs, 0, MAX_SECONDS, "ten years"),
         ]
     }
@@ -254,6 +295,9 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("server", "slow_subscriber_timeout_ms", Kind::Uint),
     ("server", "queue_overflow", Kind::Str),
     ("server", "connect_timeout_secs", Kind::Uint),
+    ("server", "max_topic_alias", Kind::Uint),
+    ("server", "receive_maximum", Kind::Uint),
+    ("server", "shared_subscription_strategy", Kind::Str),
     ("server", "shutdown_timeout_secs", Kind::Uint),
     ("auth", "enabled", Kind::Bool),
     ("auth", "backend", Kind::Str),
@@ -542,6 +586,16 @@ impl Config {
                 format!(
                     "{:?} is not a policy; use \"disconnect\", \"drop_oldest\" or \"drop_newest\"",
                     self.server.queue_overflow
+                ),
+            ));
+        }
+        if self.server.shared_strategy().is_none() {
+            return Err(error(
+                origin,
+                "server.shared_subscription_strategy",
+                format!(
+                    "{:?} is not a strategy; use \"round_robin\", \"random\", \"sticky\" or \"hash_client_id\"",
+                    self.server.shared_subscription_strategy
                 ),
             ));
         }

@@ -13,6 +13,8 @@ use iothub_protocol::{DecodeError, EncodeError, ReasonCode};
 pub enum Exit {
     /// The client sent DISCONNECT.
     Disconnect,
+    /// The client sent a 5.0 DISCONNECT 0x04: close, and publish the will.
+    DisconnectWithWill,
     /// The client closed the socket without DISCONNECT.
     PeerClosed,
     /// Reading or writing the socket failed.
@@ -41,6 +43,7 @@ impl Exit {
     pub fn log(&self) {
         match self {
             Exit::Disconnect => tracing::debug!("client disconnected"),
+            Exit::DisconnectWithWill => tracing::debug!("client disconnected, asking for its will"),
             Exit::PeerClosed => tracing::info!("connection closed by the client without DISCONNECT"),
             Exit::Io(error) => tracing::info!(%error, "connection lost"),
             Exit::Encode(error) => {
@@ -69,9 +72,12 @@ impl Exit {
             Exit::SlowSubscriber => Some(ReasonCode::QuotaExceeded),
             Exit::Shutdown => Some(ReasonCode::ServerShuttingDown),
             Exit::Encode(_) => Some(ReasonCode::ImplementationSpecificError),
-            Exit::Disconnect | Exit::PeerClosed | Exit::Io(_) | Exit::ConnectTimeout | Exit::Refused(_) => {
-                None
-            }
+            Exit::Disconnect
+            | Exit::DisconnectWithWill
+            | Exit::PeerClosed
+            | Exit::Io(_)
+            | Exit::ConnectTimeout
+            | Exit::Refused(_) => None,
         }
     }
 }

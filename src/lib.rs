@@ -34,5 +34,5 @@ pub mod internals {
     pub use crate::mailbox::{Mailbox, PushOutcome, QueueLimits, QueueOverflow};
     pub use crate::message::{too_deep, Delivery, Message};
     pub use crate::router::{RetainOutcome, RetainStore, Subscriber, SubscriptionTree};
-    pub use crate::session::{is_reserved_for_broker, write, Action, Session, SessionLimits, Will};
+    pub use crate::session::{is_reserved_for_broker, write, Action, Link, Session, SessionLimits, Will};
 }

@@ -94,10 +94,14 @@ pub struct Mailbox {
     limits: QueueLimits,
     /// Deliveries dropped because the queue was full.
     dropped: AtomicU64,
+    /// Deliveries not sent because they exceed the client's Maximum Packet Size.
+    too_large: AtomicU64,
     /// Subscriptions held by the owning session.
     subscriptions: AtomicUsize,
     /// Set when a publisher gave up waiting and the session must be disconnected as slow.
     slow: AtomicBool,
+    /// A copy of `Inner::online`, read without the lock (to pick a shared subscription member).
+    online: AtomicBool,
     /// Server-wide counters that every drop is also counted in.
     metrics: Option<Arc<Metrics>>,
 }
@@ -126,7 +130,7 @@ impl Inner {
     }
 
     fn remove_accounting(&mut self, delivery: &Delivery) {
-        if delivery.retain {
+        if delivery.on_subscribe {
             self.retained -= 1;
         } else {
             self.bytes -= delivery.size();
@@ -149,8 +153,10 @@ impl Mailbox {
             room: Notify::new(),
             limits,
             dropped: AtomicU64::new(0),
+            too_large: AtomicU64::new(0),
             subscriptions: AtomicUsize::new(0),
             slow: AtomicBool::new(false),
+            online: AtomicBool::new(true),
             metrics: None,
         }
     }
@@ -190,9 +196,69 @@ impl Mailbox {
     /// Mosquitto does by default. Coming online clears a pending slow-subscriber disconnect.
     pub fn set_online(&self, online: bool) {
         self.lock().online = online;
+        self.online.store(online, Ordering::Release);
         if online {
             self.slow.store(false, Ordering::Release);
         }
+    }
+
+    /// Counts a delivery not sent because its expiry interval had passed.
+    pub fn count_expired(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.dropped_expired.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a delivery not sent because it exceeds the client's Maximum Packet Size,
+    /// logging at powers of two.
+    pub fn count_too_large(&self) {
+        let dropped = self.too_large.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(metrics) = &self.metrics {
+            metrics.dropped_too_large.fetch_add(1, Ordering::Relaxed);
+        }
+        if dropped.is_power_of_two() {
+            tracing::info!(
+                session = self.session_id,
+                dropped,
+                "messages not sent: larger than the client's Maximum Packet Size"
+            );
+        }
+    }
+
+    /// Deliveries not sent because they exceed the client's Maximum Packet Size.
+    pub fn too_large(&self) -> u64 {
+        self.too_large.load(Ordering::Relaxed)
+    }
+
+    /// Whether a connection owns the session; may lag a concurrent `set_online`.
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
+
+    /// Removes and returns every queued delivery, oldest first, for a session that ends with
+    /// messages another session must take (shared subscriptions).
+    pub fn take_all(&self) -> Vec<Delivery> {
+        let mut inner = self.lock();
+        let doomed = inner.qos0_doomed;
+        let taken: Vec<Delivery> = inner.queue.drain(..).collect();
+        inner.bytes = 0;
+        inner.qos0 = 0;
+        inner.retained = 0;
+        inner.qos0_doomed = 0;
+        drop(inner);
+        self.room.notify_waiters();
+        // The doomed QoS 0 deliveries were already counted as dropped.
+        let mut skip = doomed;
+        taken
+            .into_iter()
+            .filter(|d| {
+                let doomed = skip > 0 && d.qos == QoS::AtMostOnce && !d.on_subscribe;
+                if doomed {
+                    skip -= 1;
+                }
+                !doomed
+            })
+            .collect()
     }
 
     /// Queues a delivery without waiting, applying the overflow policy of this module, and wakes
@@ -216,7 +282,7 @@ impl Mailbox {
     /// messages queued is already bound to pull again.
     pub fn enqueue(&self, delivery: Delivery) -> (PushOutcome, bool) {
         let mut inner = self.lock();
-        let outcome = if delivery.retain {
+        let outcome = if delivery.on_subscribe {
             self.admit_retained(&inner)
         } else {
             self.admit_live(&mut inner, &delivery)
@@ -224,7 +290,7 @@ impl Mailbox {
         match outcome {
             PushOutcome::Queued | PushOutcome::OverLimit => {
                 let was_empty = inner.queue.len() == inner.qos0_doomed;
-                if delivery.retain {
+                if delivery.on_subscribe {
                     inner.retained += 1;
                 } else {
                     inner.bytes += delivery.size();
@@ -284,7 +350,7 @@ impl Mailbox {
 
     /// Drops the oldest live delivery, counting it.
     fn drop_oldest_live(&self, inner: &mut Inner) {
-        let position = inner.queue.iter().position(|d| !d.retain);
+        let position = inner.queue.iter().position(|d| !d.on_subscribe);
         if let Some(evicted) = position.and_then(|index| inner.queue.remove(index)) {
             inner.remove_accounting(&evicted);
             self.count_drop(evicted.qos);
@@ -342,7 +408,7 @@ impl Mailbox {
             }
             QueueOverflow::DropNewest => {
                 while self.is_over(&inner) {
-                    let position = inner.queue.iter().rposition(|d| !d.retain);
+                    let position = inner.queue.iter().rposition(|d| !d.on_subscribe);
                     let Some(evicted) = position.and_then(|index| inner.queue.remove(index)) else {
                         break;
                     };
@@ -392,7 +458,7 @@ impl Mailbox {
         let was_over = self.is_over(&inner);
         let mut taken_bytes = 0;
         while let Some(front) = inner.queue.front() {
-            if front.qos == QoS::AtMostOnce && !front.retain && inner.qos0_doomed > 0 {
+            if front.qos == QoS::AtMostOnce && !front.on_subscribe && inner.qos0_doomed > 0 {
                 if let Some(doomed) = inner.queue.pop_front() {
                     inner.qos0_doomed -= 1;
                     inner.remove_accounting(&doomed);
@@ -442,7 +508,7 @@ mod tests {
 
     fn delivery(qos: QoS, payload: &'static str) -> Delivery {
         let message = Arc::new(Message::new("t".into(), Bytes::from_static(payload.as_bytes()), qos, false));
-        Delivery { message, qos, retain: false }
+        Delivery::live(message, qos)
     }
 
     fn payloads(mailbox: &Mailbox) -> Vec<Bytes> {
@@ -488,7 +554,7 @@ mod tests {
         let topic: String = "t".repeat(60_000);
         for _ in 0..100 {
             let message = Arc::new(Message::new(topic.as_str().into(), Bytes::new(), QoS::AtMostOnce, false));
-            mailbox.push(Delivery { message, qos: QoS::AtMostOnce, retain: false });
+            mailbox.push(Delivery::live(message, QoS::AtMostOnce));
         }
         let mut out = Vec::new();
         mailbox.pull(&mut out, usize::MAX, 64 * 1024);
@@ -540,10 +606,12 @@ mod tests {
         for _ in 0..4 {
             let mut retained = delivery(QoS::AtLeastOnce, "r");
             retained.retain = true;
+            retained.on_subscribe = true;
             assert_eq!(mailbox.push(retained), PushOutcome::Queued);
         }
         let mut fifth = delivery(QoS::AtLeastOnce, "r");
         fifth.retain = true;
+        fifth.on_subscribe = true;
         assert_eq!(mailbox.push(fifth), PushOutcome::Dropped);
         assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "live")), PushOutcome::Queued);
         assert_eq!(payloads(&mailbox).len(), 5);

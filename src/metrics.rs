@@ -23,6 +23,12 @@ pub struct Metrics {
     pub retained_refused: AtomicU64,
     /// Retained-store walks on subscribe cut short by their budget.
     pub retained_walks_cut: AtomicU64,
+    /// Deliveries not sent because their Message Expiry Interval had passed.
+    pub dropped_expired: AtomicU64,
+    /// Deliveries not sent because they exceed the client's Maximum Packet Size.
+    pub dropped_too_large: AtomicU64,
+    /// Shared subscription deliveries handed to another member when a member's session ended.
+    pub shared_handed_on: AtomicU64,
 }
 
 impl Metrics {

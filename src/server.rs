@@ -90,21 +90,27 @@ impl Server {
     }
 }
 
-/// Discards offline sessions whose `session_timeout_secs` has passed. It reads the clock: it is
-/// the edge of the registry's sans-IO expiry index.
+/// Discards offline sessions whose expiry time has passed and publishes wills whose delay has
+/// passed, sleeping until the registry's next deadline. It reads the clock: it is the edge of
+/// the registry's sans-IO expiry index.
 #[allow(clippy::disallowed_methods)]
 async fn expire_sessions(context: Arc<Context>, shutdown: CancellationToken) {
-    let Some(timeout) = context.config.session_timeout() else {
-        return;
-    };
-    let period = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
-    let mut ticker = tokio::time::interval(period);
+    /// Longest sleep between looks, in case a deadline moved earlier unnoticed.
+    const LOOK_AGAIN: Duration = Duration::from_secs(10);
+    let mut routing = crate::router::RouteScratch::default();
     loop {
+        let now = Instant::now();
+        let next = context.registry.next_deadline().map_or(now + LOOK_AGAIN, |at| at.min(now + LOOK_AGAIN));
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
+            () = context.registry.changed() => continue,
+            () = tokio::time::sleep_until(next) => {}
         }
-        for mut session in context.registry.expire(Instant::now()) {
+        let due = context.registry.expire(Instant::now());
+        for will in &due.wills {
+            crate::connection::publish_will(&context, will, &mut routing);
+        }
+        for mut session in due.sessions {
             tracing::info!(client_id = %session.client_id, "session expired");
             crate::connection::discard(&context, &mut session);
         }

@@ -172,12 +172,12 @@ proptest! {
         // The model: the retained payload per topic.
         let mut model: BTreeMap<String, &str> = BTreeMap::new();
         for (topic, payload) in sets {
-            let message = Arc::new(Message {
-                topic: topic.as_str().into(),
-                payload: Bytes::from_static(payload.as_bytes()),
-                qos: QoS::AtLeastOnce,
-                retain: true,
-            });
+            let message = Arc::new(Message::new(
+                topic.as_str().into(),
+                Bytes::from_static(payload.as_bytes()),
+                QoS::AtLeastOnce,
+                true,
+            ));
             let expected = if payload.is_empty() {
                 model.remove(&topic);
                 RetainOutcome::Deleted

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use iothub::internals::{
-    is_reserved_for_broker, write, Delivery, Exit, Mailbox, QueueLimits, QueueOverflow, Session,
+    is_reserved_for_broker, write, Delivery, Exit, Link, Mailbox, QueueLimits, QueueOverflow, Session,
     SessionLimits, Will,
 };
 use iothub_protocol::{decode, Packet, PacketId, ProtocolVersion, PublishResponse, QoS};
@@ -368,7 +368,8 @@ impl Harness {
         });
         let keep_alive = KEEP_ALIVES[usize::from((flags >> 1) & 3)];
         let now = self.now;
-        self.session().attach(keep_alive, will.as_ref().and_then(Will::from_connect), now);
+        let link = Link::v3(ProtocolVersion::V311, 65_535);
+        self.session().attach(keep_alive, will.as_ref().and_then(Will::from_connect), link, now);
         self.connected = true;
         self.model.keep_alive = keep_alive;
         self.model.last_activity = Some(now);
@@ -401,7 +402,8 @@ impl Harness {
         self.connected = false;
         self.pending.clear();
         self.yield_after = None;
-        let will = self.session().take_will(exit);
+        let now = self.now;
+        let will = self.session().take_will(exit, now);
         let due = !matches!(exit, Exit::Disconnect | Exit::Shutdown | Exit::Refused(_));
         let expected = self.model.will.take().filter(|_| due);
         let got = will.map(|m| (m.topic.to_string(), m.payload.clone()));

@@ -50,7 +50,9 @@ impl SessionGuard {
         let Some(mut session) = self.session.take() else {
             return;
         };
-        if let Some(will) = session.take_will(exit) {
+        #[allow(clippy::disallowed_methods)] // The I/O edge reads the clock.
+        let now = Instant::now();
+        if let Some(will) = session.take_will(exit, now) {
             publish_will(&self.context, &will, routing);
         }
         self.hand_back(session);
@@ -74,7 +76,9 @@ impl Drop for SessionGuard {
             // The task ended without `finish`: it panicked, or its future was dropped. The
             // network connection is gone without DISCONNECT, so the will is due.
             tracing::warn!("connection task ended abnormally; handing its session back");
-            if let Some(will) = session.take_will(&Exit::PeerClosed) {
+            #[allow(clippy::disallowed_methods)] // The I/O edge reads the clock.
+            let now = Instant::now();
+            if let Some(will) = session.take_will(&Exit::PeerClosed, now) {
                 publish_will(&self.context, &will, &mut RouteScratch::default());
             }
             self.hand_back(session);
@@ -87,18 +91,30 @@ impl Drop for SessionGuard {
 
 /// Routes a will message. Nobody waits for its acknowledgement, so a queue it overfills stays
 /// one message over its bound.
-fn publish_will(context: &Context, will: &Arc<Message>, routing: &mut RouteScratch) {
+pub(crate) fn publish_will(context: &Context, will: &Arc<Message>, routing: &mut RouteScratch) {
     tracing::debug!(topic = %will.topic, "publishing will message");
     context.router.publish(will, routing);
     drop(routing.take_full());
     routing.wake_all();
 }
 
-/// Removes a discarded session's subscriptions from the router.
+/// Ends a discarded session: publishes the will still waiting for its delay (the session ends
+/// first, 3.1.3.2.2), removes its subscriptions from the router, then hands what it held for
+/// shared subscriptions to other members of their groups (section 4.8.2).
+#[allow(clippy::disallowed_methods)] // The edge of the sans-IO session reads the clock.
 pub(crate) fn discard(context: &Context, session: &mut Session) {
+    let mut routing = RouteScratch::default();
+    if let Some(will) = session.take_pending_will(Instant::now()) {
+        publish_will(context, &will, &mut routing);
+    }
     let id = session.mailbox().session_id();
     for filter in session.take_subscriptions() {
         context.router.unsubscribe(&filter, id);
+    }
+    let shared = session.take_shared_deliveries();
+    if !shared.is_empty() {
+        let handed = context.router.hand_on_shared(shared, &mut routing);
+        context.metrics.shared_handed_on.fetch_add(handed as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -4,16 +4,21 @@
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
+use std::num::NonZeroU16;
+
 use bytes::BytesMut;
 use bytestring::ByteString;
-use iothub_protocol::{ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode, Rule};
+use iothub_protocol::{
+    ConnAck, ConnAckProperties, Connect, ConnectProperties, DecodeError, Packet, ProtocolVersion, ReasonCode,
+    Rule,
+};
 
 use super::handoff::discard;
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::mailbox::Mailbox;
 use crate::message::too_deep;
-use crate::session::{write, Previous, Session};
+use crate::session::{Link, Previous, Session};
 
 /// The outcome of a CONNECT that the server accepts.
 pub(super) struct Accepted {
@@ -21,21 +26,113 @@ pub(super) struct Accepted {
     pub session: Box<Session>,
     /// Whether a stored session was resumed.
     pub session_present: bool,
+    /// The Session Expiry Interval granted (5.0).
+    pub expiry_interval: u32,
+}
+
+/// No properties: what a 3.1.1 CONNECT has.
+static NO_PROPERTIES: ConnectProperties = ConnectProperties {
+    session_expiry_interval: None,
+    receive_maximum: None,
+    maximum_packet_size: None,
+    topic_alias_maximum: None,
+    request_response_information: None,
+    request_problem_information: None,
+    user_properties: Vec::new(),
+    authentication_method: None,
+    authentication_data: None,
+};
+
+/// The CONNECT's properties, or none.
+pub(super) fn properties(connect: &Connect) -> &ConnectProperties {
+    connect.properties.as_deref().unwrap_or(&NO_PROPERTIES)
 }
 
 /// Checks a CONNECT before any session is touched. Returns the CONNACK refusal code, if any.
 pub(super) fn refusal(connect: &Connect, context: &Context) -> Option<ReasonCode> {
+    let v5 = connect.protocol == ProtocolVersion::V5;
     let keep_alive_max = context.config.keep_alive_timeout_secs;
-    if u64::from(connect.keep_alive) > keep_alive_max {
-        // As Mosquitto's max_keepalive: 3.1.1 cannot tell the client a shorter interval.
+    if !v5 && u64::from(connect.keep_alive) > keep_alive_max {
+        // As Mosquitto's max_keepalive: 3.1.1 cannot tell the client a shorter interval (5.0
+        // clients are told the cap in Server Keep Alive instead).
         return Some(ReasonCode::ClientIdentifierNotValid);
     }
-    if connect.client_id.is_empty() && (!connect.clean_start || connect.protocol == ProtocolVersion::V31) {
+    if !v5
+        && connect.client_id.is_empty()
+        && (!connect.clean_start || connect.protocol == ProtocolVersion::V31)
+    {
         // [MQTT-3.1.3-8]: a zero-length identifier needs a clean session; 3.1 requires an
-        // identifier (as Mosquitto answers 3.1 clients).
+        // identifier (as Mosquitto answers 3.1 clients). 5.0 assigns one either way.
         return Some(ReasonCode::ClientIdentifierNotValid);
+    }
+    if v5 && properties(connect).authentication_method.is_some() {
+        // No extended authentication method is configured (4.12).
+        return Some(ReasonCode::BadAuthenticationMethod);
     }
     None
+}
+
+/// The keep-alive the connection runs with: the client's, or for 5.0 the server's cap, which
+/// CONNACK tells it in Server Keep Alive [MQTT-3.2.2-21]; the second value is that cap when it
+/// applies.
+pub(super) fn keep_alive(connect: &Connect, context: &Context) -> (u16, Option<u16>) {
+    let cap = u16::try_from(context.config.keep_alive_timeout_secs).unwrap_or(u16::MAX);
+    if connect.protocol == ProtocolVersion::V5 && connect.keep_alive > cap {
+        (cap, Some(cap))
+    } else {
+        (connect.keep_alive, None)
+    }
+}
+
+/// What the CONNECT and the server's settings make of the connection.
+pub(super) fn link(connect: &Connect, context: &Context) -> Link {
+    let config = &context.config;
+    if connect.protocol != ProtocolVersion::V5 {
+        return Link::v3(connect.protocol, config.max_inflight_messages);
+    }
+    let p = properties(connect);
+    let receive_maximum = p.receive_maximum.map_or(usize::from(u16::MAX), |m| usize::from(m.get()));
+    Link {
+        version: ProtocolVersion::V5,
+        max_inflight: config.max_inflight_messages.min(receive_maximum),
+        max_packet_size: p.maximum_packet_size.map_or(usize::MAX, |m| m.get() as usize),
+        client_alias_max: p.topic_alias_maximum.unwrap_or(0),
+        server_alias_max: u16::try_from(config.max_topic_alias).unwrap_or(u16::MAX),
+        receive_maximum: usize::try_from(config.receive_maximum).unwrap_or(usize::from(u16::MAX)),
+        problem_information: p.request_problem_information.unwrap_or(true),
+    }
+}
+
+/// The properties of a 5.0 CONNACK that accepts `connect`: what was granted where it differs
+/// from what was asked, and what the server supports (3.2.2.3).
+pub(super) fn connack_properties(
+    connect: &Connect,
+    context: &Context,
+    accepted: &Accepted,
+    assigned: Option<&ByteString>,
+    server_keep_alive: Option<u16>,
+) -> ConnAckProperties {
+    let config = &context.config;
+    let p = properties(connect);
+    let requested = p.session_expiry_interval.unwrap_or(0);
+    ConnAckProperties {
+        session_expiry_interval: (accepted.expiry_interval != requested).then_some(accepted.expiry_interval),
+        receive_maximum: u16::try_from(config.receive_maximum)
+            .ok()
+            .filter(|&m| m < u16::MAX)
+            .and_then(NonZeroU16::new),
+        retain_available: Some(true),
+        maximum_packet_size: u32::try_from(config.max_packet_size).ok().and_then(std::num::NonZeroU32::new),
+        assigned_client_identifier: assigned.cloned(),
+        topic_alias_maximum: u16::try_from(config.max_topic_alias).ok().filter(|&m| m > 0),
+        wildcard_subscription_available: Some(true),
+        subscription_identifiers_available: Some(true),
+        shared_subscription_available: Some(true),
+        server_keep_alive,
+        response_information: (p.request_response_information == Some(true))
+            .then(|| ByteString::from(format!("response/{}", accepted.session.client_id))),
+        ..ConnAckProperties::default()
+    }
 }
 
 /// Checks a CONNECT for what the broker cannot honour and the client must not be told it has:
@@ -58,16 +155,30 @@ pub(super) fn assigned_client_id() -> ByteString {
 /// a CONNACK 0x01 for an unsupported protocol level [MQTT-3.1.2-2], nothing otherwise.
 pub(super) fn answer_to_bad_connect(error: DecodeError, out: &mut BytesMut) -> Exit {
     if let DecodeError::UnsupportedProtocolVersion(_) = error {
-        connack(out, false, ReasonCode::UnsupportedProtocolVersion);
+        connack(
+            out,
+            &Link::v3(ProtocolVersion::V311, 1),
+            false,
+            ReasonCode::UnsupportedProtocolVersion,
+            None,
+        );
     }
     Exit::Violation(error)
 }
 
-/// Writes a CONNACK.
-pub(super) fn connack(out: &mut BytesMut, session_present: bool, reason_code: ReasonCode) {
-    let packet = Packet::ConnAck(ConnAck { session_present, reason_code, properties: None });
-    // A CONNACK always fits: it is four bytes.
-    let _ = write(out, &packet);
+/// Writes a CONNACK in the link's wire format.
+pub(super) fn connack(
+    out: &mut BytesMut,
+    link: &Link,
+    session_present: bool,
+    reason_code: ReasonCode,
+    properties: Option<ConnAckProperties>,
+) {
+    let properties = properties.filter(|p| !p.is_empty()).map(Box::new);
+    let packet = Packet::ConnAck(ConnAck { session_present, reason_code, properties });
+    // A CONNACK fits: its properties are a few short values, and only the Reason String and
+    // User Properties, which the server does not send, are variable.
+    let _ = link.write(out, &packet);
 }
 
 /// Builds the session for an accepted CONNECT from what the registry handed over: the stored
@@ -79,10 +190,13 @@ pub(super) fn open_session(
     previous: Option<Previous>,
     context: &Context,
 ) -> Accepted {
+    let v5 = connect.protocol == ProtocolVersion::V5;
+    let requested = properties(connect).session_expiry_interval.unwrap_or(0);
     match previous {
-        Some(Previous::Stored(previous)) if !connect.clean_start && !previous.clean => {
+        Some(Previous::Stored(mut previous)) if !connect.clean_start && !previous.clean => {
             previous.mailbox().set_online(true);
-            return Accepted { session: previous, session_present: true };
+            let expiry_interval = if v5 { previous.set_expiry_interval(requested) } else { 0 };
+            return Accepted { session: previous, session_present: true, expiry_interval };
         }
         Some(Previous::Stored(mut previous) | Previous::Expired(mut previous)) => {
             discard(context, &mut previous);
@@ -93,8 +207,8 @@ pub(super) fn open_session(
         Mailbox::new(context.registry.next_id(), context.queue_limits())
             .counting_in(Arc::clone(&context.metrics)),
     );
-    Accepted {
-        session: Box::new(Session::new(client_id, connect.clean_start, mailbox, context.session_limits())),
-        session_present: false,
-    }
+    let mut session =
+        Box::new(Session::new(client_id, connect.clean_start, mailbox, context.session_limits()));
+    let expiry_interval = if v5 { session.set_expiry_interval(requested) } else { 0 };
+    Accepted { session, session_present: false, expiry_interval }
 }

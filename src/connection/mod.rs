@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use bytestring::ByteString;
-use iothub_protocol::{decode, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode, Rule};
+use iothub_protocol::{decode, Connect, DecodeError, Disconnect, Packet, ProtocolVersion, ReasonCode, Rule};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -44,10 +44,10 @@ use crate::identity::{ClientIdentity, ConnectionInfo};
 use crate::mailbox::Mailbox;
 use crate::message::{Delivery, Message};
 use crate::router::RouteScratch;
-use crate::session::{write, Action, Session, Takeover, Will};
+use crate::session::{Action, Link, Session, Takeover, Will};
 use crate::transport::{Transport, Upgrader};
-pub(crate) use handoff::discard;
 use handoff::SessionGuard;
+pub(crate) use handoff::{discard, publish_will};
 
 /// Above this many buffered outbound bytes the task stops pulling messages from the mailbox.
 const HIGH_WATER: usize = 64 * 1024;
@@ -111,6 +111,8 @@ struct Connection {
     walk_budget: usize,
     /// What the transport told about the connection.
     info: ConnectionInfo,
+    /// The protocol version and limits, once CONNACK accepted the connection.
+    link: Option<Link>,
 }
 
 /// Serves one accepted socket until it ends, the session is taken over, or `shutdown` is
@@ -152,12 +154,14 @@ pub(crate) async fn run(
         retained: Vec::new(),
         walk_budget: 0,
         info,
+        link: None,
     };
     let exit = connection.serve(&shutdown, deadline).await;
     if matches!(exit, Exit::Violation(_)) {
         context.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
     }
     exit.log();
+    connection.tell_disconnect(&exit);
     connection.close().await;
 }
 
@@ -172,18 +176,19 @@ impl Connection {
                 Ok(Ok(connect)) => connect,
             },
         };
+        let link = handshake::link(&connect, &self.context);
         if let Some(code) = handshake::refusal(&connect, &self.context) {
-            handshake::connack(&mut self.wbuf, false, code);
+            handshake::connack(&mut self.wbuf, &link, false, code, None);
             return Exit::Refused(code);
         }
         if let Some(error) = handshake::violation(&connect) {
             return Exit::Violation(error);
         }
-        let client_id = if connect.client_id.is_empty() {
-            handshake::assigned_client_id()
-        } else {
+        let assigned = connect.client_id.is_empty().then(handshake::assigned_client_id);
+        let client_id = match &assigned {
+            Some(assigned) => assigned.clone(),
             // A copy of its own, so the session does not pin the whole CONNECT packet.
-            ByteString::from(&*connect.client_id)
+            None => ByteString::from(&*connect.client_id),
         };
         tracing::Span::current().record("client_id", for_logs(&client_id));
         let username = connect.username.as_deref().map(ByteString::from);
@@ -209,16 +214,27 @@ impl Connection {
             Arc::clone(&takeover),
         );
         let accepted = handshake::open_session(&connect, client_id, previous, &self.context);
-        handshake::connack(&mut self.wbuf, accepted.session_present, ReasonCode::Success);
+        let (keep_alive, server_keep_alive) = handshake::keep_alive(&connect, &self.context);
+        let properties = link.is_v5().then(|| {
+            handshake::connack_properties(
+                &connect,
+                &self.context,
+                &accepted,
+                assigned.as_ref(),
+                server_keep_alive,
+            )
+        });
+        handshake::connack(&mut self.wbuf, &link, accepted.session_present, ReasonCode::Success, properties);
+        self.link = Some(link);
         log_connected(&connect, accepted.session_present);
         // Only the keep-alive and the will outlive the handshake; the rest of CONNECT (and the
         // buffer its fields point into) is freed now rather than held for the connection's life.
-        let keep_alive = connect.keep_alive;
         let will = connect.will.as_ref().and_then(Will::from_connect);
         drop(connect);
         let session = guard.hold(accepted.session);
-        session.attach(keep_alive, will, Instant::now());
-        let exit = match session.resend_inflight(&mut self.wbuf) {
+        let now = Instant::now();
+        session.attach(keep_alive, will, link, now);
+        let exit = match session.resend_inflight(&mut self.wbuf, now) {
             Ok(()) => self.serve_session(session, shutdown, &takeover).await,
             Err(error) => Exit::Encode(error),
         };
@@ -260,8 +276,8 @@ impl Connection {
         shutdown: &CancellationToken,
         takeover: &Takeover,
     ) -> Exit {
-        let max_inflight = self.context.config.max_inflight_messages;
         let slow_timeout = self.context.config.slow_subscriber_timeout();
+        let max_inflight = session.link().max_inflight;
         let mailbox = Arc::clone(session.mailbox());
         let mut blocked: Option<Blocked> = None;
         let mut room_wait: Option<RoomWait> = None;
@@ -282,9 +298,13 @@ impl Connection {
             }
             if self.wbuf.len() < HIGH_WATER {
                 let budget = HIGH_WATER - self.wbuf.len();
-                if let Err(error) =
-                    session.poll_transmit(&mut self.wbuf, max_inflight, budget, &mut self.deliveries)
-                {
+                if let Err(error) = session.poll_transmit(
+                    &mut self.wbuf,
+                    max_inflight,
+                    budget,
+                    &mut self.deliveries,
+                    Instant::now(),
+                ) {
                     return Exit::Encode(error);
                 }
             }
@@ -371,6 +391,7 @@ impl Connection {
         now: Instant,
     ) -> Result<Turn, Exit> {
         let max = self.context.config.max_packet_size;
+        let version = session.link().version;
         let mut work = 0;
         let result = 'turn: loop {
             while let Some(action) = session.poll_action() {
@@ -390,7 +411,7 @@ impl Connection {
             if work >= WORK_PER_TURN {
                 break Ok(Turn::Yield);
             }
-            match decode(&mut self.rbuf, ProtocolVersion::V311, max) {
+            match decode(&mut self.rbuf, version, max) {
                 Ok(Some(packet)) => {
                     work += 1;
                     if let Err(exit) = session.handle_packet(packet, now) {
@@ -409,36 +430,57 @@ impl Connection {
     /// subscriber's queue and its acknowledgement must wait.
     fn apply(&mut self, action: Action, mailbox: &Arc<Mailbox>) -> Result<Option<Blocked>, Exit> {
         let router = &self.context.router;
+        let link = self.link();
         match action {
-            Action::Publish { message, ack } => {
-                router.publish(&message, &mut self.routing);
+            Action::Publish { message, mut ack } => {
+                let matched = router.publish(&message, &mut self.routing);
+                if matched == 0 && link.is_v5() {
+                    // 0x10: accepted, but nobody subscribes (3.4.2.1, 3.5.2.1).
+                    if let Some(Packet::PubAck(response) | Packet::PubRec(response)) = &mut ack {
+                        response.reason_code = ReasonCode::NoMatchingSubscribers;
+                    }
+                }
                 let full = self.routing.take_full();
                 if !full.is_empty() {
                     return Ok(Some(Blocked { ack, full }));
                 }
                 if let Some(ack) = ack {
-                    write(&mut self.wbuf, &ack).map_err(Exit::Encode)?;
+                    link.write(&mut self.wbuf, &ack).map_err(Exit::Encode)?;
                 }
             }
-            Action::Subscribe { filter, qos, walk_budget } => {
+            Action::Subscribe { filter, options, subscription_id, send_retained, walk_budget } => {
                 if let Some(budget) = walk_budget {
                     self.walk_budget = budget;
                 }
+                let retained = send_retained.then_some((&mut self.retained, &mut self.walk_budget));
                 // The session refused filters the router would refuse, so this cannot fail.
-                let _ = router.subscribe(
-                    &filter,
-                    mailbox,
-                    qos,
-                    Some((&mut self.retained, &mut self.walk_budget)),
-                );
+                let _ = router.subscribe(&filter, mailbox, &options, subscription_id, retained);
             }
             Action::Unsubscribe { filter } => {
                 router.unsubscribe(&filter, mailbox.session_id());
             }
             Action::SubscriptionCount(count) => mailbox.set_subscription_count(count),
-            Action::Send(packet) => write(&mut self.wbuf, &packet).map_err(Exit::Encode)?,
+            Action::Send(packet) => link.write(&mut self.wbuf, &packet).map_err(Exit::Encode)?,
         }
         Ok(None)
+    }
+
+    /// The connection's link; only called once CONNACK has set it.
+    fn link(&self) -> Link {
+        self.link.unwrap_or_else(|| Link::v3(ProtocolVersion::V311, 1))
+    }
+
+    /// Tells a 5.0 client why the server closes the connection, with a DISCONNECT carrying the
+    /// exit's reason code (4.13), when the exit has one and CONNACK had accepted the client.
+    fn tell_disconnect(&mut self, exit: &Exit) {
+        let Some(link) = self.link.filter(Link::is_v5) else {
+            return;
+        };
+        let Some(reason_code) = exit.reason_code() else {
+            return;
+        };
+        let packet = Packet::Disconnect(Disconnect { reason_code, properties: None });
+        let _ = link.write(&mut self.wbuf, &packet);
     }
 
     /// Ends a publisher's wait: if room did not come in time, the slow queues pay by the
@@ -450,7 +492,7 @@ impl Connection {
             }
         }
         if let Some(ack) = done.ack {
-            write(&mut self.wbuf, &ack).map_err(Exit::Encode)?;
+            self.link().write(&mut self.wbuf, &ack).map_err(Exit::Encode)?;
         }
         Ok(())
     }

@@ -13,15 +13,18 @@ mod children;
 mod retain;
 mod tree;
 
+use std::num::NonZeroU32;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use iothub_protocol::QoS;
+use iothub_protocol::{QoS, SubscriptionOptions};
 
 pub use retain::{RetainOutcome, RetainStore};
+pub(crate) use tree::Pick;
 pub use tree::SubscriptionTree;
 
+use crate::config::SharedStrategy;
 use crate::mailbox::{Mailbox, PushOutcome};
-use crate::message::{too_deep, Delivery, Message};
+use crate::message::{too_deep, Delivery, Message, SubscriptionIds};
 use crate::metrics::Metrics;
 
 /// Capacity of a retained-message scratch buffer kept between subscriptions.
@@ -44,13 +47,67 @@ pub struct Subscriber {
     pub mailbox: Arc<Mailbox>,
     /// The QoS granted to this subscription.
     pub qos: QoS,
+    /// No Local: the session's own publications are not delivered to it [MQTT-3.8.3-3].
+    pub no_local: bool,
+    /// Retain As Published: forwarded messages keep their RETAIN flag [MQTT-3.3.1-12].
+    pub retain_as_published: bool,
+    /// The Subscription Identifier the subscription was made with, if any.
+    pub subscription_id: Option<NonZeroU32>,
+    /// The shared subscription (`$share/{group}/{filter}`) this is a member of, if any.
+    pub shared: Option<Arc<str>>,
 }
 
 impl Subscriber {
-    /// The subscription of `mailbox`'s session at `qos`.
+    /// The subscription of `mailbox`'s session at `qos`, with no 5.0 options.
     pub fn new(mailbox: Arc<Mailbox>, qos: QoS) -> Subscriber {
-        Subscriber { session_id: mailbox.session_id(), mailbox, qos }
+        Subscriber {
+            session_id: mailbox.session_id(),
+            mailbox,
+            qos,
+            no_local: false,
+            retain_as_published: false,
+            subscription_id: None,
+            shared: None,
+        }
     }
+
+    /// The subscription of `mailbox`'s session with these options and identifier.
+    pub fn with_options(
+        mailbox: Arc<Mailbox>,
+        options: &SubscriptionOptions,
+        subscription_id: Option<NonZeroU32>,
+    ) -> Subscriber {
+        Subscriber {
+            no_local: options.no_local,
+            retain_as_published: options.retain_as_published,
+            subscription_id,
+            ..Subscriber::new(mailbox, options.qos)
+        }
+    }
+}
+
+/// A shared subscription filter taken apart (5.0 section 4.8.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SharedFilter<'a> {
+    /// The ShareName.
+    pub(crate) group: &'a str,
+    /// The topic filter after it.
+    pub(crate) filter: &'a str,
+}
+
+/// Parses `$share/{ShareName}/{filter}`. `None` for a filter that is not a shared one;
+/// `Some(Err(()))` for a malformed one: a ShareName that is empty or holds `+` or `#`
+/// [MQTT-4.8.2-1], or no `/` and filter after it [MQTT-4.8.2-2].
+#[allow(clippy::result_unit_err)]
+pub(crate) fn parse_shared(filter: &str) -> Option<Result<SharedFilter<'_>, ()>> {
+    let rest = filter.strip_prefix("$share/")?;
+    let Some((group, inner)) = rest.split_once('/') else {
+        return Some(Err(()));
+    };
+    if group.is_empty() || group.contains(['+', '#']) || inner.is_empty() {
+        return Some(Err(()));
+    }
+    Some(Ok(SharedFilter { group, filter: inner }))
 }
 
 /// Buffers a publishing connection reuses: the subscriptions a message matched, and the
@@ -61,6 +118,8 @@ impl Subscriber {
 pub struct RouteScratch {
     /// Matches of the message being routed.
     matches: Vec<Subscriber>,
+    /// Shared subscription members picked for the message being routed.
+    shared: Vec<Subscriber>,
     /// Mailboxes that went from empty to non-empty and wait to be woken.
     wake: Vec<Arc<Mailbox>>,
     /// Mailboxes the last message was queued in past their bound: the publisher waits for them
@@ -81,6 +140,9 @@ impl RouteScratch {
         if self.matches.capacity() > MATCHES_SCRATCH_KEEP {
             self.matches = Vec::new();
         }
+        if self.shared.capacity() > MATCHES_SCRATCH_KEEP {
+            self.shared = Vec::new();
+        }
     }
 
     /// Takes the mailboxes the last routed message overfilled.
@@ -95,6 +157,33 @@ impl Drop for RouteScratch {
     }
 }
 
+/// The delivery of `message` to one matching subscription.
+fn delivery_for(message: &Arc<Message>, subscriber: &Subscriber) -> Delivery {
+    let mut delivery = Delivery::live(Arc::clone(message), subscriber.qos.min(message.qos));
+    delivery.retain = message.retain && subscriber.retain_as_published;
+    if let Some(id) = subscriber.subscription_id {
+        delivery.subscription_ids = SubscriptionIds::One(id);
+    }
+    delivery.shared.clone_from(&subscriber.shared);
+    delivery
+}
+
+/// Queues a delivery, noting in `scratch` the mailbox to wake and whether it overfilled.
+fn deliver(mailbox: &Arc<Mailbox>, delivery: Delivery, scratch: &mut RouteScratch) {
+    match mailbox.enqueue(delivery) {
+        (outcome @ (PushOutcome::Queued | PushOutcome::OverLimit), wake) => {
+            if outcome == PushOutcome::OverLimit {
+                scratch.full.push(Arc::clone(mailbox));
+            }
+            if wake {
+                scratch.wake.push(Arc::clone(mailbox));
+            }
+        }
+        // A drop is counted by the mailbox, for the session and the server.
+        (PushOutcome::Dropped | PushOutcome::Offline, _) => {}
+    }
+}
+
 /// The routing table and retained store of one server.
 pub struct Router {
     /// Subscriptions by topic filter.
@@ -103,6 +192,8 @@ pub struct Router {
     retained: RwLock<RetainStore>,
     /// Counters shared with the rest of the server.
     metrics: Arc<Metrics>,
+    /// How shared subscriptions pick a member.
+    strategy: SharedStrategy,
 }
 
 impl Router {
@@ -113,29 +204,46 @@ impl Router {
             tree: RwLock::new(SubscriptionTree::default()),
             retained: RwLock::new(RetainStore::new(retained_limit)),
             metrics,
+            strategy: SharedStrategy::default(),
         }
     }
 
-    /// Adds or replaces (same session, same filter) a subscription. Returns `Err` for a filter
-    /// deeper than the hierarchy limit, `Ok(true)` if it replaced a subscription.
+    /// The same router, picking shared subscription members by `strategy`.
+    pub fn with_strategy(mut self, strategy: SharedStrategy) -> Router {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Adds or replaces (same session, same filter) a subscription with `options` and
+    /// `subscription_id`. Returns `Err` for a filter deeper than the hierarchy limit, `Ok(true)`
+    /// if it replaced a subscription. A shared filter `$share/{group}/{filter}` (which the
+    /// caller has checked with `parse_shared`) makes the session a member of that group.
     ///
     /// With `retained` (a scratch buffer and a walk budget) it first queues the retained
-    /// messages matching the filter, with RETAIN=1 [MQTT-3.3.1-8] and at the lower of their QoS
-    /// and `qos` [MQTT-3.8.4-3], within the mailbox's retained allowance and the walk budget (see
-    /// `RetainStore::matching_at_most`), and only then makes the subscription visible to
-    /// publishers. The retained store stays read-locked throughout, so a retained publication
-    /// waits and is queued after them, and a live publication either misses the subscription
-    /// (it was not yet made) or is queued after them: an older retained copy never overtakes a
-    /// newer message of its topic [MQTT-4.6.0-6].
+    /// messages matching the filter, with RETAIN=1 [MQTT-3.3.1-8], the subscription identifier,
+    /// and at the lower of their QoS and the granted one [MQTT-3.8.4-3], within the mailbox's
+    /// retained allowance and the walk budget (see `RetainStore::matching_at_most`), and only
+    /// then makes the subscription visible to publishers. The retained store stays read-locked
+    /// throughout, so a retained publication waits and is queued after them, and a live
+    /// publication either misses the subscription (it was not yet made) or is queued after
+    /// them: an older retained copy never overtakes a newer message of its topic
+    /// [MQTT-4.6.0-6]. A shared subscription gets no retained messages (section 4.8.2).
     pub fn subscribe(
         &self,
         filter: &str,
         mailbox: &Arc<Mailbox>,
-        qos: QoS,
+        options: &SubscriptionOptions,
+        subscription_id: Option<NonZeroU32>,
         retained: Option<(&mut Vec<Arc<Message>>, &mut usize)>,
     ) -> Result<bool, TooDeep> {
         if too_deep(filter) {
             return Err(TooDeep);
+        }
+        let subscriber = Subscriber::with_options(Arc::clone(mailbox), options, subscription_id);
+        if let Some(Ok(shared)) = parse_shared(filter) {
+            let key: Arc<str> = Arc::from(filter);
+            let mut tree = self.tree.write().unwrap_or_else(PoisonError::into_inner);
+            return Ok(tree.insert_shared(&key, shared.filter, subscriber));
         }
         let store = self.retained.read().unwrap_or_else(PoisonError::into_inner);
         if let Some((scratch, budget)) = retained {
@@ -144,31 +252,43 @@ impl Router {
                 self.metrics.count_retained_walk_cut();
             }
             for message in scratch.drain(..) {
-                let qos = message.qos.min(qos);
+                let mut delivery = Delivery::retained(message, options.qos);
+                delivery.qos = delivery.message.qos.min(options.qos);
+                if let Some(id) = subscription_id {
+                    delivery.subscription_ids = SubscriptionIds::One(id);
+                }
                 // A drop is counted by the mailbox.
-                mailbox.push(Delivery { message, qos, retain: true });
+                mailbox.push(delivery);
             }
             if scratch.capacity() > RETAINED_SCRATCH_KEEP {
                 *scratch = Vec::new();
             }
         }
-        let subscriber = Subscriber::new(Arc::clone(mailbox), qos);
         let replaced = self.tree.write().unwrap_or_else(PoisonError::into_inner).insert(filter, subscriber);
         drop(store);
         Ok(replaced)
     }
 
-    /// Removes the subscription of session `session_id` to `filter`. Returns true if it existed.
+    /// Removes the subscription of session `session_id` to `filter` (shared or not). Returns
+    /// true if it existed.
     pub fn unsubscribe(&self, filter: &str, session_id: u64) -> bool {
-        self.tree.write().unwrap_or_else(PoisonError::into_inner).remove(filter, session_id)
+        let mut tree = self.tree.write().unwrap_or_else(PoisonError::into_inner);
+        match parse_shared(filter) {
+            Some(Ok(shared)) => tree.remove_shared(filter, shared.filter, session_id),
+            _ => tree.remove(filter, session_id),
+        }
     }
 
     /// Routes a message: updates the retained store if the message asks for it, then queues one
     /// copy for every session with a matching subscription, at the highest QoS among that
-    /// session's matching subscriptions (3.3.5) capped by the message's QoS. Mailboxes that need
-    /// waking are collected in `scratch`, which the caller wakes once its batch is routed;
-    /// mailboxes the message overfilled are left in `scratch` for `take_full`. Returns the number
-    /// of sessions it reached.
+    /// session's matching subscriptions capped by the message's QoS, with the identifiers of all
+    /// of them [MQTT-3.3.4-3] (3.3.5), and one copy for one member of each matching shared
+    /// subscription group. A subscription with No Local does not get its own session's messages
+    /// [MQTT-3.8.3-3]; one with Retain As Published gets the RETAIN flag as published
+    /// [MQTT-3.3.1-12], the others RETAIN=0 [MQTT-3.3.1-13]. Mailboxes that need waking are
+    /// collected in `scratch`, which the caller wakes once its batch is routed; mailboxes the
+    /// message overfilled are left in `scratch` for `take_full`. Returns the number of
+    /// subscriptions that matched, whether or not their queue took the message.
     pub fn publish(&self, message: &Arc<Message>, scratch: &mut RouteScratch) -> usize {
         if too_deep(&message.topic) {
             tracing::debug!("message not routed: topic deeper than the hierarchy limit");
@@ -177,32 +297,83 @@ impl Router {
         if message.retain {
             self.retain(message);
         }
-        let matches = &mut scratch.matches;
+        let mut matches = std::mem::take(&mut scratch.matches);
+        let mut shared = std::mem::take(&mut scratch.shared);
         matches.clear();
-        self.tree.read().unwrap_or_else(PoisonError::into_inner).matches(&message.topic, matches);
-        if matches.len() > 1 && matches.iter().any(|s| s.mailbox.subscription_count() > 1) {
-            matches.sort_unstable_by(|a, b| a.session_id.cmp(&b.session_id).then(b.qos.cmp(&a.qos)));
-            matches.dedup_by_key(|s| s.session_id);
+        shared.clear();
+        let pick = Pick { strategy: self.strategy, origin_hash: message.origin_hash };
+        self.tree.read().unwrap_or_else(PoisonError::into_inner).matches_with_shared(
+            &message.topic,
+            &mut matches,
+            &mut shared,
+            pick,
+        );
+        if message.origin != 0 {
+            matches.retain(|s| !(s.no_local && s.session_id == message.origin));
         }
-        let mut reached = 0;
-        for subscriber in matches.drain(..) {
-            let qos = subscriber.qos.min(message.qos);
-            let delivery = Delivery { message: Arc::clone(message), qos, retain: false };
-            match subscriber.mailbox.enqueue(delivery) {
-                (outcome @ (PushOutcome::Queued | PushOutcome::OverLimit), wake) => {
-                    reached += 1;
-                    if outcome == PushOutcome::OverLimit {
-                        scratch.full.push(Arc::clone(&subscriber.mailbox));
-                    }
-                    if wake {
-                        scratch.wake.push(subscriber.mailbox);
-                    }
+        let matched = matches.len() + shared.len();
+        if matches.len() > 1 && matches.iter().any(|s| s.mailbox.subscription_count() > 1) {
+            // Overlapping subscriptions of one session make one delivery.
+            matches.sort_unstable_by_key(|s| s.session_id);
+            let mut rest = &matches[..];
+            while let Some(first) = rest.first() {
+                let run = rest.iter().take_while(|s| s.session_id == first.session_id).count();
+                let (group, tail) = rest.split_at(run);
+                rest = tail;
+                let qos = group.iter().map(|s| s.qos).max().unwrap_or_default().min(message.qos);
+                let mut delivery = Delivery::live(Arc::clone(message), qos);
+                delivery.retain = message.retain && group.iter().any(|s| s.retain_as_published);
+                for id in group.iter().filter_map(|s| s.subscription_id) {
+                    delivery.subscription_ids.add(id);
                 }
-                // A drop is counted by the mailbox, for the session and the server.
-                (PushOutcome::Dropped | PushOutcome::Offline, _) => {}
+                deliver(&first.mailbox, delivery, scratch);
+            }
+        } else {
+            for subscriber in &matches {
+                deliver(&subscriber.mailbox, delivery_for(message, subscriber), scratch);
             }
         }
-        reached
+        for member in &shared {
+            deliver(&member.mailbox, delivery_for(message, member), scratch);
+        }
+        matches.clear();
+        shared.clear();
+        scratch.matches = matches;
+        scratch.shared = shared;
+        matched
+    }
+
+    /// Hands deliveries that a shared subscription member's ended session still held (queued or
+    /// unacknowledged) to another member of the same group, so that they are not lost when a
+    /// member leaves (section 4.8.2). The leaving session must already be out of the tree.
+    /// Deliveries of no shared subscription, and those whose group has no member left, are
+    /// dropped. Returns the number handed on.
+    pub fn hand_on_shared(&self, deliveries: Vec<Delivery>, scratch: &mut RouteScratch) -> usize {
+        let mut handed = 0;
+        for delivery in deliveries {
+            let Some(key) = delivery.shared.clone() else {
+                continue;
+            };
+            let Some(Ok(shared)) = parse_shared(&key) else {
+                continue;
+            };
+            let pick = Pick { strategy: self.strategy, origin_hash: delivery.message.origin_hash };
+            let member = self.tree.read().unwrap_or_else(PoisonError::into_inner).shared_member(
+                &key,
+                shared.filter,
+                pick,
+            );
+            let Some(member) = member else {
+                continue;
+            };
+            let mut onward = delivery_for(&delivery.message, &member);
+            onward.qos = delivery.message.qos.min(member.qos);
+            deliver(&member.mailbox, onward, scratch);
+            handed += 1;
+        }
+        scratch.wake_all();
+        drop(scratch.take_full());
+        handed
     }
 
     /// Stores, replaces or (empty payload) deletes the retained message of the message's topic.
@@ -242,7 +413,10 @@ mod tests {
         let mailboxes: Vec<Arc<Mailbox>> =
             (1..=2000).map(|id| Arc::new(Mailbox::new(id, QueueLimits::messages(10)))).collect();
         for mailbox in &mailboxes {
-            assert_eq!(router.subscribe("fan", mailbox, QoS::AtMostOnce, None), Ok(false));
+            assert_eq!(
+                router.subscribe("fan", mailbox, &SubscriptionOptions::default(), None, None),
+                Ok(false)
+            );
         }
         let message = Arc::new(Message::new("fan".into(), Bytes::from_static(b"x"), QoS::AtMostOnce, false));
         let mut scratch = RouteScratch::default();
@@ -264,7 +438,13 @@ mod tests {
         let mut found = Vec::new();
         let mut budget = 1000;
         assert_eq!(
-            router.subscribe("t", &mailbox, QoS::AtMostOnce, Some((&mut found, &mut budget))),
+            router.subscribe(
+                "t",
+                &mailbox,
+                &SubscriptionOptions::default(),
+                None,
+                Some((&mut found, &mut budget))
+            ),
             Ok(false)
         );
         let live = Arc::new(Message::new("t".into(), Bytes::from_static(b"new"), QoS::AtMostOnce, false));

@@ -31,6 +31,21 @@ impl SessionExpiry {
         }
     }
 
+    /// The expiry of a 5.0 session from its Session Expiry Interval in seconds (3.1.2.11.2),
+    /// capped by the server's `timeout` (`None`: no cap), with the interval granted: 0 ends the
+    /// session with the connection, `u32::MAX` never expires it.
+    pub fn for_v5(interval: u32, timeout: Option<Duration>) -> (SessionExpiry, u32) {
+        let cap = timeout.map(|t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX - 1));
+        match (interval, cap) {
+            (0, _) => (SessionExpiry::OnClose, 0),
+            (u32::MAX, None) => (SessionExpiry::Never, u32::MAX),
+            (requested, Some(cap)) if requested > cap => {
+                (SessionExpiry::After(Duration::from_secs(u64::from(cap))), cap)
+            }
+            (requested, _) => (SessionExpiry::After(Duration::from_secs(u64::from(requested))), requested),
+        }
+    }
+
     /// Whether the session is kept at all once its connection ends.
     pub fn keeps(self) -> bool {
         self != SessionExpiry::OnClose
@@ -59,5 +74,17 @@ mod tests {
         assert!(kept.keeps());
         assert_eq!(kept.deadline(now), Some(now + Duration::from_secs(5)));
         assert_eq!(SessionExpiry::for_v3(false, None).deadline(now), None);
+    }
+
+    /// 3.1.2.11.2: the interval replaces the clean flag; the server's maximum caps it.
+    #[test]
+    fn session_expiry_interval_is_capped_by_the_server() {
+        let cap = Some(Duration::from_secs(300));
+        assert_eq!(SessionExpiry::for_v5(0, cap), (SessionExpiry::OnClose, 0));
+        assert_eq!(SessionExpiry::for_v5(60, cap), (SessionExpiry::After(Duration::from_secs(60)), 60));
+        assert_eq!(SessionExpiry::for_v5(3600, cap), (SessionExpiry::After(Duration::from_secs(300)), 300));
+        assert_eq!(SessionExpiry::for_v5(u32::MAX, cap).1, 300);
+        assert_eq!(SessionExpiry::for_v5(u32::MAX, None), (SessionExpiry::Never, u32::MAX));
+        assert_eq!(SessionExpiry::for_v5(7, None), (SessionExpiry::After(Duration::from_secs(7)), 7));
     }
 }

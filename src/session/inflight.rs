@@ -294,6 +294,29 @@ impl Inflight {
         }
     }
 
+    /// Removes every message whose PUBLISH the client has not acknowledged (PUBREL not yet
+    /// sent), in send order, for a session that ends with them (shared subscriptions hand them
+    /// to another member). Messages past PUBREC stay: the client has them.
+    pub(super) fn take_unreceived(&mut self) -> Vec<Delivery> {
+        let ids: Vec<PacketId> =
+            self.in_order().filter(|(_, o)| o.state != Awaiting::Comp).map(|(id, _)| id).collect();
+        let mut taken = Vec::with_capacity(ids.len());
+        for id in ids {
+            let delivery = if self.entries.is_empty() {
+                let at = self.small.iter().position(|(used, _)| *used == id.get());
+                at.and_then(|at| self.small.remove(at)).map(|(_, o)| o.delivery)
+            } else {
+                self.entries.remove(&id.get()).map(|o| o.delivery)
+            };
+            if let Some(ids) = &mut self.ids {
+                ids.set(id.get(), false);
+            }
+            taken.extend(delivery);
+        }
+        self.compact();
+        taken
+    }
+
     /// Every entry in send order, with its packet identifier.
     pub(super) fn in_order(&self) -> impl Iterator<Item = (PacketId, &Outgoing)> {
         let small = self.small.iter().filter_map(|(id, outgoing)| Some((PacketId::new(*id)?, outgoing)));
@@ -315,7 +338,7 @@ mod tests {
 
     fn delivery() -> Delivery {
         let message = Arc::new(Message::new("t".into(), bytes::Bytes::new(), QoS::AtLeastOnce, false));
-        Delivery { message, qos: QoS::AtLeastOnce, retain: false }
+        Delivery::live(message, QoS::AtLeastOnce)
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! **Architecture Invariant:** the session knows nothing about the router, sockets or the clock.
 //! It never routes a message, never reads the time and never waits.
 
+mod alias;
 mod expiry;
 mod inflight;
 mod keepalive;
@@ -22,15 +23,18 @@ mod registry;
 mod tests;
 mod will;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use bytestring::ByteString;
 use iothub_protocol::{
-    encode_publish, DecodeError, EncodeError, Packet, PacketId, ProtocolVersion, Publish, PublishResponse,
-    QoS, ReasonCode, Rule, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
+    encode_publish, DecodeError, Disconnect, EncodeError, OutgoingPublish, Packet, PacketId, PayloadFormat,
+    ProtocolVersion, Publish, PublishResponse, QoS, ReasonCode, RetainHandling, Rule, SubAck, Subscribe,
+    SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 use tokio::time::Instant;
 
@@ -42,6 +46,8 @@ pub use will::Will;
 use crate::exit::Exit;
 use crate::mailbox::Mailbox;
 use crate::message::{too_deep, Delivery, Message};
+use crate::router::parse_shared;
+use alias::{InboundAliases, OutboundAliases};
 use inflight::{Awaiting, Inflight};
 
 /// Retained-store nodes any SUBSCRIBE may visit to find the retained messages of its filters.
@@ -63,13 +69,18 @@ pub enum Action {
         /// The acknowledgement owed to the publisher, if its QoS needs one.
         ack: Option<Packet>,
     },
-    /// Add (or replace) this session's subscription in the router and queue the retained
-    /// messages that match it [MQTT-3.8.4-3].
+    /// Add (or replace) this session's subscription in the router and, if `send_retained`,
+    /// queue the retained messages that match it [MQTT-3.8.4-3].
     Subscribe {
         /// The topic filter.
         filter: ByteString,
-        /// The QoS granted.
-        qos: QoS,
+        /// The options granted (QoS, No Local, Retain As Published).
+        options: SubscriptionOptions,
+        /// The SUBSCRIBE's Subscription Identifier, if it had one.
+        subscription_id: Option<NonZeroU32>,
+        /// Whether the matching retained messages are sent now (Retain Handling, and never for
+        /// a shared subscription).
+        send_retained: bool,
         /// Set on the first filter of a SUBSCRIBE: the retained-store nodes the walks of the
         /// whole packet may visit, besides what the messages they find earn.
         walk_budget: Option<usize>,
@@ -95,19 +106,114 @@ pub struct SessionLimits {
     pub session_timeout: Option<Duration>,
 }
 
+/// What the CONNECT and CONNACK of the current network connection settled: the protocol
+/// version and the limits each side told the other. Copied by the connection, which writes
+/// packets with it too.
+#[derive(Debug, Clone, Copy)]
+pub struct Link {
+    /// The protocol version of the connection.
+    pub version: ProtocolVersion,
+    /// Most outbound QoS 1/2 messages unacknowledged at once: `max_inflight_messages`, and for
+    /// 5.0 no more than the client's Receive Maximum [MQTT-3.3.4-9].
+    pub max_inflight: usize,
+    /// Largest packet the client accepts (its Maximum Packet Size) [MQTT-3.1.2-24].
+    pub max_packet_size: usize,
+    /// Highest Topic Alias the client accepts from the server; 0 for none [MQTT-3.1.2-26].
+    pub client_alias_max: u16,
+    /// Highest Topic Alias the server accepts from the client (told in CONNACK).
+    pub server_alias_max: u16,
+    /// The server's Receive Maximum: inbound QoS 1/2 PUBLISHes unacknowledged at once.
+    pub receive_maximum: usize,
+    /// Request Problem Information: whether Reason Strings and User Properties may be sent on
+    /// packets other than PUBLISH, CONNACK and DISCONNECT (3.1.2.11.7).
+    pub problem_information: bool,
+}
+
+impl Link {
+    /// The link of a 3.1 or 3.1.1 connection: no limits beyond the server's own.
+    pub fn v3(version: ProtocolVersion, max_inflight: usize) -> Link {
+        Link {
+            version,
+            max_inflight,
+            max_packet_size: usize::MAX,
+            client_alias_max: 0,
+            server_alias_max: 0,
+            receive_maximum: usize::from(u16::MAX),
+            problem_information: true,
+        }
+    }
+
+    /// True for a 5.0 connection.
+    pub fn is_v5(&self) -> bool {
+        self.version == ProtocolVersion::V5
+    }
+
+    /// Writes a packet in the connection's wire format. For 5.0 it leaves out what the client
+    /// did not ask for (Request Problem Information 0) and, to fit the client's Maximum Packet
+    /// Size, the Reason String and then the User Properties [MQTT-3.1.2-25]; a packet that still
+    /// does not fit is an error.
+    pub fn write(&self, out: &mut BytesMut, packet: &Packet) -> Result<(), EncodeError> {
+        if !self.is_v5() {
+            return packet.encode(ProtocolVersion::V311, out);
+        }
+        if !self.problem_information {
+            if let Some(trimmed) = without_problem_information(packet) {
+                return trimmed.encode_within(ProtocolVersion::V5, self.max_packet_size, out);
+            }
+        }
+        packet.encode_within(ProtocolVersion::V5, self.max_packet_size, out)
+    }
+}
+
+/// A copy of `packet` without Reason String and User Properties, for a client that set Request
+/// Problem Information to 0 (3.1.2.11.7); `None` when there is nothing to leave out, and for
+/// PUBLISH, CONNACK and DISCONNECT, which keep them.
+fn without_problem_information(packet: &Packet) -> Option<Packet> {
+    let mut packet = packet.clone();
+    let changed = match &mut packet {
+        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
+            r.properties.take().is_some()
+        }
+        Packet::SubAck(s) => s.properties.take().is_some(),
+        Packet::UnsubAck(u) => u.properties.take().is_some(),
+        Packet::Auth(a) => a.properties.as_mut().is_some_and(|p| {
+            let had = p.reason_string.is_some() || !p.user_properties.is_empty();
+            p.reason_string = None;
+            p.user_properties.clear();
+            had
+        }),
+        _ => false,
+    };
+    changed.then_some(packet)
+}
+
+/// A will whose Will Delay Interval runs after its connection ended.
+#[derive(Debug)]
+struct PendingWill {
+    /// The will.
+    will: Will,
+    /// When it is published unless a connection resumes the session first.
+    due: Instant,
+}
+
 /// The state of one client identifier.
 #[derive(Debug)]
 pub struct Session {
     /// The client identifier.
     pub client_id: ByteString,
-    /// Clean session flag of the connection that created or last resumed it.
+    /// True when the session ends with its connection (3.1.1 clean session, or 5.0 Session
+    /// Expiry Interval 0).
     pub clean: bool,
     /// How long the session outlives its connection.
     expiry: SessionExpiry,
+    /// The 5.0 Session Expiry Interval in force, in seconds, for a DISCONNECT to change.
+    expiry_interval: u32,
+    /// Hash of the client identifier, for `hash_client_id` shared subscriptions.
+    origin_hash: u64,
     /// Queue of messages waiting to be sent.
     mailbox: Arc<Mailbox>,
-    /// Subscriptions by topic filter, with their granted QoS; mirrors the router's entries.
-    subscriptions: HashMap<ByteString, QoS>,
+    /// The topic filters subscribed to; mirrors the router's entries, which hold the options.
+    subscriptions: HashSet<ByteString>,
     /// Outbound QoS 1/2 messages awaiting acknowledgement.
     inflight: Inflight,
     /// Inbound QoS 2 packet identifiers received and not yet released by PUBREL.
@@ -116,8 +222,16 @@ pub struct Session {
     limits: SessionLimits,
     /// The will of the current network connection.
     will: Option<Will>,
+    /// A will waiting for its delay while no connection has the session.
+    pending_will: Option<PendingWill>,
     /// Keep-alive of the current network connection; `None` before the first `attach`.
     keep_alive: Option<KeepAlive>,
+    /// The current network connection's version and limits.
+    link: Link,
+    /// Topic aliases the client set on this connection.
+    inbound_aliases: InboundAliases,
+    /// Topic aliases the server set on this connection.
+    outbound_aliases: OutboundAliases,
     /// Actions not yet taken by the connection.
     actions: VecDeque<Action>,
     /// The SUBSCRIBE being turned into actions, a chunk at a time.
@@ -135,6 +249,8 @@ struct PendingSubscribe {
     reason_codes: Vec<ReasonCode>,
     /// The walk budget, until the first granted filter takes it.
     walk_budget: Option<usize>,
+    /// The SUBSCRIBE's Subscription Identifier, for every filter in it.
+    subscription_id: Option<NonZeroU32>,
     /// Filters refused for the hierarchy limit.
     refused_deep: usize,
     /// Filters refused for `max_subscriptions`.
@@ -144,29 +260,57 @@ struct PendingSubscribe {
 impl Session {
     /// A new, empty session.
     pub fn new(client_id: ByteString, clean: bool, mailbox: Arc<Mailbox>, limits: SessionLimits) -> Session {
+        let origin_hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(client_id.as_bytes());
         Session {
             client_id,
             clean,
             expiry: SessionExpiry::for_v3(clean, limits.session_timeout),
+            expiry_interval: 0,
+            origin_hash,
             mailbox,
-            subscriptions: HashMap::new(),
+            subscriptions: HashSet::new(),
             inflight: Inflight::default(),
             awaiting_pubrel: HashSet::new(),
             limits,
             will: None,
+            pending_will: None,
             keep_alive: None,
+            link: Link::v3(ProtocolVersion::V311, 20),
+            inbound_aliases: InboundAliases::default(),
+            outbound_aliases: OutboundAliases::default(),
             actions: VecDeque::new(),
             pending_subscribe: None,
         }
     }
 
     /// Starts a network connection on this session: its keep-alive (in seconds) counts from
-    /// `now`, and its will replaces any previous one.
-    pub fn attach(&mut self, keep_alive_secs: u16, will: Option<Will>, now: Instant) {
+    /// `now`, its will replaces any previous one, a will still waiting for its delay is not
+    /// published [MQTT-3.1.3-9], and topic aliases start empty [MQTT-3.3.2-7].
+    pub fn attach(&mut self, keep_alive_secs: u16, will: Option<Will>, link: Link, now: Instant) {
         self.keep_alive = Some(KeepAlive::new(keep_alive_secs, now));
-        self.will = will;
+        self.will = will.map(|will| will.from_session(self.mailbox.session_id(), self.origin_hash));
+        self.pending_will = None;
+        self.link = link;
+        self.inbound_aliases = InboundAliases::new(link.server_alias_max);
+        self.outbound_aliases = OutboundAliases::new(link.client_alias_max);
         self.actions.clear();
         self.pending_subscribe = None;
+    }
+
+    /// Sets the 5.0 Session Expiry Interval (seconds) the CONNECT asked for, capped by the
+    /// server's `session_timeout_secs`; returns the interval granted, which CONNACK tells the
+    /// client when it differs (3.2.2.3.2).
+    pub fn set_expiry_interval(&mut self, requested: u32) -> u32 {
+        let (expiry, granted) = SessionExpiry::for_v5(requested, self.limits.session_timeout);
+        self.expiry = expiry;
+        self.expiry_interval = granted;
+        self.clean = !expiry.keeps();
+        granted
+    }
+
+    /// The current connection's version and limits.
+    pub fn link(&self) -> Link {
+        self.link
     }
 
     /// The session's mailbox.
@@ -193,12 +337,51 @@ impl Session {
     /// when the session is discarded.
     pub fn take_subscriptions(&mut self) -> Vec<ByteString> {
         self.mailbox.set_subscription_count(0);
-        self.subscriptions.drain().map(|(filter, _)| filter).collect()
+        self.subscriptions.drain().collect()
     }
 
-    /// The will, if the connection's end publishes it; it is consumed either way.
-    pub fn take_will(&mut self, exit: &Exit) -> Option<Arc<Message>> {
-        self.will.take().and_then(|will| will.due(exit))
+    /// Removes and returns what the session still holds for shared subscriptions, queued or
+    /// sent and not yet received by the client, for the caller to hand to other members when
+    /// the session ends (section 4.8.2).
+    pub fn take_shared_deliveries(&mut self) -> Vec<Delivery> {
+        let mut taken: Vec<Delivery> =
+            self.inflight.take_unreceived().into_iter().filter(|d| d.shared.is_some()).collect();
+        let queued = self.mailbox.take_all();
+        taken.extend(queued.into_iter().filter(|d| d.shared.is_some()));
+        taken
+    }
+
+    /// The will, if the connection's end (at `now`) publishes it at once; it is consumed either
+    /// way. A will with a delay, on a session that outlives its connection, is kept instead
+    /// until the delay passes or the session ends, whichever is first (3.1.3.2.2).
+    pub fn take_will(&mut self, exit: &Exit, now: Instant) -> Option<Arc<Message>> {
+        let will = self.will.take().filter(|will| will.is_due(exit))?;
+        let delay = match self.expiry {
+            SessionExpiry::OnClose => Duration::ZERO,
+            SessionExpiry::After(expiry) => will.delay().min(expiry),
+            SessionExpiry::Never => will.delay(),
+        };
+        if delay.is_zero() || matches!(exit, Exit::Shutdown) {
+            return Some(will.message(now));
+        }
+        match now.checked_add(delay) {
+            Some(due) => {
+                self.pending_will = Some(PendingWill { will, due });
+                None
+            }
+            None => Some(will.message(now)),
+        }
+    }
+
+    /// When the will waiting for its delay is due, if there is one.
+    pub fn pending_will_due(&self) -> Option<Instant> {
+        self.pending_will.as_ref().map(|p| p.due)
+    }
+
+    /// The will waiting for its delay, as published at `now`: because its delay passed, or
+    /// because the session ends first.
+    pub fn take_pending_will(&mut self, now: Instant) -> Option<Arc<Message>> {
+        self.pending_will.take().map(|p| p.will.message(now))
     }
 
     /// The next action for the connection, in order.
@@ -242,18 +425,19 @@ impl Session {
             keep_alive.record_activity(now);
         }
         match packet {
-            Packet::Publish(publish) => self.handle_publish(publish)?,
+            Packet::Publish(publish) => self.handle_publish(publish, now)?,
             Packet::PubAck(ack) => self.handle_puback(ack.packet_id),
             Packet::PubRec(rec) => self.handle_pubrec(rec.packet_id),
             Packet::PubRel(rel) => self.handle_pubrel(rel.packet_id),
             Packet::PubComp(comp) => self.handle_pubcomp(comp.packet_id),
-            Packet::Subscribe(subscribe) => self.handle_subscribe(subscribe),
+            Packet::Subscribe(subscribe) => self.handle_subscribe(subscribe)?,
             Packet::Unsubscribe(unsubscribe) => self.handle_unsubscribe(unsubscribe),
             Packet::PingReq => self.actions.push_back(Action::Send(Packet::PingResp)),
-            Packet::Disconnect(_) => {
-                // [MQTT-3.14.4-3]: the will is discarded without being published.
-                self.will = None;
-                return Err(Exit::Disconnect);
+            Packet::Disconnect(disconnect) => return Err(self.handle_disconnect(&disconnect)),
+            Packet::Auth(_) => {
+                // No authentication method was agreed at CONNECT (one that asks for a method
+                // is refused with 0x8C), so an AUTH is a Protocol Error (4.12).
+                return Err(violation(Rule::AuthWithoutMethod));
             }
             Packet::Connect(_) => {
                 return Err(Exit::Violation(DecodeError::Violation(Rule::Mqtt3_1_0_2)));
@@ -266,38 +450,79 @@ impl Session {
     }
 
     /// Re-sends, in their original order and with their original packet identifiers, every
-    /// unacknowledged PUBLISH (with DUP=1) and PUBREL [MQTT-4.4.0-1].
-    pub fn resend_inflight(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+    /// unacknowledged PUBLISH (with DUP=1) and PUBREL [MQTT-4.4.0-1], expired or not: the
+    /// client may already have them. In 5.0 with their whole topic: aliases do not survive the
+    /// connection [MQTT-3.3.2-7].
+    pub fn resend_inflight(&self, out: &mut BytesMut, now: Instant) -> Result<(), EncodeError> {
         for (packet_id, outgoing) in self.inflight.in_order() {
             match outgoing.state {
                 Awaiting::Ack | Awaiting::Rec => {
-                    write_delivery(out, &outgoing.delivery, true, Some(packet_id))?
+                    let publish =
+                        Outgoing { delivery: &outgoing.delivery, dup: true, packet_id: Some(packet_id) };
+                    publish.write(out, &self.link, None, now)?;
                 }
-                Awaiting::Comp => write(out, &Packet::PubRel(PublishResponse::new(packet_id)))?,
+                Awaiting::Comp => self.link.write(out, &Packet::PubRel(PublishResponse::new(packet_id)))?,
             }
         }
         Ok(())
     }
 
-    /// Moves queued messages into `out` while the inflight window (`max_inflight`) has room,
-    /// taking about `byte_budget` encoded bytes at most. `scratch` is reused between calls.
+    /// Moves queued messages into `out` while the inflight window (`max_inflight`, which the
+    /// connection takes from its link) has room, taking about
+    /// `byte_budget` encoded bytes at most. `scratch` is reused between calls. A message whose
+    /// expiry interval passed at `now` is dropped [MQTT-3.3.2-5], and so, for a 5.0 client, is
+    /// one larger than its Maximum Packet Size [MQTT-3.1.2-25]; either way the messages behind
+    /// it are still sent.
     pub fn poll_transmit(
         &mut self,
         out: &mut BytesMut,
         max_inflight: usize,
         byte_budget: usize,
         scratch: &mut Vec<Delivery>,
+        now: Instant,
     ) -> Result<(), EncodeError> {
-        let room = max_inflight.saturating_sub(self.inflight.len());
-        scratch.clear();
-        self.mailbox.pull(scratch, room, byte_budget);
+        let start = out.len();
+        loop {
+            let room = max_inflight.saturating_sub(self.inflight.len());
+            let budget = byte_budget.saturating_sub(out.len() - start);
+            scratch.clear();
+            self.mailbox.pull(scratch, room, budget.max(1));
+            if scratch.is_empty() {
+                return Ok(());
+            }
+            let discarded = self.transmit(out, scratch, now)?;
+            if discarded == 0 || out.len() - start >= byte_budget {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes pulled deliveries; returns how many were discarded unsent.
+    fn transmit(
+        &mut self,
+        out: &mut BytesMut,
+        pulled: &mut Vec<Delivery>,
+        now: Instant,
+    ) -> Result<usize, EncodeError> {
         // A QoS 1/2 delivery enters the inflight window whether or not it could be written, so
         // a failure here (which ends the connection) never loses one: it is re-sent on resume.
         let mut result = Ok(());
-        for delivery in scratch.drain(..) {
+        let mut discarded = 0;
+        for delivery in pulled.drain(..) {
+            if delivery.message.is_expired(now) {
+                self.mailbox.count_expired();
+                discarded += 1;
+                continue;
+            }
+            if self.link.is_v5() && self.publish_size(&delivery, now) > self.link.max_packet_size {
+                self.mailbox.count_too_large();
+                discarded += 1;
+                continue;
+            }
             if delivery.qos == QoS::AtMostOnce {
                 if result.is_ok() {
-                    result = write_delivery(out, &delivery, false, None);
+                    let publish = Outgoing { delivery: &delivery, dup: false, packet_id: None };
+                    result = publish.write(out, &self.link, Some(&mut self.outbound_aliases), now);
                 }
                 continue;
             }
@@ -305,10 +530,20 @@ impl Session {
             // The window is at most 65,535 (validated), so an identifier is always free.
             let Some(packet_id) = self.inflight.insert(state, delivery) else { continue };
             if let (true, Some(outgoing)) = (result.is_ok(), self.inflight.get(packet_id)) {
-                result = write_delivery(out, &outgoing.delivery, false, Some(packet_id));
+                let publish =
+                    Outgoing { delivery: &outgoing.delivery, dup: false, packet_id: Some(packet_id) };
+                result = publish.write(out, &self.link, Some(&mut self.outbound_aliases), now);
             }
         }
-        result
+        result.map(|()| discarded)
+    }
+
+    /// Size of a delivery's 5.0 PUBLISH with its whole topic and every property sent,
+    /// Subscription Identifiers included.
+    fn publish_size(&self, delivery: &Delivery, now: Instant) -> usize {
+        let packet_id = (delivery.qos != QoS::AtMostOnce).then_some(PacketId::MIN);
+        let publish = Outgoing { delivery, dup: false, packet_id };
+        publish.parts(&delivery.message.topic, None, now).size(ProtocolVersion::V5)
     }
 
     /// PUBACK from the client ends a QoS 1 delivery.
@@ -334,26 +569,80 @@ impl Session {
     /// is safe. A QoS 2 PUBLISH whose packet identifier is still awaiting PUBREL is a re-send and
     /// is not routed again [MQTT-4.3.3-2]. A topic deeper than the hierarchy limit closes the
     /// connection before it is acknowledged: an acknowledged message must be routable.
-    pub fn handle_publish(&mut self, publish: Publish) -> Result<(), Exit> {
-        if too_deep(&publish.topic) {
-            return Err(Exit::Violation(DecodeError::Violation(Rule::TopicTooDeep)));
-        }
-        let forward = match (publish.qos, publish.packet_id) {
-            (QoS::ExactlyOnce, Some(id)) => self.awaiting_pubrel.insert(id.get()),
-            _ => true,
+    ///
+    /// 5.0 adds: the Topic Alias is resolved (3.3.2.3.4); a Subscription Identifier from a
+    /// client [MQTT-3.3.4-6] and a QoS 1/2 PUBLISH beyond the server's Receive Maximum
+    /// [MQTT-3.3.4-7] are errors; a payload that its Payload Format Indicator says is UTF-8
+    /// and is not is refused with 0x99 (3.3.2.3.2).
+    pub fn handle_publish(&mut self, publish: Publish, now: Instant) -> Result<(), Exit> {
+        let Publish { qos, packet_id, retain, payload, properties, topic, .. } = publish;
+        let topic = if self.link.is_v5() {
+            let alias = properties.as_ref().and_then(|p| p.topic_alias);
+            self.inbound_aliases.resolve(topic, alias).map_err(violation)?
+        } else {
+            topic
         };
-        let ack = match (publish.qos, publish.packet_id) {
-            (QoS::AtLeastOnce, Some(id)) => Some(Packet::PubAck(PublishResponse::new(id))),
-            (QoS::ExactlyOnce, Some(id)) => Some(Packet::PubRec(PublishResponse::new(id))),
+        if too_deep(&topic) {
+            return Err(violation(Rule::TopicTooDeep));
+        }
+        let mut refused = None;
+        if let Some(properties) = &properties {
+            if !properties.subscription_identifiers.is_empty() {
+                return Err(violation(Rule::V5_3_3_4_6));
+            }
+            if properties.payload_format_indicator == Some(PayloadFormat::Utf8)
+                && std::str::from_utf8(&payload).is_err()
+            {
+                if qos == QoS::AtMostOnce {
+                    return Err(violation(Rule::PayloadNotUtf8));
+                }
+                refused = Some(ReasonCode::PayloadFormatInvalid);
+            }
+        }
+        let forward = match (qos, packet_id) {
+            (QoS::ExactlyOnce, Some(id)) if refused.is_none() => {
+                let new = !self.awaiting_pubrel.contains(&id.get());
+                if new && self.awaiting_pubrel.len() >= self.link.receive_maximum {
+                    return Err(violation(Rule::V5_3_3_4_7));
+                }
+                self.awaiting_pubrel.insert(id.get())
+            }
+            _ => refused.is_none(),
+        };
+        let reason_code = refused.unwrap_or(ReasonCode::Success);
+        let response = |id| PublishResponse { packet_id: id, reason_code, properties: None };
+        let ack = match (qos, packet_id) {
+            (QoS::AtLeastOnce, Some(id)) => Some(Packet::PubAck(response(id))),
+            (QoS::ExactlyOnce, Some(id)) => Some(Packet::PubRec(response(id))),
             _ => None,
         };
-        if forward && !is_reserved_for_broker(&publish.topic) {
-            let message = Arc::new(Message::new(publish.topic, publish.payload, publish.qos, publish.retain));
-            self.actions.push_back(Action::Publish { message, ack });
+        if forward && !is_reserved_for_broker(&topic) {
+            let message = Message::new(topic, payload, qos, retain)
+                .from_session(self.mailbox.session_id(), self.origin_hash)
+                .with_properties(properties, now);
+            self.actions.push_back(Action::Publish { message: Arc::new(message), ack });
         } else if let Some(ack) = ack {
             self.actions.push_back(Action::Send(ack));
         }
         Ok(())
+    }
+
+    /// DISCONNECT from the client: the will is discarded [MQTT-3.14.4-3] unless 5.0 reason 0x04
+    /// asks for it (3.14.2.1); a 5.0 DISCONNECT may change the Session Expiry Interval, but not
+    /// from 0 (3.14.2.2.2).
+    fn handle_disconnect(&mut self, disconnect: &Disconnect) -> Exit {
+        let requested = disconnect.properties.as_ref().and_then(|p| p.session_expiry_interval);
+        if let Some(requested) = requested.filter(|_| self.link.is_v5()) {
+            if self.expiry_interval == 0 && requested != 0 {
+                return violation(Rule::SessionExpiryRaisedFromZero);
+            }
+            self.set_expiry_interval(requested);
+        }
+        if self.link.is_v5() && disconnect.reason_code == ReasonCode::DisconnectWithWill {
+            return Exit::DisconnectWithWill;
+        }
+        self.will = None;
+        Exit::Disconnect
     }
 
     /// PUBREL from the client releases an inbound QoS 2 packet identifier; PUBCOMP is sent
@@ -364,21 +653,33 @@ impl Session {
     }
 
     /// SUBSCRIBE: grants each filter at the requested QoS, in order; a filter named again (in this
-    /// packet or later) replaces the subscription and gets its retained messages again
-    /// [MQTT-3.8.4-3]. A filter deeper than the hierarchy limit, or a new one beyond
-    /// `max_subscriptions`, is refused (0x80; in 5.0 0x97 for the quota). One SUBACK code per
-    /// filter, in order [MQTT-3.8.4-5], [MQTT-3.8.4-6], follows the router changes. Linear in the
-    /// packet: each filter costs one map lookup here.
-    pub fn handle_subscribe(&mut self, subscribe: Subscribe) {
+    /// packet or later) replaces the subscription [MQTT-3.8.4-3] and, by its Retain Handling,
+    /// gets its retained messages again (0), only if it is new (1) or not at all (2)
+    /// [MQTT-3.3.1-9], [MQTT-3.3.1-10], [MQTT-3.3.1-11]. A filter deeper than the hierarchy
+    /// limit, a malformed shared subscription (0x8F in 5.0) [MQTT-4.8.2-1], [MQTT-4.8.2-2], or a
+    /// new one beyond `max_subscriptions` (0x97 in 5.0) is refused; No Local on a shared
+    /// subscription is a Protocol Error [MQTT-3.8.3-4]. One SUBACK code per filter, in order
+    /// [MQTT-3.8.4-5], [MQTT-3.8.4-6], follows the router changes. Linear in the packet: each
+    /// filter costs one map lookup here.
+    pub fn handle_subscribe(&mut self, subscribe: Subscribe) -> Result<(), Exit> {
+        let shared_no_local = subscribe
+            .filters
+            .iter()
+            .any(|(filter, options)| options.no_local && matches!(parse_shared(filter), Some(Ok(_))));
+        if shared_no_local && self.link.is_v5() {
+            return Err(violation(Rule::V5_3_8_3_4));
+        }
         let packet_size: usize = subscribe.filters.iter().map(|(filter, _)| filter.len() + 3).sum();
         self.pending_subscribe = Some(PendingSubscribe {
             packet_id: subscribe.packet_id,
             reason_codes: Vec::with_capacity(subscribe.filters.len()),
             filters: subscribe.filters.into_iter(),
             walk_budget: Some(WALK_BASE + WALK_PER_BYTE * packet_size),
+            subscription_id: subscribe.properties.as_ref().and_then(|p| p.subscription_identifier),
             refused_deep: 0,
             refused_quota: 0,
         });
+        Ok(())
     }
 
     /// Turns the next `SUBSCRIBE_CHUNK` filters of the SUBSCRIBE being handled into actions, and
@@ -389,29 +690,46 @@ impl Session {
             return;
         };
         let limit = self.limits.max_subscriptions;
-        for (filter, options) in pending.filters.by_ref().take(SUBSCRIBE_CHUNK) {
+        for (filter, mut options) in pending.filters.by_ref().take(SUBSCRIBE_CHUNK) {
+            let shared = parse_shared(&filter);
+            if let Some(Err(())) = shared {
+                pending.reason_codes.push(ReasonCode::TopicFilterInvalid);
+                continue;
+            }
             if too_deep(&filter) {
                 pending.refused_deep += 1;
                 pending.reason_codes.push(ReasonCode::UnspecifiedError);
                 continue;
             }
-            let is_new = !self.subscriptions.contains_key(&filter);
+            let is_new = !self.subscriptions.contains(&filter);
             if is_new && limit != 0 && self.subscriptions.len() >= limit {
                 pending.refused_quota += 1;
                 pending.reason_codes.push(ReasonCode::QuotaExceeded);
                 continue;
             }
-            let qos = options.qos;
-            self.subscriptions.insert(filter.clone(), qos);
+            if shared.is_some() {
+                // A 3.1.1 client cannot ask for No Local; 5.0 refused it above.
+                options.no_local = false;
+            }
+            let send_retained = shared.is_none()
+                && match options.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendAtNewSubscribe => is_new,
+                    RetainHandling::DoNotSend => false,
+                };
+            let subscription_id = pending.subscription_id;
+            self.subscriptions.insert(filter.clone());
             // The count goes up before the router sees a second subscription, so a concurrent
             // publish never misses that it must fold overlapping matches into one delivery.
             self.mailbox.set_subscription_count(self.subscriptions.len());
             self.actions.push_back(Action::Subscribe {
                 filter,
-                qos,
+                options,
+                subscription_id,
+                send_retained,
                 walk_budget: pending.walk_budget.take(),
             });
-            pending.reason_codes.push(ReasonCode::granted(qos));
+            pending.reason_codes.push(ReasonCode::granted(options.qos));
         }
         if pending.filters.len() > 0 {
             return;
@@ -437,20 +755,33 @@ impl Session {
     }
 
     /// UNSUBSCRIBE: removes each filter's subscription and always answers UNSUBACK
-    /// [MQTT-3.10.4-4], [MQTT-3.10.4-5].
+    /// [MQTT-3.10.4-4], [MQTT-3.10.4-5]; in 5.0 with a code per filter, 0x11 for a filter that
+    /// had no subscription (3.11.3).
     pub fn handle_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
+        let mut reason_codes = Vec::new();
         for filter in unsubscribe.filters {
-            if self.subscriptions.remove(&filter).is_some() {
+            let existed = self.subscriptions.remove(&filter);
+            if self.link.is_v5() {
+                reason_codes.push(if existed {
+                    ReasonCode::Success
+                } else {
+                    ReasonCode::NoSubscriptionExisted
+                });
+            }
+            if existed {
                 self.actions.push_back(Action::Unsubscribe { filter });
             }
         }
         self.actions.push_back(Action::SubscriptionCount(self.subscriptions.len()));
-        let unsuback =
-            UnsubAck { packet_id: unsubscribe.packet_id, reason_codes: Vec::new(), properties: None };
+        let unsuback = UnsubAck { packet_id: unsubscribe.packet_id, reason_codes, properties: None };
         self.actions.push_back(Action::Send(Packet::UnsubAck(unsuback)));
     }
 }
 
+/// A violation of `rule`, as the exit it causes.
+fn violation(rule: Rule) -> Exit {
+    Exit::Violation(DecodeError::Violation(rule))
+}
 /// Topics under "$SYS/" belong to the broker: clients' publications to them, wills included, are
 /// acknowledged and discarded, as Mosquitto does.
 pub fn is_reserved_for_broker(topic: &str) -> bool {
@@ -462,14 +793,66 @@ pub fn write(out: &mut BytesMut, packet: &Packet) -> Result<(), EncodeError> {
     packet.encode(ProtocolVersion::V311, out)
 }
 
-fn write_delivery(
-    out: &mut BytesMut,
-    delivery: &Delivery,
+/// One PUBLISH of a delivery, about to be written.
+struct Outgoing<'a> {
+    /// The delivery.
+    delivery: &'a Delivery,
+    /// Re-delivery flag.
     dup: bool,
+    /// Its packet identifier, for QoS 1 and 2.
     packet_id: Option<PacketId>,
-) -> Result<(), EncodeError> {
-    let message = &delivery.message;
-    let header =
-        iothub_protocol::PublishHeader { dup, qos: delivery.qos, retain: delivery.retain, packet_id };
-    encode_publish(out, &header, &message.topic, &message.payload)
+}
+
+impl Outgoing<'_> {
+    /// The codec's view of this PUBLISH with `topic` (empty when an alias stands for it).
+    fn parts<'b>(
+        &'b self,
+        topic: &'b str,
+        topic_alias: Option<std::num::NonZeroU16>,
+        now: Instant,
+    ) -> OutgoingPublish<'b> {
+        let delivery = self.delivery;
+        let message = &delivery.message;
+        OutgoingPublish {
+            header: iothub_protocol::PublishHeader {
+                dup: self.dup,
+                qos: delivery.qos,
+                retain: delivery.retain,
+                packet_id: self.packet_id,
+            },
+            topic,
+            payload: &message.payload,
+            properties: message.properties.as_deref(),
+            message_expiry_interval: message.remaining_expiry(now),
+            topic_alias,
+            subscription_identifiers: delivery.subscription_ids.as_slice(),
+        }
+    }
+
+    /// Writes the PUBLISH in the link's wire format; for 5.0 with an alias from `aliases` if
+    /// given and the client takes them.
+    fn write(
+        &self,
+        out: &mut BytesMut,
+        link: &Link,
+        aliases: Option<&mut OutboundAliases>,
+        now: Instant,
+    ) -> Result<(), EncodeError> {
+        let message = &self.delivery.message;
+        if !link.is_v5() {
+            let header = iothub_protocol::PublishHeader {
+                dup: self.dup,
+                qos: self.delivery.qos,
+                retain: self.delivery.retain,
+                packet_id: self.packet_id,
+            };
+            return encode_publish(out, &header, &message.topic, &message.payload);
+        }
+        let (topic, alias) = match aliases.and_then(|a| a.assign(&message.topic)) {
+            Some((alias, true)) => (&*message.topic, Some(alias)),
+            Some((alias, false)) => ("", Some(alias)),
+            None => (&*message.topic, None),
+        };
+        self.parts(topic, alias, now).encode(ProtocolVersion::V5, out)
+    }
 }

@@ -89,6 +89,8 @@ enum Slot {
         session: Box<Session>,
         /// Its entry in the expiry index; `None` for never.
         expires: Option<ExpiryKey>,
+        /// Its entry in the will index, while a will waits for its delay.
+        will: Option<ExpiryKey>,
     },
 }
 
@@ -103,17 +105,35 @@ struct Slots {
     /// Offline sessions in expiry order, so that expiring costs O(log n) per expired session,
     /// never a scan of every slot.
     by_expiry: BTreeMap<ExpiryKey, ByteString>,
+    /// Offline sessions whose will waits for its Will Delay Interval, in due order.
+    by_will: BTreeMap<ExpiryKey, ByteString>,
 }
 
 impl Slots {
-    /// Removes a slot, and its expiry entry if it was offline.
+    /// Removes a slot, and its index entries if it was offline.
     fn take(&mut self, client_id: &ByteString) -> Option<Slot> {
         let slot = self.by_client.remove(client_id)?;
-        if let Slot::Offline { expires: Some(key), .. } = &slot {
-            self.by_expiry.remove(key);
+        if let Slot::Offline { expires, will, .. } = &slot {
+            if let Some(key) = expires {
+                self.by_expiry.remove(key);
+            }
+            if let Some(key) = will {
+                self.by_will.remove(key);
+            }
         }
         Some(slot)
     }
+}
+
+/// What `Registry::expire` found due.
+#[derive(Debug, Default)]
+pub struct Due {
+    /// Sessions whose expiry time passed, removed from the registry, for the caller to discard
+    /// (publishing any will they still hold).
+    #[allow(clippy::vec_box)] // Sessions move between the registry and connections as boxes.
+    pub sessions: Vec<Box<Session>>,
+    /// Wills whose delay passed, taken from sessions that stay, for the caller to publish.
+    pub wills: Vec<Arc<crate::message::Message>>,
 }
 
 /// All sessions of a server, by client identifier.
@@ -123,6 +143,8 @@ pub struct Registry {
     slots: Mutex<Slots>,
     /// Source of unique connection and session identifiers.
     next_id: AtomicU64,
+    /// Woken when a session goes offline with a deadline, so the sweeper can look again.
+    changed: Notify,
 }
 
 /// The session a claim found for its client identifier.
@@ -176,7 +198,7 @@ impl Registry {
                     return match previous {
                         // A session whose expiry time has passed is not resumed, even if the
                         // sweeper has not discarded it yet.
-                        Some(Slot::Offline { session, expires: Some((at, _)) }) if at <= now => {
+                        Some(Slot::Offline { session, expires: Some((at, _)), .. }) if at <= now => {
                             Some(Previous::Expired(session))
                         }
                         Some(Slot::Offline { session, .. }) => Some(Previous::Stored(session)),
@@ -213,7 +235,15 @@ impl Registry {
             if let Some(key) = expires {
                 slots.by_expiry.insert(key, client_id.clone());
             }
-            slots.by_client.insert(client_id, Slot::Offline { session, expires });
+            let will = session.pending_will_due().map(|at| (at, self.next_id()));
+            if let Some(key) = will {
+                slots.by_will.insert(key, client_id.clone());
+            }
+            slots.by_client.insert(client_id, Slot::Offline { session, expires, will });
+            drop(slots);
+            if expires.is_some() || will.is_some() {
+                self.changed.notify_one();
+            }
             None
         } else {
             slots.by_client.remove(&session.client_id);
@@ -232,22 +262,47 @@ impl Registry {
         }
     }
 
-    /// Removes and returns every offline session whose expiry time has passed, in expiry order;
-    /// the cost is that of the expired sessions only.
-    #[allow(clippy::vec_box)] // Sessions move between the registry and connections as boxes.
-    pub fn expire(&self, now: Instant) -> Vec<Box<Session>> {
+    /// Removes and returns every offline session whose expiry time has passed, in expiry order,
+    /// and takes the wills whose delay has passed; the cost is that of what is due only.
+    pub fn expire(&self, now: Instant) -> Due {
         let mut slots = self.lock();
-        let mut expired = Vec::new();
+        let mut due = Due::default();
+        while let Some(entry) = slots.by_will.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let client_id = entry.remove();
+            if let Some(Slot::Offline { session, will, .. }) = slots.by_client.get_mut(&client_id) {
+                *will = None;
+                due.wills.extend(session.take_pending_will(now));
+            }
+        }
         while let Some(entry) = slots.by_expiry.first_entry() {
             if entry.key().0 > now {
                 break;
             }
             let client_id = entry.remove();
-            if let Some(Slot::Offline { session, .. }) = slots.by_client.remove(&client_id) {
-                expired.push(session);
+            if let Some(Slot::Offline { session, will, .. }) = slots.by_client.remove(&client_id) {
+                if let Some(key) = will {
+                    slots.by_will.remove(&key);
+                }
+                due.sessions.push(session);
             }
         }
-        expired
+        due
+    }
+
+    /// The earliest time `expire` has something to do, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let slots = self.lock();
+        let expiry = slots.by_expiry.first_key_value().map(|(key, _)| key.0);
+        let will = slots.by_will.first_key_value().map(|(key, _)| key.0);
+        expiry.into_iter().chain(will).min()
+    }
+
+    /// Completes when a session has gone offline with a deadline since the last call.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
     }
 
     /// The identity of the client connected with `client_id`, if one is.

@@ -10,7 +10,7 @@ use iothub_protocol::{
 };
 use tokio::time::Instant;
 
-use super::{Action, Session, SessionExpiry, SessionLimits, Will};
+use super::{Action, Link, Session, SessionExpiry, SessionLimits, Will};
 use crate::exit::Exit;
 use crate::mailbox::{Mailbox, QueueLimits};
 use crate::message::{Delivery, Message};
@@ -19,6 +19,10 @@ fn session(clean: bool) -> Session {
     let mailbox = Arc::new(Mailbox::new(1, QueueLimits::messages(100)));
     let limits = SessionLimits { max_subscriptions: 2, session_timeout: Some(Duration::from_secs(30)) };
     Session::new("client".into(), clean, mailbox, limits)
+}
+
+fn v3() -> Link {
+    Link::v3(ProtocolVersion::V311, 20)
 }
 
 fn id(n: u16) -> PacketId {
@@ -54,9 +58,9 @@ fn sent(session: &mut Session) -> Vec<Packet> {
 /// Queues a QoS `qos` message and has the session send it; returns the packets written.
 fn deliver(session: &mut Session, qos: QoS) -> Vec<Packet> {
     let message = Arc::new(Message::new("t".into(), Bytes::from_static(b"m"), qos, false));
-    session.mailbox().push(Delivery { message, qos, retain: false });
+    session.mailbox().push(Delivery::live(message, qos));
     let mut out = BytesMut::new();
-    session.poll_transmit(&mut out, 20, usize::MAX, &mut Vec::new()).unwrap_or_default();
+    session.poll_transmit(&mut out, 20, usize::MAX, &mut Vec::new(), Instant::now()).unwrap_or_default();
     decode_all(&mut out)
 }
 
@@ -130,9 +134,9 @@ fn mqtt_4_4_0_1_resend_after_takeover_keeps_ids_and_order_with_dup() {
     session.handle_packet(Packet::PubRec(PublishResponse::new(id(ids[0]))), now).unwrap_or(());
     let _ = actions(&mut session);
     // The connection ends; a new one attaches to the same session and re-sends.
-    session.attach(60, None, now);
+    session.attach(60, None, v3(), now);
     let mut out = BytesMut::new();
-    session.resend_inflight(&mut out).unwrap_or(());
+    session.resend_inflight(&mut out, now).unwrap_or(());
     let resent = decode_all(&mut out);
     assert!(matches!(&resent[0], Packet::PubRel(rel) if rel.packet_id.get() == ids[0]));
     for (packet, expected) in resent[1..].iter().zip(&ids[1..]) {
@@ -165,7 +169,7 @@ fn packet_ids_wrap_around_skipping_those_in_flight() {
 fn mqtt_3_1_2_24_keep_alive_expires_on_a_fake_clock() {
     let mut session = session(true);
     let start = Instant::now();
-    session.attach(10, None, start);
+    session.attach(10, None, v3(), start);
     assert_eq!(session.poll_timeout(), Some(start + Duration::from_secs(15)));
     assert!(session.handle_timeout(start + Duration::from_secs(14)).is_ok());
     session.handle_packet(Packet::PingReq, start + Duration::from_secs(14)).unwrap_or(());
@@ -185,17 +189,20 @@ fn mqtt_3_1_2_8_will_is_due_on_abnormal_close_and_not_after_disconnect() {
     };
     let mut session = session(true);
     let now = Instant::now();
-    session.attach(0, Will::from_connect(&will_packet), now);
-    let will = session.take_will(&Exit::KeepAliveTimeout);
+    session.attach(0, Will::from_connect(&will_packet), v3(), now);
+    let will = session.take_will(&Exit::KeepAliveTimeout, now);
     assert_eq!(will.map(|m| m.topic.to_string()), Some("status/client".to_owned()));
-    session.attach(0, Will::from_connect(&will_packet), now);
+    session.attach(0, Will::from_connect(&will_packet), v3(), now);
     assert!(matches!(
         session.handle_packet(Packet::Disconnect(Default::default()), now),
         Err(Exit::Disconnect)
     ));
-    assert!(session.take_will(&Exit::Disconnect).is_none(), "[MQTT-3.1.2-10]");
-    session.attach(0, Will::from_connect(&will_packet), now);
-    assert!(session.take_will(&Exit::TakenOver).is_some(), "a takeover closes the old connection abnormally");
+    assert!(session.take_will(&Exit::Disconnect, now).is_none(), "[MQTT-3.1.2-10]");
+    session.attach(0, Will::from_connect(&will_packet), v3(), now);
+    assert!(
+        session.take_will(&Exit::TakenOver, now).is_some(),
+        "a takeover closes the old connection abnormally"
+    );
 }
 
 #[test]

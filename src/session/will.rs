@@ -1,13 +1,17 @@
 //! The will message: what is published for a client whose network connection ends without
-//! DISCONNECT [MQTT-3.1.2-8].
+//! DISCONNECT [MQTT-3.1.2-8], or with a 5.0 DISCONNECT 0x04.
 //!
 //! It belongs to the session for the life of one network connection. It decides whether an
-//! exit publishes it; routing it is the caller's job. 5.0's Will Delay Interval will live here.
+//! exit publishes it; routing it is the caller's job. A 5.0 Will Delay Interval makes the
+//! session keep it after the connection ends, until the delay passes or the session ends.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use bytestring::ByteString;
+use iothub_protocol::{PublishProperties, QoS, WillProperties};
+use tokio::time::Instant;
 
 use crate::exit::Exit;
 use crate::message::Message;
@@ -15,8 +19,21 @@ use crate::message::Message;
 /// The will of the current network connection.
 #[derive(Debug, Clone)]
 pub struct Will {
-    /// The message to publish.
-    message: Arc<Message>,
+    /// Topic name.
+    topic: ByteString,
+    /// Payload.
+    payload: Bytes,
+    /// QoS of the will publication.
+    qos: QoS,
+    /// Whether it is retained.
+    retain: bool,
+    /// The will properties that become the PUBLISH's (3.1.3.2); the Message Expiry Interval
+    /// counts from publication.
+    properties: Option<Box<PublishProperties>>,
+    /// The Will Delay Interval.
+    delay: Duration,
+    /// The publishing session: its session id and client identifier hash.
+    origin: (u64, u64),
 }
 
 impl Will {
@@ -26,21 +43,63 @@ impl Will {
         if super::is_reserved_for_broker(&will.topic) {
             return None;
         }
-        let message = Message::new(
-            ByteString::from(&*will.topic),
-            Bytes::copy_from_slice(&will.payload),
-            will.qos,
-            will.retain,
-        );
-        Some(Will { message: Arc::new(message) })
+        let delay = will.properties.as_ref().and_then(|p| p.will_delay_interval).unwrap_or(0);
+        Some(Will {
+            topic: ByteString::from(&*will.topic),
+            payload: Bytes::copy_from_slice(&will.payload),
+            qos: will.qos,
+            retain: will.retain,
+            properties: will.properties.as_deref().and_then(publish_properties),
+            delay: Duration::from_secs(u64::from(delay)),
+            origin: (0, 0),
+        })
     }
 
-    /// The message, when `exit` publishes it: every end of the network connection other than
-    /// DISCONNECT [MQTT-3.1.2-10] publishes it [MQTT-3.1.2-8], a takeover by a new connection
-    /// included, except a refused CONNECT (no session began) and server shutdown (a decision:
-    /// the client did not go away, the server did, as in Mosquitto).
-    pub fn due(self, exit: &Exit) -> Option<Arc<Message>> {
-        let publish = !matches!(exit, Exit::Disconnect | Exit::Shutdown | Exit::Refused(_));
-        publish.then_some(self.message)
+    /// The same will, published as session `session_id` (client identifier hash `hash`).
+    pub fn from_session(mut self, session_id: u64, hash: u64) -> Will {
+        self.origin = (session_id, hash);
+        self
     }
+
+    /// The Will Delay Interval.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// True when `exit` publishes the will: every end of the network connection other than
+    /// DISCONNECT [MQTT-3.1.2-10] does [MQTT-3.1.2-8], a takeover by a new connection and a 5.0
+    /// DISCONNECT 0x04 included, except a refused CONNECT (no session began) and server shutdown
+    /// (a decision: the client did not go away, the server did, as in Mosquitto).
+    pub fn is_due(&self, exit: &Exit) -> bool {
+        !matches!(exit, Exit::Disconnect | Exit::Shutdown | Exit::Refused(_))
+    }
+
+    /// The will as the message published at `now`.
+    pub fn message(self, now: Instant) -> Arc<Message> {
+        let (origin, hash) = self.origin;
+        let message = Message::new(self.topic, self.payload, self.qos, self.retain)
+            .from_session(origin, hash)
+            .with_properties(self.properties, now);
+        Arc::new(message)
+    }
+}
+
+/// The will properties that become the PUBLISH's, each copied out of the CONNECT buffer;
+/// `None` when there are none.
+fn publish_properties(will: &WillProperties) -> Option<Box<PublishProperties>> {
+    let text = |s: &Option<ByteString>| s.as_deref().map(ByteString::from);
+    let properties = PublishProperties {
+        payload_format_indicator: will.payload_format_indicator,
+        message_expiry_interval: will.message_expiry_interval,
+        content_type: text(&will.content_type),
+        response_topic: text(&will.response_topic),
+        correlation_data: will.correlation_data.as_deref().map(Bytes::copy_from_slice),
+        user_properties: will
+            .user_properties
+            .iter()
+            .map(|(k, v)| (ByteString::from(&**k), ByteString::from(&**v)))
+            .collect(),
+        ..PublishProperties::default()
+    };
+    (!properties.is_empty()).then(|| Box::new(properties))
 }

@@ -160,6 +160,27 @@ pub enum Rule {
     RetainHandling3,
     /// 5.0 section 3.11.3: an UNSUBACK carries one reason code per filter, so at least one.
     UnsubAckWithoutReasonCodes,
+    /// 5.0 [MQTT-3.3.2-9]: a client's Topic Alias is at most the Topic Alias Maximum of the
+    /// server's CONNACK. Checked by the broker.
+    V5_3_3_2_9,
+    /// 5.0 section 3.3.2.3.4: a PUBLISH with an empty topic name carries a Topic Alias that an
+    /// earlier PUBLISH of the connection set. Checked by the broker.
+    TopicAliasUnknown,
+    /// 5.0 [MQTT-3.3.4-6]: a client's PUBLISH carries no Subscription Identifier. Checked by the
+    /// broker.
+    V5_3_3_4_6,
+    /// 5.0 [MQTT-3.3.4-7]: a client has at most the server's Receive Maximum QoS 1 and 2
+    /// PUBLISHes unacknowledged. Checked by the broker.
+    V5_3_3_4_7,
+    /// 5.0 section 3.3.2.3.2: a payload whose Payload Format Indicator is 1 is UTF-8. Checked by
+    /// the broker.
+    PayloadNotUtf8,
+    /// 5.0 section 3.14.2.2.2: a DISCONNECT does not set a non-zero Session Expiry Interval when
+    /// the CONNECT's was 0. Checked by the broker.
+    SessionExpiryRaisedFromZero,
+    /// 5.0 section 4.12: AUTH comes only on a connection whose CONNECT named an authentication
+    /// method. Checked by the broker.
+    AuthWithoutMethod,
 }
 
 impl Rule {
@@ -227,6 +248,21 @@ impl Rule {
             Rule::SubscriptionIdentifierZero => "[MQTT-3.8.2.1.2] Subscription Identifier is 0",
             Rule::V5_3_8_3_4 => "[MQTT-3.8.3-4] No Local is set on a shared subscription",
             Rule::V5_3_8_3_5 => "[MQTT-3.8.3-5] reserved bits of the subscription options are set",
+            Rule::V5_3_3_2_9 => "[MQTT-3.3.2-9] Topic Alias is above the server's Topic Alias Maximum",
+            Rule::TopicAliasUnknown => {
+                "[MQTT-3.3.2.3.4] empty topic name with a Topic Alias that was never set"
+            }
+            Rule::V5_3_3_4_6 => "[MQTT-3.3.4-6] a client's PUBLISH carries a Subscription Identifier",
+            Rule::V5_3_3_4_7 => {
+                "[MQTT-3.3.4-7] more unacknowledged QoS 1/2 PUBLISHes than the Receive Maximum"
+            }
+            Rule::PayloadNotUtf8 => {
+                "[MQTT-3.3.2.3.2] payload is not UTF-8 though its Payload Format Indicator is 1"
+            }
+            Rule::SessionExpiryRaisedFromZero => {
+                "[MQTT-3.14.2.2.2] DISCONNECT sets a Session Expiry Interval after CONNECT set 0"
+            }
+            Rule::AuthWithoutMethod => "[MQTT-4.12] AUTH without an authentication method",
             Rule::RetainHandling3 => "[MQTT-3.8.3.1] Retain Handling is 3",
             Rule::UnsubAckWithoutReasonCodes => "[MQTT-3.11.3] UNSUBACK carries no reason codes",
         }
@@ -255,7 +291,14 @@ impl Rule {
             | Rule::SubscriptionIdentifierZero
             | Rule::V5_3_8_3_4
             | Rule::RetainHandling3
-            | Rule::UnsubAckWithoutReasonCodes => ViolationKind::Protocol,
+            | Rule::UnsubAckWithoutReasonCodes
+            | Rule::V5_3_3_2_9
+            | Rule::TopicAliasUnknown
+            | Rule::V5_3_3_4_6
+            | Rule::V5_3_3_4_7
+            | Rule::PayloadNotUtf8
+            | Rule::SessionExpiryRaisedFromZero
+            | Rule::AuthWithoutMethod => ViolationKind::Protocol,
             Rule::Mqtt1_5_3_1
             | Rule::Mqtt1_5_3_2
             | Rule::ReservedPacketType
@@ -307,7 +350,11 @@ impl Rule {
             // an empty topic name without a Topic Alias.
             Rule::RequestedQoS3 | Rule::EmptyTopicName => ReasonCode::ProtocolError,
             // 0x94: a Topic Alias of 0 (5.0 section 3.3.2.3.4).
-            Rule::V5_3_3_2_8 => ReasonCode::TopicAliasInvalid,
+            Rule::V5_3_3_2_8 | Rule::V5_3_3_2_9 => ReasonCode::TopicAliasInvalid,
+            // 0x93: more QoS 1/2 PUBLISHes than the Receive Maximum (3.3.4).
+            Rule::V5_3_3_4_7 => ReasonCode::ReceiveMaximumExceeded,
+            // 0x99: the payload does not match its Payload Format Indicator (3.3.2.3.2).
+            Rule::PayloadNotUtf8 => ReasonCode::PayloadFormatInvalid,
             _ => match self.kind() {
                 ViolationKind::Malformed => ReasonCode::MalformedPacket,
                 ViolationKind::Protocol => ReasonCode::ProtocolError,
@@ -332,7 +379,7 @@ mod tests {
     use crate::error::DecodeError;
 
     /// Every rule, in declaration order.
-    const ALL: [Rule; 55] = [
+    const ALL: [Rule; 62] = [
         Rule::Mqtt1_5_3_1,
         Rule::Mqtt1_5_3_2,
         Rule::ReservedPacketType,
@@ -388,6 +435,13 @@ mod tests {
         Rule::V5_3_8_3_5,
         Rule::RetainHandling3,
         Rule::UnsubAckWithoutReasonCodes,
+        Rule::V5_3_3_2_9,
+        Rule::TopicAliasUnknown,
+        Rule::V5_3_3_4_6,
+        Rule::V5_3_3_4_7,
+        Rule::PayloadNotUtf8,
+        Rule::SessionExpiryRaisedFromZero,
+        Rule::AuthWithoutMethod,
     ];
 
     #[test]
@@ -410,7 +464,7 @@ mod tests {
             }
         }
         // Both schemes are in use: the 3.1.1 statements and the 5.0 ones.
-        assert_eq!((v311, v5), (21, 7));
+        assert_eq!((v311, v5), (21, 10));
     }
 
     #[test]
@@ -468,6 +522,9 @@ mod tests {
             (Rule::RequestedQoS3, ReasonCode::ProtocolError),
             (Rule::EmptyTopicName, ReasonCode::ProtocolError),
             (Rule::V5_3_3_2_8, ReasonCode::TopicAliasInvalid),
+            (Rule::V5_3_3_2_9, ReasonCode::TopicAliasInvalid),
+            (Rule::V5_3_3_4_7, ReasonCode::ReceiveMaximumExceeded),
+            (Rule::PayloadNotUtf8, ReasonCode::PayloadFormatInvalid),
         ];
         for (rule, code) in specific {
             assert_eq!(rule.reason_code(), code, "{rule:?}");

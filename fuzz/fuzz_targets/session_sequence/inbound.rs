@@ -129,9 +129,10 @@ impl Harness {
                 }
             }
             (
-                Action::Subscribe { filter, qos, walk_budget },
+                Action::Subscribe { filter, options, walk_budget, .. },
                 Expected::Subscribe { filter: want, qos: q, first },
             ) => {
+                let qos = options.qos;
                 assert_eq!((&*filter, qos), (&*want, q), "subscription");
                 assert_eq!(walk_budget.is_some(), first, "walk budget on the first filter only");
                 self.model.router.insert(filter.to_string(), qos);

@@ -176,8 +176,10 @@ impl Model {
                 self.will = None;
                 return Err(Ending::Disconnect);
             }
-            // [MQTT-3.1.0-2]: a second CONNECT; the rest are packets only a server sends.
-            Packet::Connect(_)
+            // [MQTT-3.1.0-2]: a second CONNECT; the rest are packets only a server sends, and
+            // AUTH, which no 3.1.1 connection has.
+            Packet::Auth(_)
+            | Packet::Connect(_)
             | Packet::ConnAck(_)
             | Packet::SubAck(_)
             | Packet::UnsubAck(_)

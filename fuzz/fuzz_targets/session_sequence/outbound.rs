@@ -25,7 +25,8 @@ impl Harness {
         let mut payload = serial.to_be_bytes().to_vec();
         payload.resize(4 + usize::from(pad) * 40, 0);
         let message = Arc::new(Message::new(topic.as_str().into(), payload.into(), qos, retain));
-        let outcome = session.mailbox().push(Delivery { message, qos, retain });
+        let delivery = if retain { Delivery::retained(message, qos) } else { Delivery::live(message, qos) };
+        let outcome = session.mailbox().push(delivery);
         match outcome {
             PushOutcome::Queued | PushOutcome::OverLimit => {
                 assert!(
@@ -55,7 +56,8 @@ impl Harness {
         let before = self.session().inflight_len();
         let mut out = BytesMut::new();
         let mut scratch = std::mem::take(&mut self.scratch);
-        let result = self.session().poll_transmit(&mut out, max_inflight, budget, &mut scratch);
+        let now = self.now;
+        let result = self.session().poll_transmit(&mut out, max_inflight, budget, &mut scratch, now);
         self.scratch = scratch;
         assert!(result.is_ok(), "poll_transmit: {result:?}");
         let written = out.len();
@@ -115,7 +117,8 @@ impl Harness {
     /// its packet identifier; a PUBLISH with DUP=1, a PUBREL once PUBREC came [MQTT-4.4.0-1].
     pub(crate) fn check_resend(&mut self) {
         let mut out = BytesMut::new();
-        if let Err(error) = self.session().resend_inflight(&mut out) {
+        let now = self.now;
+        if let Err(error) = self.session().resend_inflight(&mut out, now) {
             panic!("resend_inflight: {error}");
         }
         let resent = decode_all(out);
