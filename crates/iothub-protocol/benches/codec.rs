@@ -2,10 +2,12 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented public function.
 
 use bytes::BytesMut;
+use core::num::{NonZeroU16, NonZeroU32};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
 use iothub_protocol::{
-    decode, Connect, Packet, PacketId, ProtocolVersion, Publish, PublishResponse, QoS, Subscribe,
-    SubscriptionOptions,
+    decode, encode_publish, Connect, OutgoingPublish, Packet, PacketId, ProtocolVersion, Publish,
+    PublishHeader, PublishProperties, PublishResponse, QoS, Subscribe, SubscriptionOptions,
 };
 
 fn packet_id(value: u16) -> PacketId {
@@ -84,5 +86,44 @@ fn codec(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec);
+/// The broker's fan-out path: one stored message written for one subscriber, in 3.1.1 with
+/// `encode_publish` and in 5.0 with `OutgoingPublish` and per-delivery properties.
+fn outgoing_publish(c: &mut Criterion) {
+    let mut group = c.benchmark_group("outgoing_publish");
+    let topic = "sensors/building-7/floor-3/temperature";
+    let payload = vec![0xA5; 64];
+    let header =
+        PublishHeader { dup: false, qos: QoS::AtLeastOnce, retain: false, packet_id: Some(packet_id(42)) };
+    let stored = PublishProperties {
+        content_type: Some("application/json".into()),
+        user_properties: vec![("site".into(), "b7".into())],
+        ..PublishProperties::default()
+    };
+    let ids = [NonZeroU32::MIN];
+    let outgoing = OutgoingPublish {
+        header,
+        topic,
+        payload: &payload,
+        properties: Some(&stored),
+        message_expiry_interval: Some(3600),
+        topic_alias: NonZeroU16::new(3),
+        subscription_identifiers: &ids,
+    };
+    let mut out = BytesMut::with_capacity(512);
+    group.bench_function("v311/encode_publish_64B", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(encode_publish(&mut out, &header, topic, &payload))
+        });
+    });
+    group.bench_function("v5/outgoing_publish_64B_with_properties", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(outgoing.encode(ProtocolVersion::V5, &mut out))
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, codec, outgoing_publish);
 criterion_main!(benches);

@@ -353,3 +353,37 @@ impl ReasonCode {
         self.value() < 0x80
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_u8_inverts_value_and_knows_only_the_5_0_codes() {
+        let mut known = 0;
+        for value in 0..=u8::MAX {
+            if let Some(code) = ReasonCode::from_u8(value) {
+                assert_eq!(code.value(), value);
+                known += 1;
+            }
+        }
+        // Section 2.4 defines 43 reason codes.
+        assert_eq!(known, 43);
+    }
+
+    #[test]
+    fn each_packet_type_allows_the_codes_of_its_table() {
+        let allowed = |valid: fn(ReasonCode) -> bool| -> usize {
+            (0..=u8::MAX).filter_map(ReasonCode::from_u8).filter(|&code| valid(code)).count()
+        };
+        assert_eq!(allowed(ReasonCode::is_valid_for_connack), 22); // Section 3.2.2.2.
+        assert_eq!(allowed(ReasonCode::is_valid_for_puback), 9); // Sections 3.4.2.1 and 3.5.2.1.
+        assert_eq!(allowed(ReasonCode::is_valid_for_pubrel), 2); // Sections 3.6.2.1 and 3.7.2.1.
+        assert_eq!(allowed(ReasonCode::is_valid_for_suback), 12); // Section 3.9.3.
+        assert_eq!(allowed(ReasonCode::is_valid_for_unsuback), 7); // Section 3.11.3.
+        assert_eq!(allowed(ReasonCode::is_valid_for_disconnect), 29); // Section 3.14.2.1.
+        assert_eq!(allowed(ReasonCode::is_valid_for_auth), 3); // Section 3.15.2.1.
+        assert!(ReasonCode::DisconnectWithWill.is_valid_for_disconnect());
+        assert!(!ReasonCode::DisconnectWithWill.is_valid_for_connack());
+    }
+}
