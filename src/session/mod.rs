@@ -427,6 +427,10 @@ impl Session {
         match packet {
             Packet::Publish(publish) => self.handle_publish(publish, now)?,
             Packet::PubAck(ack) => self.handle_puback(ack.packet_id),
+            Packet::PubRec(rec) if self.link.is_v5() && !rec.reason_code.is_success() => {
+                // A PUBREC with an error code ends the exchange: no PUBREL follows (4.3.3).
+                self.inflight.complete(rec.packet_id, Awaiting::Rec);
+            }
             Packet::PubRec(rec) => self.handle_pubrec(rec.packet_id),
             Packet::PubRel(rel) => self.handle_pubrel(rel.packet_id),
             Packet::PubComp(comp) => self.handle_pubcomp(comp.packet_id),
@@ -552,12 +556,15 @@ impl Session {
     }
 
     /// PUBREC from the client: answer PUBREL and wait for PUBCOMP [MQTT-4.3.3-1].
+    /// In 5.0 a PUBREC for an identifier not in flight gets PUBREL 0x92 (3.6.2.1).
     pub fn handle_pubrec(&mut self, packet_id: PacketId) {
-        match self.inflight.advance(packet_id, Awaiting::Rec, Awaiting::Comp) {
-            Some(Awaiting::Rec | Awaiting::Comp) => {}
+        let reason_code = match self.inflight.advance(packet_id, Awaiting::Rec, Awaiting::Comp) {
+            Some(Awaiting::Rec | Awaiting::Comp) => ReasonCode::Success,
+            None if self.link.is_v5() => ReasonCode::PacketIdentifierNotFound,
             _ => return,
-        }
-        self.actions.push_back(Action::Send(Packet::PubRel(PublishResponse::new(packet_id))));
+        };
+        let pubrel = PublishResponse { packet_id, reason_code, properties: None };
+        self.actions.push_back(Action::Send(Packet::PubRel(pubrel)));
     }
 
     /// PUBCOMP from the client ends a QoS 2 delivery.
@@ -647,9 +654,18 @@ impl Session {
 
     /// PUBREL from the client releases an inbound QoS 2 packet identifier; PUBCOMP is sent
     /// whether or not the identifier was known [MQTT-4.3.3-2].
+    /// In 5.0, with reason code 0x92 for an identifier that was not awaiting PUBREL (3.7.2.1); the
+    /// identifiers awaiting PUBREL are part of the session, so one owed across a reconnect is
+    /// known and answered 0x00.
     pub fn handle_pubrel(&mut self, packet_id: PacketId) {
-        self.awaiting_pubrel.remove(&packet_id.get());
-        self.actions.push_back(Action::Send(Packet::PubComp(PublishResponse::new(packet_id))));
+        let known = self.awaiting_pubrel.remove(&packet_id.get());
+        let reason_code = if known || !self.link.is_v5() {
+            ReasonCode::Success
+        } else {
+            ReasonCode::PacketIdentifierNotFound
+        };
+        let pubcomp = PublishResponse { packet_id, reason_code, properties: None };
+        self.actions.push_back(Action::Send(Packet::PubComp(pubcomp)));
     }
 
     /// SUBSCRIBE: grants each filter at the requested QoS, in order; a filter named again (in this

@@ -254,3 +254,84 @@ fn server_only_packets_and_a_second_connect_are_violations() {
     let result = session.handle_packet(Packet::PingResp, Instant::now());
     assert!(matches!(result, Err(Exit::Violation(_))));
 }
+
+/// A 5.0 link with every limit generous unless a test narrows it.
+fn v5() -> Link {
+    Link {
+        version: ProtocolVersion::V5,
+        max_inflight: 20,
+        max_packet_size: usize::MAX,
+        client_alias_max: 0,
+        server_alias_max: 10,
+        receive_maximum: 65_535,
+        problem_information: true,
+    }
+}
+
+fn reason_of(packet: &Packet) -> Option<iothub_protocol::ReasonCode> {
+    match packet {
+        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => Some(r.reason_code),
+        _ => None,
+    }
+}
+
+/// 3.7.2.1: PUBCOMP 0x92 for a PUBREL whose identifier is unknown; 0x00 for one owed across a
+/// reconnect, since the identifiers awaiting PUBREL belong to the session.
+#[test]
+fn v5_pubrel_for_an_unknown_identifier_gets_pubcomp_0x92_and_an_owed_one_0x00() {
+    use iothub_protocol::ReasonCode;
+    let mut session = session(false);
+    let now = Instant::now();
+    session.attach(0, None, v5(), now);
+    session.handle_packet(publish(QoS::ExactlyOnce, Some(9), "t"), now).unwrap_or(());
+    let _ = actions(&mut session);
+    session.attach(0, None, v5(), now);
+    session.handle_packet(Packet::PubRel(PublishResponse::new(id(9))), now).unwrap_or(());
+    assert_eq!(sent(&mut session).iter().map(reason_of).collect::<Vec<_>>(), [Some(ReasonCode::Success)]);
+    session.handle_packet(Packet::PubRel(PublishResponse::new(id(9))), now).unwrap_or(());
+    assert_eq!(
+        sent(&mut session).iter().map(reason_of).collect::<Vec<_>>(),
+        [Some(ReasonCode::PacketIdentifierNotFound)]
+    );
+}
+
+/// 4.3.3: a PUBREC with a reason code of 0x80 or more ends the exchange; no PUBREL is sent.
+#[test]
+fn v5_pubrec_with_an_error_code_ends_the_exchange() {
+    let mut session = session(false);
+    let now = Instant::now();
+    session.attach(0, None, v5(), now);
+    let message = Arc::new(Message::new("t".into(), Bytes::from_static(b"m"), QoS::ExactlyOnce, false));
+    session.mailbox().push(Delivery::live(message, QoS::ExactlyOnce));
+    let mut out = BytesMut::new();
+    session.poll_transmit(&mut out, 20, usize::MAX, &mut Vec::new(), now).unwrap_or(());
+    assert_eq!(session.inflight_len(), 1);
+    let refused = PublishResponse {
+        packet_id: id(1),
+        reason_code: iothub_protocol::ReasonCode::QuotaExceeded,
+        properties: None,
+    };
+    session.handle_packet(Packet::PubRec(refused), now).unwrap_or(());
+    assert!(sent(&mut session).is_empty());
+    assert_eq!(session.inflight_len(), 0);
+}
+
+/// [MQTT-3.3.4-7]: a QoS 2 PUBLISH beyond the server's Receive Maximum ends the connection
+/// with a rule whose reason code is 0x93.
+#[test]
+fn mqtt_5_3_3_4_7_more_inbound_qos2_than_the_receive_maximum_is_an_error() {
+    let mut session = session(false);
+    let now = Instant::now();
+    session.attach(0, None, Link { receive_maximum: 2, ..v5() }, now);
+    for n in 1..=2 {
+        assert!(session.handle_packet(publish(QoS::ExactlyOnce, Some(n), "t"), now).is_ok());
+    }
+    // A re-send of one awaiting PUBREL is not a new one.
+    assert!(session.handle_packet(publish(QoS::ExactlyOnce, Some(2), "t"), now).is_ok());
+    match session.handle_packet(publish(QoS::ExactlyOnce, Some(3), "t"), now) {
+        Err(exit) => {
+            assert_eq!(exit.reason_code(), Some(iothub_protocol::ReasonCode::ReceiveMaximumExceeded))
+        }
+        Ok(()) => panic!("a third QoS 2 PUBLISH was accepted"),
+    }
+}
