@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use crate::auth::AuthenticationMethod;
 use crate::config::ServerConfig;
 use crate::mailbox::{QueueLimits, QueueOverflow};
 use crate::metrics::Metrics;
@@ -24,9 +25,16 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// One permit per allowed connection; `None` when `max_connections` is 0.
     pub connection_slots: Option<Arc<Semaphore>>,
+    /// The enhanced authentication methods clients may name (5.0 section 4.12).
+    pub auth_methods: Vec<Arc<dyn AuthenticationMethod>>,
 }
 
 impl Context {
+    /// The enhanced authentication method called `name`, if the server has it.
+    pub fn auth_method(&self, name: &str) -> Option<&Arc<dyn AuthenticationMethod>> {
+        self.auth_methods.iter().find(|m| m.name() == name)
+    }
+
     /// Bounds of each session's queue.
     pub fn queue_limits(&self) -> QueueLimits {
         let config = &self.config;

@@ -36,6 +36,8 @@ pub enum Exit {
     SlowSubscriber,
     /// The server is shutting down.
     Shutdown,
+    /// Re-authentication (5.0 enhanced authentication) failed.
+    NotAuthorized,
 }
 
 impl Exit {
@@ -60,6 +62,7 @@ impl Exit {
                 "closing connection: the client did not read its messages within slow_subscriber_timeout_ms"
             ),
             Exit::Shutdown => tracing::debug!("closing connection: server shutting down"),
+            Exit::NotAuthorized => tracing::info!("closing connection: re-authentication failed"),
         }
     }
 
@@ -71,6 +74,7 @@ impl Exit {
             Exit::TakenOver => Some(ReasonCode::SessionTakenOver),
             Exit::SlowSubscriber => Some(ReasonCode::QuotaExceeded),
             Exit::Shutdown => Some(ReasonCode::ServerShuttingDown),
+            Exit::NotAuthorized => Some(ReasonCode::NotAuthorized),
             Exit::Encode(_) => Some(ReasonCode::ImplementationSpecificError),
             Exit::Disconnect
             | Exit::DisconnectWithWill

@@ -4,12 +4,13 @@
 //! that owns the client's Session; the Router matches published messages to subscriptions and
 //! pushes them into the subscribers' bounded mailboxes. `docs/ARCHITECTURE.md` has the map.
 //!
-//! The public API is the configuration and the `Server`. Every module is private to the crate,
+//! The public API is the configuration, the `Server`, and the authentication seam (`auth`). Every module is private to the crate,
 //! so that the compiler holds the module graph's rules (`unreachable_pub` flags anything marked
 //! public that nothing outside can reach); `internals` exposes the few building blocks that the
 //! tests, benches and fuzz targets drive directly.
 #![warn(unreachable_pub, missing_debug_implementations)]
 
+pub mod auth;
 mod broker;
 pub mod config;
 mod connection;

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::AuthenticationMethod;
 use crate::broker::Broker;
 use crate::config::{parse_listen_address, Config};
 use crate::context::Context;
@@ -31,6 +32,15 @@ pub struct Server {
 impl Server {
     /// Binds every listener of `config`. Fails if any address cannot be bound.
     pub async fn bind(config: &Config) -> io::Result<Server> {
+        Server::bind_with_auth_methods(config, Vec::new()).await
+    }
+
+    /// Binds every listener of `config`, with these MQTT 5.0 enhanced authentication methods
+    /// (section 4.12) for clients to name in CONNECT.
+    pub async fn bind_with_auth_methods(
+        config: &Config,
+        auth_methods: Vec<Arc<dyn AuthenticationMethod>>,
+    ) -> io::Result<Server> {
         let metrics = Arc::new(Metrics::default());
         let server = config.server.clone();
         let context = Arc::new(Context {
@@ -40,6 +50,7 @@ impl Server {
                 .then(|| Arc::new(Semaphore::new(server.max_connections))),
             metrics,
             config: server,
+            auth_methods,
         });
         let mut brokers = Vec::new();
         for url in &context.config.listen_addresses {

@@ -143,6 +143,7 @@ mod tests {
             registry: Registry::default(),
             metrics,
             connection_slots: None,
+            auth_methods: Vec::new(),
         })
     }
 

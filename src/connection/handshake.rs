@@ -65,9 +65,11 @@ pub(super) fn refusal(connect: &Connect, context: &Context) -> Option<ReasonCode
         // identifier (as Mosquitto answers 3.1 clients). 5.0 assigns one either way.
         return Some(ReasonCode::ClientIdentifierNotValid);
     }
-    if v5 && properties(connect).authentication_method.is_some() {
-        // No extended authentication method is configured (4.12).
-        return Some(ReasonCode::BadAuthenticationMethod);
+    if let Some(method) = properties(connect).authentication_method.as_deref().filter(|_| v5) {
+        if context.auth_method(method).is_none() {
+            // The server has no such enhanced authentication method (4.12).
+            return Some(ReasonCode::BadAuthenticationMethod);
+        }
     }
     None
 }

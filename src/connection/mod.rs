@@ -32,12 +32,15 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use bytestring::ByteString;
-use iothub_protocol::{decode, Connect, DecodeError, Disconnect, Packet, ProtocolVersion, ReasonCode, Rule};
+use iothub_protocol::{
+    decode, Auth, AuthProperties, Connect, DecodeError, Disconnect, Packet, ProtocolVersion, ReasonCode, Rule,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{AuthenticationMethod, Exchange, Step};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::identity::{ClientIdentity, ConnectionInfo};
@@ -113,6 +116,18 @@ struct Connection {
     info: ConnectionInfo,
     /// The protocol version and limits, once CONNACK accepted the connection.
     link: Option<Link>,
+    /// The enhanced authentication method the connection authenticated with, if any.
+    auth: Option<AuthState>,
+}
+
+/// A connection's enhanced authentication (5.0 section 4.12).
+struct AuthState {
+    /// The method named in CONNECT.
+    method: Arc<dyn AuthenticationMethod>,
+    /// The client identifier, for re-authentication.
+    client_id: ByteString,
+    /// A re-authentication in progress.
+    exchange: Option<Box<dyn Exchange>>,
 }
 
 /// Serves one accepted socket until it ends, the session is taken over, or `shutdown` is
@@ -155,6 +170,7 @@ pub(crate) async fn run(
         walk_budget: 0,
         info,
         link: None,
+        auth: None,
     };
     let exit = connection.serve(&shutdown, deadline).await;
     if matches!(exit, Exit::Violation(_)) {
@@ -191,6 +207,26 @@ impl Connection {
             None => ByteString::from(&*connect.client_id),
         };
         tracing::Span::current().record("client_id", for_logs(&client_id));
+        let mut auth_data = None;
+        let method = handshake::properties(&connect)
+            .authentication_method
+            .as_deref()
+            .filter(|_| link.is_v5())
+            .and_then(|name| self.context.auth_method(name))
+            .cloned();
+        if let Some(method) = method {
+            let data = handshake::properties(&connect).authentication_data.clone();
+            let exchange = self.authenticate(&link, &method, &client_id, data);
+            auth_data = tokio::select! {
+                () = shutdown.cancelled() => return Exit::Shutdown,
+                done = tokio::time::timeout_at(connect_deadline, exchange) => match done {
+                    Err(_) => return Exit::ConnectTimeout,
+                    Ok(Err(exit)) => return exit,
+                    Ok(Ok(data)) => data,
+                },
+            };
+            self.auth = Some(AuthState { method, client_id: client_id.clone(), exchange: None });
+        }
         let username = connect.username.as_deref().map(ByteString::from);
         let identity = Arc::new(ClientIdentity::new(&self.info, client_id.clone(), username));
         let connection_id = self.context.registry.next_id();
@@ -216,13 +252,18 @@ impl Connection {
         let accepted = handshake::open_session(&connect, client_id, previous, &self.context);
         let (keep_alive, server_keep_alive) = handshake::keep_alive(&connect, &self.context);
         let properties = link.is_v5().then(|| {
-            handshake::connack_properties(
+            let mut properties = handshake::connack_properties(
                 &connect,
                 &self.context,
                 &accepted,
                 assigned.as_ref(),
                 server_keep_alive,
-            )
+            );
+            if let Some(auth) = &self.auth {
+                properties.authentication_method = Some(ByteString::from(auth.method.name()));
+                properties.authentication_data = auth_data.take();
+            }
+            properties
         });
         handshake::connack(&mut self.wbuf, &link, accepted.session_present, ReasonCode::Success, properties);
         self.link = Some(link);
@@ -234,6 +275,9 @@ impl Connection {
         let session = guard.hold(accepted.session);
         let now = Instant::now();
         session.attach(keep_alive, will, link, now);
+        if self.auth.is_some() {
+            session.set_enhanced_auth();
+        }
         let exit = match session.resend_inflight(&mut self.wbuf, now) {
             Ok(()) => self.serve_session(session, shutdown, &takeover).await,
             Err(error) => Exit::Encode(error),
@@ -257,6 +301,83 @@ impl Connection {
             }
             self.read_some().await?;
         }
+    }
+
+    /// Runs an enhanced authentication exchange of CONNECT (4.12): AUTH 0x18 packets both ways
+    /// until the method decides. Returns the Authentication Data for CONNACK, or the exit: a
+    /// CONNACK 0x87 refusal, or a Protocol Error for an AUTH out of sequence.
+    async fn authenticate(
+        &mut self,
+        link: &Link,
+        method: &Arc<dyn AuthenticationMethod>,
+        client_id: &str,
+        data: Option<bytes::Bytes>,
+    ) -> Result<Option<bytes::Bytes>, Exit> {
+        let (mut exchange, mut step) = method.begin(client_id, data.as_deref());
+        loop {
+            match step {
+                Step::Success(data) => return Ok(data),
+                Step::Failure => {
+                    handshake::connack(&mut self.wbuf, link, false, ReasonCode::NotAuthorized, None);
+                    return Err(Exit::Refused(ReasonCode::NotAuthorized));
+                }
+                Step::Continue(data) => {
+                    let packet = auth_packet(ReasonCode::ContinueAuthentication, method.name(), data);
+                    link.write(&mut self.wbuf, &packet).map_err(Exit::Encode)?;
+                    self.writer.write_all_buf(&mut self.wbuf).await.map_err(Exit::Io)?;
+                    let reply = self.read_packet(ProtocolVersion::V5).await?;
+                    let data = match reply {
+                        Packet::Auth(auth) if auth.reason_code == ReasonCode::ContinueAuthentication => {
+                            auth_data_of(&auth, method.name())?
+                        }
+                        _ => return Err(Exit::Violation(DecodeError::Violation(Rule::AuthOutOfSequence))),
+                    };
+                    step = exchange.step(data.as_deref());
+                }
+            }
+        }
+    }
+
+    /// Reads until one whole packet is decoded.
+    async fn read_packet(&mut self, version: ProtocolVersion) -> Result<Packet, Exit> {
+        let max = self.context.config.max_packet_size;
+        loop {
+            match decode(&mut self.rbuf, version, max) {
+                Ok(Some(packet)) => return Ok(packet),
+                Ok(None) => {}
+                Err(error) => return Err(Exit::Violation(error)),
+            }
+            self.read_some().await?;
+        }
+    }
+
+    /// A step of re-authentication (4.12.1): an AUTH 0x19 starts it, AUTH 0x18 continues it; the
+    /// method's answer is written, and a failure ends the connection with DISCONNECT 0x87.
+    fn reauthenticate(&mut self, auth: &Auth) -> Result<(), Exit> {
+        let link = self.link();
+        let Some(state) = &mut self.auth else {
+            return Err(Exit::Violation(DecodeError::Violation(Rule::AuthWithoutMethod)));
+        };
+        let name = state.method.name().to_owned();
+        let data = auth_data_of(auth, &name)?;
+        let step = match (auth.reason_code, state.exchange.as_mut()) {
+            (ReasonCode::ReAuthenticate, None) => {
+                let (exchange, step) = state.method.begin(&state.client_id, data.as_deref());
+                state.exchange = Some(exchange);
+                step
+            }
+            (ReasonCode::ContinueAuthentication, Some(exchange)) => exchange.step(data.as_deref()),
+            _ => return Err(Exit::Violation(DecodeError::Violation(Rule::AuthOutOfSequence))),
+        };
+        let reply = match step {
+            Step::Continue(data) => auth_packet(ReasonCode::ContinueAuthentication, &name, data),
+            Step::Success(data) => {
+                state.exchange = None;
+                auth_packet(ReasonCode::Success, &name, data)
+            }
+            Step::Failure => return Err(Exit::NotAuthorized),
+        };
+        link.write(&mut self.wbuf, &reply).map_err(Exit::Encode)
     }
 
     /// Reads once. CONNECT is small, so no chunk is reserved: an empty buffer reads 64 bytes and
@@ -461,6 +582,7 @@ impl Connection {
             }
             Action::SubscriptionCount(count) => mailbox.set_subscription_count(count),
             Action::Send(packet) => link.write(&mut self.wbuf, &packet).map_err(Exit::Encode)?,
+            Action::Authenticate(auth) => self.reauthenticate(&auth)?,
         }
         Ok(None)
     }
@@ -505,6 +627,26 @@ impl Connection {
         };
         let _ = tokio::time::timeout(FINAL_FLUSH, flush).await;
     }
+}
+
+/// An AUTH packet of the connection's method.
+fn auth_packet(reason_code: ReasonCode, method: &str, data: Option<bytes::Bytes>) -> Packet {
+    let properties = AuthProperties {
+        authentication_method: Some(ByteString::from(method)),
+        authentication_data: data,
+        ..AuthProperties::default()
+    };
+    Packet::Auth(Auth { reason_code, properties: Some(Box::new(properties)) })
+}
+
+/// The Authentication Data of a client's AUTH, which must name the connection's method
+/// (4.12: another method is a Protocol Error).
+fn auth_data_of(auth: &Auth, method: &str) -> Result<Option<bytes::Bytes>, Exit> {
+    let properties = auth.properties.as_deref();
+    if properties.and_then(|p| p.authentication_method.as_deref()) != Some(method) {
+        return Err(Exit::Violation(DecodeError::Violation(Rule::AuthOutOfSequence)));
+    }
+    Ok(properties.and_then(|p| p.authentication_data.clone()))
 }
 
 fn log_connected(connect: &Connect, session_present: bool) {

@@ -95,6 +95,9 @@ pub enum Action {
     SubscriptionCount(usize),
     /// Write this packet, after everything before it.
     Send(Packet),
+    /// Take this AUTH (re-authentication, or its next step) to the connection's enhanced
+    /// authentication method.
+    Authenticate(iothub_protocol::Auth),
 }
 
 /// Limits a session enforces.
@@ -232,6 +235,9 @@ pub struct Session {
     inbound_aliases: InboundAliases,
     /// Topic aliases the server set on this connection.
     outbound_aliases: OutboundAliases,
+    /// Whether the connection authenticated with an enhanced authentication method, so that
+    /// AUTH packets are its re-authentication (4.12.1).
+    enhanced_auth: bool,
     /// Actions not yet taken by the connection.
     actions: VecDeque<Action>,
     /// The SUBSCRIBE being turned into actions, a chunk at a time.
@@ -278,6 +284,7 @@ impl Session {
             link: Link::v3(ProtocolVersion::V311, 20),
             inbound_aliases: InboundAliases::default(),
             outbound_aliases: OutboundAliases::default(),
+            enhanced_auth: false,
             actions: VecDeque::new(),
             pending_subscribe: None,
         }
@@ -293,6 +300,7 @@ impl Session {
         self.link = link;
         self.inbound_aliases = InboundAliases::new(link.server_alias_max);
         self.outbound_aliases = OutboundAliases::new(link.client_alias_max);
+        self.enhanced_auth = false;
         self.actions.clear();
         self.pending_subscribe = None;
     }
@@ -306,6 +314,12 @@ impl Session {
         self.expiry_interval = granted;
         self.clean = !expiry.keeps();
         granted
+    }
+
+    /// Records that the current connection authenticated with an enhanced authentication
+    /// method: its AUTH packets go to the connection (`Action::Authenticate`).
+    pub fn set_enhanced_auth(&mut self) {
+        self.enhanced_auth = true;
     }
 
     /// The current connection's version and limits.
@@ -438,9 +452,10 @@ impl Session {
             Packet::Unsubscribe(unsubscribe) => self.handle_unsubscribe(unsubscribe),
             Packet::PingReq => self.actions.push_back(Action::Send(Packet::PingResp)),
             Packet::Disconnect(disconnect) => return Err(self.handle_disconnect(&disconnect)),
+            Packet::Auth(auth) if self.enhanced_auth => self.actions.push_back(Action::Authenticate(auth)),
             Packet::Auth(_) => {
-                // No authentication method was agreed at CONNECT (one that asks for a method
-                // is refused with 0x8C), so an AUTH is a Protocol Error (4.12).
+                // No authentication method was agreed at CONNECT, so an AUTH is a Protocol
+                // Error (4.12).
                 return Err(violation(Rule::AuthWithoutMethod));
             }
             Packet::Connect(_) => {

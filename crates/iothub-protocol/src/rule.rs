@@ -181,6 +181,10 @@ pub enum Rule {
     /// 5.0 section 4.12: AUTH comes only on a connection whose CONNECT named an authentication
     /// method. Checked by the broker.
     AuthWithoutMethod,
+    /// 5.0 sections 4.12 and 4.12.1: an AUTH names the connection's authentication method, and
+    /// its reason code is the one the exchange is at (0x18 to continue, 0x19 to start
+    /// re-authentication). Checked by the broker.
+    AuthOutOfSequence,
 }
 
 impl Rule {
@@ -263,6 +267,9 @@ impl Rule {
                 "[MQTT-3.14.2.2.2] DISCONNECT sets a Session Expiry Interval after CONNECT set 0"
             }
             Rule::AuthWithoutMethod => "[MQTT-4.12] AUTH without an authentication method",
+            Rule::AuthOutOfSequence => {
+                "[MQTT-4.12.1] AUTH with another method, or a reason code the exchange is not at"
+            }
             Rule::RetainHandling3 => "[MQTT-3.8.3.1] Retain Handling is 3",
             Rule::UnsubAckWithoutReasonCodes => "[MQTT-3.11.3] UNSUBACK carries no reason codes",
         }
@@ -298,7 +305,8 @@ impl Rule {
             | Rule::V5_3_3_4_7
             | Rule::PayloadNotUtf8
             | Rule::SessionExpiryRaisedFromZero
-            | Rule::AuthWithoutMethod => ViolationKind::Protocol,
+            | Rule::AuthWithoutMethod
+            | Rule::AuthOutOfSequence => ViolationKind::Protocol,
             Rule::Mqtt1_5_3_1
             | Rule::Mqtt1_5_3_2
             | Rule::ReservedPacketType
@@ -379,7 +387,7 @@ mod tests {
     use crate::error::DecodeError;
 
     /// Every rule, in declaration order.
-    const ALL: [Rule; 62] = [
+    const ALL: [Rule; 63] = [
         Rule::Mqtt1_5_3_1,
         Rule::Mqtt1_5_3_2,
         Rule::ReservedPacketType,
@@ -442,6 +450,7 @@ mod tests {
         Rule::PayloadNotUtf8,
         Rule::SessionExpiryRaisedFromZero,
         Rule::AuthWithoutMethod,
+        Rule::AuthOutOfSequence,
     ];
 
     #[test]

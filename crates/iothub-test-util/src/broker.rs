@@ -8,6 +8,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use iothub::auth::AuthenticationMethod;
 use iothub::{Config, ConfigBuilder, Server};
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +52,12 @@ impl TestBroker {
 
     /// Starts a broker with a complete configuration.
     pub fn with_typed_config(config: Config) -> TestBroker {
+        TestBroker::with_auth_methods(config, Vec::new())
+    }
+
+    /// Starts a broker with a complete configuration and these MQTT 5.0 enhanced
+    /// authentication methods.
+    pub fn with_auth_methods(config: Config, methods: Vec<Arc<dyn AuthenticationMethod>>) -> TestBroker {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let (tx, rx) = mpsc::channel();
@@ -59,7 +68,8 @@ impl TestBroker {
                 .build()
                 .or_fail("the broker's runtime");
             runtime.block_on(async move {
-                let server = Server::bind(&config).await.or_fail("binding the broker");
+                let server =
+                    Server::bind_with_auth_methods(&config, methods).await.or_fail("binding the broker");
                 // The test waits for the address; if it gave up, the server stops with it.
                 if tx.send(server.local_addrs()[0]).is_ok() {
                     server.run(token).await;
