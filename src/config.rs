@@ -84,6 +84,12 @@ pub struct ServerConfig {
     /// How a shared subscription picks the member a message goes to: "round_robin",
     /// "random", "sticky" or "hash_client_id".
     pub shared_subscription_strategy: String,
+    /// Whether clients may publish retained messages (Retain Available in CONNACK; as
+    /// Mosquitto's `retain_available`). Off: a retained PUBLISH or will gets 0x9A.
+    pub retain_available: bool,
+    /// Whether clients may make shared subscriptions (Shared Subscription Available in
+    /// CONNACK). Off: a 5.0 client's `$share/` SUBSCRIBE gets DISCONNECT 0x9E, a 3.1.1 one 0x80.
+    pub shared_subscription_available: bool,
     /// Seconds a graceful shutdown waits for connections to finish.
     pub shutdown_timeout_secs: u64,
 }
@@ -107,6 +113,8 @@ impl Default for ServerConfig {
             max_topic_alias: 10,
             receive_maximum: 65_535,
             shared_subscription_strategy: "round_robin".to_owned(),
+            retain_available: true,
+            shared_subscription_available: true,
             shutdown_timeout_secs: 5,
         }
     }
@@ -298,6 +306,8 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("server", "max_topic_alias", Kind::Uint),
     ("server", "receive_maximum", Kind::Uint),
     ("server", "shared_subscription_strategy", Kind::Str),
+    ("server", "retain_available", Kind::Bool),
+    ("server", "shared_subscription_available", Kind::Bool),
     ("server", "shutdown_timeout_secs", Kind::Uint),
     ("auth", "enabled", Kind::Bool),
     ("auth", "backend", Kind::Str),

@@ -51,6 +51,8 @@ impl Context {
         SessionLimits {
             max_subscriptions: self.config.max_subscriptions,
             session_timeout: self.config.session_timeout(),
+            retain_available: self.config.retain_available,
+            shared_available: self.config.shared_subscription_available,
         }
     }
 }

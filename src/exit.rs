@@ -66,6 +66,22 @@ impl Exit {
         }
     }
 
+    /// A Reason String for the server's DISCONNECT: what went wrong, for the person reading the
+    /// client's log (never parsed by the client, 3.14.2.2.3).
+    pub fn reason_string(&self) -> Option<String> {
+        match self {
+            Exit::Violation(error) => Some(error.to_string()),
+            Exit::KeepAliveTimeout => Some("nothing received for 1.5 times the keep-alive".to_owned()),
+            Exit::TakenOver => Some("another connection took over this client identifier".to_owned()),
+            Exit::SlowSubscriber => {
+                Some("messages not read within the server's slow_subscriber_timeout_ms".to_owned())
+            }
+            Exit::Shutdown => Some("the server is shutting down".to_owned()),
+            Exit::NotAuthorized => Some("re-authentication failed".to_owned()),
+            _ => None,
+        }
+    }
+
     /// The MQTT 5.0 reason code a server sends in DISCONNECT for this exit, where it sends one.
     pub fn reason_code(&self) -> Option<ReasonCode> {
         match self {

@@ -221,7 +221,12 @@ impl Harness {
             overflow,
         };
         let mut harness = Harness {
-            limits: SessionLimits { max_subscriptions, session_timeout: None },
+            limits: SessionLimits {
+                max_subscriptions,
+                session_timeout: None,
+                retain_available: true,
+                shared_available: true,
+            },
             queue,
             now: Instant::now(),
             session: None,

@@ -65,6 +65,11 @@ pub(super) fn refusal(connect: &Connect, context: &Context) -> Option<ReasonCode
         // identifier (as Mosquitto answers 3.1 clients). 5.0 assigns one either way.
         return Some(ReasonCode::ClientIdentifierNotValid);
     }
+    if connect.will.as_ref().is_some_and(|w| w.retain) && !context.config.retain_available {
+        // 3.2.2.3.5: a retained will when Retain Available is 0 gets 0x9A (3.1.1: 0x03, the
+        // closest return code, as Mosquitto answers).
+        return Some(ReasonCode::RetainNotSupported);
+    }
     if let Some(method) = properties(connect).authentication_method.as_deref().filter(|_| v5) {
         if context.auth_method(method).is_none() {
             // The server has no such enhanced authentication method (4.12).
@@ -123,13 +128,13 @@ pub(super) fn connack_properties(
             .ok()
             .filter(|&m| m < u16::MAX)
             .and_then(NonZeroU16::new),
-        retain_available: Some(true),
+        retain_available: Some(config.retain_available),
         maximum_packet_size: u32::try_from(config.max_packet_size).ok().and_then(std::num::NonZeroU32::new),
         assigned_client_identifier: assigned.cloned(),
         topic_alias_maximum: u16::try_from(config.max_topic_alias).ok().filter(|&m| m > 0),
         wildcard_subscription_available: Some(true),
         subscription_identifiers_available: Some(true),
-        shared_subscription_available: Some(true),
+        shared_subscription_available: Some(config.shared_subscription_available),
         server_keep_alive,
         response_information: (p.request_response_information == Some(true))
             .then(|| ByteString::from(format!("response/{}", accepted.session.client_id))),

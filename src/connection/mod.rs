@@ -601,7 +601,14 @@ impl Connection {
         let Some(reason_code) = exit.reason_code() else {
             return;
         };
-        let packet = Packet::Disconnect(Disconnect { reason_code, properties: None });
+        // A Reason String the client's Maximum Packet Size has no room for is left out.
+        let properties = exit.reason_string().map(|text| {
+            Box::new(iothub_protocol::DisconnectProperties {
+                reason_string: Some(ByteString::from(text)),
+                ..iothub_protocol::DisconnectProperties::default()
+            })
+        });
+        let packet = Packet::Disconnect(Disconnect { reason_code, properties });
         let _ = link.write(&mut self.wbuf, &packet);
     }
 

@@ -107,6 +107,10 @@ pub struct SessionLimits {
     pub max_subscriptions: usize,
     /// How long an offline persistent session is kept; `None` while the server runs.
     pub session_timeout: Option<Duration>,
+    /// Whether retained messages may be published (`retain_available`).
+    pub retain_available: bool,
+    /// Whether shared subscriptions may be made (`shared_subscription_available`).
+    pub shared_available: bool,
 }
 
 /// What the CONNECT and CONNACK of the current network connection settled: the protocol
@@ -607,6 +611,9 @@ impl Session {
         if too_deep(&topic) {
             return Err(violation(Rule::TopicTooDeep));
         }
+        if retain && !self.limits.retain_available {
+            return Err(violation(Rule::RetainNotAvailable));
+        }
         let mut refused = None;
         if let Some(properties) = &properties {
             if !properties.subscription_identifiers.is_empty() {
@@ -700,6 +707,10 @@ impl Session {
         if shared_no_local && self.link.is_v5() {
             return Err(violation(Rule::V5_3_8_3_4));
         }
+        let shared = || subscribe.filters.iter().any(|(filter, _)| parse_shared(filter).is_some());
+        if !self.limits.shared_available && self.link.is_v5() && shared() {
+            return Err(violation(Rule::SharedSubscriptionNotAvailable));
+        }
         let packet_size: usize = subscribe.filters.iter().map(|(filter, _)| filter.len() + 3).sum();
         self.pending_subscribe = Some(PendingSubscribe {
             packet_id: subscribe.packet_id,
@@ -725,6 +736,10 @@ impl Session {
             let shared = parse_shared(&filter);
             if let Some(Err(())) = shared {
                 pending.reason_codes.push(ReasonCode::TopicFilterInvalid);
+                continue;
+            }
+            if shared.is_some() && !self.limits.shared_available {
+                pending.reason_codes.push(ReasonCode::SharedSubscriptionsNotSupported);
                 continue;
             }
             if too_deep(&filter) {

@@ -17,7 +17,12 @@ use crate::message::{Delivery, Message};
 
 fn session(clean: bool) -> Session {
     let mailbox = Arc::new(Mailbox::new(1, QueueLimits::messages(100)));
-    let limits = SessionLimits { max_subscriptions: 2, session_timeout: Some(Duration::from_secs(30)) };
+    let limits = SessionLimits {
+        max_subscriptions: 2,
+        session_timeout: Some(Duration::from_secs(30)),
+        retain_available: true,
+        shared_available: true,
+    };
     Session::new("client".into(), clean, mailbox, limits)
 }
 

@@ -185,6 +185,12 @@ pub enum Rule {
     /// its reason code is the one the exchange is at (0x18 to continue, 0x19 to start
     /// re-authentication). Checked by the broker.
     AuthOutOfSequence,
+    /// 5.0 section 3.2.2.3.5: no retained PUBLISH to a server whose Retain Available is 0.
+    /// Checked by the broker; 3.1.1 has no such rule, and the broker closes the connection.
+    RetainNotAvailable,
+    /// 5.0 section 3.2.2.3.13: no shared subscription on a server whose Shared Subscription
+    /// Available is 0. Checked by the broker.
+    SharedSubscriptionNotAvailable,
 }
 
 impl Rule {
@@ -267,6 +273,12 @@ impl Rule {
                 "[MQTT-3.14.2.2.2] DISCONNECT sets a Session Expiry Interval after CONNECT set 0"
             }
             Rule::AuthWithoutMethod => "[MQTT-4.12] AUTH without an authentication method",
+            Rule::RetainNotAvailable => {
+                "[MQTT-3.2.2.3.5] retained PUBLISH, and the server has Retain Available 0"
+            }
+            Rule::SharedSubscriptionNotAvailable => {
+                "[MQTT-3.2.2.3.13] shared subscription, and the server has Shared Subscription Available 0"
+            }
             Rule::AuthOutOfSequence => {
                 "[MQTT-4.12.1] AUTH with another method, or a reason code the exchange is not at"
             }
@@ -306,7 +318,9 @@ impl Rule {
             | Rule::PayloadNotUtf8
             | Rule::SessionExpiryRaisedFromZero
             | Rule::AuthWithoutMethod
-            | Rule::AuthOutOfSequence => ViolationKind::Protocol,
+            | Rule::AuthOutOfSequence
+            | Rule::RetainNotAvailable
+            | Rule::SharedSubscriptionNotAvailable => ViolationKind::Protocol,
             Rule::Mqtt1_5_3_1
             | Rule::Mqtt1_5_3_2
             | Rule::ReservedPacketType
@@ -363,6 +377,9 @@ impl Rule {
             Rule::V5_3_3_4_7 => ReasonCode::ReceiveMaximumExceeded,
             // 0x99: the payload does not match its Payload Format Indicator (3.3.2.3.2).
             Rule::PayloadNotUtf8 => ReasonCode::PayloadFormatInvalid,
+            // 0x9A and 0x9E: features the server has turned off (3.2.2.3.5, 3.2.2.3.13).
+            Rule::RetainNotAvailable => ReasonCode::RetainNotSupported,
+            Rule::SharedSubscriptionNotAvailable => ReasonCode::SharedSubscriptionsNotSupported,
             _ => match self.kind() {
                 ViolationKind::Malformed => ReasonCode::MalformedPacket,
                 ViolationKind::Protocol => ReasonCode::ProtocolError,
@@ -387,7 +404,7 @@ mod tests {
     use crate::error::DecodeError;
 
     /// Every rule, in declaration order.
-    const ALL: [Rule; 63] = [
+    const ALL: [Rule; 65] = [
         Rule::Mqtt1_5_3_1,
         Rule::Mqtt1_5_3_2,
         Rule::ReservedPacketType,
@@ -451,6 +468,8 @@ mod tests {
         Rule::SessionExpiryRaisedFromZero,
         Rule::AuthWithoutMethod,
         Rule::AuthOutOfSequence,
+        Rule::RetainNotAvailable,
+        Rule::SharedSubscriptionNotAvailable,
     ];
 
     #[test]
@@ -534,6 +553,8 @@ mod tests {
             (Rule::V5_3_3_2_9, ReasonCode::TopicAliasInvalid),
             (Rule::V5_3_3_4_7, ReasonCode::ReceiveMaximumExceeded),
             (Rule::PayloadNotUtf8, ReasonCode::PayloadFormatInvalid),
+            (Rule::RetainNotAvailable, ReasonCode::RetainNotSupported),
+            (Rule::SharedSubscriptionNotAvailable, ReasonCode::SharedSubscriptionsNotSupported),
         ];
         for (rule, code) in specific {
             assert_eq!(rule.reason_code(), code, "{rule:?}");

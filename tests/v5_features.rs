@@ -1,0 +1,162 @@
+//! MQTT 5.0 features a server may turn off, and the Reason String of the server's DISCONNECT,
+//! over raw packets.
+//!
+//! - `server.retain_available = false`: CONNACK says Retain Available 0 (3.2.2.3.5); a retained
+//!   PUBLISH gets DISCONNECT 0x9A, a retained will CONNACK 0x9A.
+//! - `server.shared_subscription_available = false`: CONNACK says Shared Subscription Available
+//!   0 (3.2.2.3.13); a `$share/` SUBSCRIBE gets DISCONNECT 0x9E (3.1.1: SUBACK 0x80).
+
+#![allow(clippy::unwrap_used)]
+
+use bytes::{Bytes, BytesMut};
+use iothub_protocol::{
+    decode, ConnAck, Connect, Packet, PacketId, ProtocolVersion, Publish, QoS, ReasonCode, Subscribe,
+    SubscriptionOptions, Will,
+};
+use iothub_test_util::{connect_packet, subscribe_packet, RawClient, TestBroker, CONNACK_ACCEPTED};
+
+fn encode(packet: &Packet) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    packet.encode(ProtocolVersion::V5, &mut buf).unwrap();
+    buf.to_vec()
+}
+
+fn read(client: &mut RawClient) -> Packet {
+    let mut buf = BytesMut::from(&client.read_packet()[..]);
+    decode(&mut buf, ProtocolVersion::V5, usize::MAX).unwrap().unwrap()
+}
+
+fn connect(client_id: &str, will: Option<Will>) -> Vec<u8> {
+    encode(&Packet::Connect(Box::new(Connect {
+        protocol: ProtocolVersion::V5,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: client_id.into(),
+        will,
+        username: None,
+        password: None,
+        properties: None,
+    })))
+}
+
+fn connected(broker: &TestBroker, client_id: &str) -> (RawClient, ConnAck) {
+    let mut client = RawClient::connect(broker.addr);
+    client.send(&connect(client_id, None));
+    let Packet::ConnAck(connack) = read(&mut client) else { panic!("expected CONNACK") };
+    assert_eq!(connack.reason_code, ReasonCode::Success);
+    (client, connack)
+}
+
+fn disconnect_of(client: &mut RawClient) -> (ReasonCode, String) {
+    let Packet::Disconnect(disconnect) = read(client) else { panic!("expected DISCONNECT") };
+    let text = disconnect.properties.and_then(|p| p.reason_string).map(|s| s.to_string());
+    (disconnect.reason_code, text.unwrap_or_default())
+}
+
+fn retained_publish(topic: &str) -> Vec<u8> {
+    encode(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: true,
+        topic: topic.into(),
+        packet_id: None,
+        payload: Bytes::from_static(b"kept"),
+        properties: None,
+    }))
+}
+
+fn subscribe(filter: &str) -> Vec<u8> {
+    encode(&Packet::Subscribe(Subscribe {
+        packet_id: PacketId::MIN,
+        filters: vec![(filter.into(), SubscriptionOptions::default())],
+        properties: None,
+    }))
+}
+
+/// 3.2.2.3.5: with retain off, CONNACK says Retain Available 0 and a retained PUBLISH is
+/// answered with DISCONNECT 0x9A, whose Reason String says why.
+#[test]
+fn retain_not_available_gets_disconnect_0x9a() {
+    let broker = TestBroker::with_config("[server]\nretain_available = false\n");
+    let (mut client, connack) = connected(&broker, "retainer");
+    assert_eq!(connack.properties.unwrap().retain_available, Some(false));
+    client.send(&retained_publish("t"));
+    let (code, text) = disconnect_of(&mut client);
+    assert_eq!(code, ReasonCode::RetainNotSupported);
+    assert!(text.contains("Retain Available"), "{text}");
+    client.expect_closed();
+}
+
+/// 3.2.2.3.5: with retain on (the default), CONNACK says Retain Available 1.
+#[test]
+fn retain_available_is_advertised_by_default() {
+    let broker = TestBroker::start();
+    let (_client, connack) = connected(&broker, "default");
+    let properties = connack.properties.unwrap();
+    assert_eq!(properties.retain_available, Some(true));
+    assert_eq!(properties.shared_subscription_available, Some(true));
+    assert_eq!(properties.wildcard_subscription_available, Some(true));
+    assert_eq!(properties.subscription_identifiers_available, Some(true));
+}
+
+/// 3.2.2.3.5: a retained will, with retain off, is refused with CONNACK 0x9A.
+#[test]
+fn a_retained_will_without_retain_available_gets_connack_0x9a() {
+    let broker = TestBroker::with_config("[server]\nretain_available = false\n");
+    let mut client = RawClient::connect(broker.addr);
+    let will = Will {
+        topic: "status".into(),
+        payload: Bytes::from_static(b"gone"),
+        qos: QoS::AtMostOnce,
+        retain: true,
+        properties: None,
+    };
+    client.send(&connect("will-retainer", Some(will)));
+    let Packet::ConnAck(connack) = read(&mut client) else { panic!("expected CONNACK") };
+    assert_eq!(connack.reason_code, ReasonCode::RetainNotSupported);
+    client.expect_closed();
+}
+
+/// 3.2.2.3.13: with shared subscriptions off, CONNACK says so and a `$share/` SUBSCRIBE gets
+/// DISCONNECT 0x9E.
+#[test]
+fn shared_subscriptions_not_available_get_disconnect_0x9e() {
+    let broker = TestBroker::with_config("[server]\nshared_subscription_available = false\n");
+    let (mut client, connack) = connected(&broker, "sharer");
+    assert_eq!(connack.properties.unwrap().shared_subscription_available, Some(false));
+    client.send(&subscribe("$share/g/t"));
+    let (code, _) = disconnect_of(&mut client);
+    assert_eq!(code, ReasonCode::SharedSubscriptionsNotSupported);
+    client.expect_closed();
+    // Plain subscriptions still work.
+    let (mut client, _) = connected(&broker, "plain");
+    client.send(&subscribe("t/#"));
+    let Packet::SubAck(suback) = read(&mut client) else { panic!("expected SUBACK") };
+    assert_eq!(suback.reason_codes, [ReasonCode::Success]);
+}
+
+/// A 3.1.1 client's `$share/` filter, with shared subscriptions off, is refused in SUBACK
+/// (0x80), since 3.1.1 has no reason code for it.
+#[test]
+fn shared_subscriptions_not_available_refuse_a_3_1_1_filter_with_0x80() {
+    let broker = TestBroker::with_config("[server]\nshared_subscription_available = false\n");
+    let mut client = RawClient::connect(broker.addr);
+    client.send(&connect_packet("v3-sharer", true, 60));
+    client.expect(&CONNACK_ACCEPTED);
+    client.send(&subscribe_packet(1, &[("$share/g/t", 1), ("t", 1)]));
+    client.expect(&[0x90, 4, 0, 1, 0x80, 1]);
+}
+
+/// 4.13: the server's DISCONNECT for a protocol error carries a Reason String that names the
+/// broken rule.
+#[test]
+fn a_protocol_error_disconnect_names_the_rule_in_its_reason_string() {
+    let broker = TestBroker::start();
+    let (mut client, _) = connected(&broker, "wrong");
+    // A second CONNECT [MQTT-3.1.0-2].
+    client.send(&connect("wrong", None));
+    let (code, text) = disconnect_of(&mut client);
+    assert_eq!(code, ReasonCode::ProtocolError);
+    assert!(text.contains("[MQTT-3.1.0-2]"), "{text}");
+    client.expect_closed();
+}
