@@ -160,3 +160,40 @@ fn a_protocol_error_disconnect_names_the_rule_in_its_reason_string() {
     assert!(text.contains("[MQTT-3.1.0-2]"), "{text}");
     client.expect_closed();
 }
+
+/// 3.1.2.11.7: a client that sets Request Problem Information to 0 gets no Reason String on a
+/// SUBACK; one that leaves it at 1 does (here, for a filter refused by `max_subscriptions`).
+#[test]
+fn request_problem_information_0_leaves_the_suback_reason_string_out() {
+    let broker = TestBroker::with_config("[server]\nmax_subscriptions = 1\n");
+    for (problem_information, expected) in [(None, true), (Some(false), false)] {
+        let mut client = RawClient::connect(broker.addr);
+        let properties = iothub_protocol::ConnectProperties {
+            request_problem_information: problem_information,
+            ..Default::default()
+        };
+        client.send(&encode(&Packet::Connect(Box::new(Connect {
+            protocol: ProtocolVersion::V5,
+            clean_start: true,
+            keep_alive: 60,
+            client_id: format!("problem-{expected}").as_str().into(),
+            will: None,
+            username: None,
+            password: None,
+            properties: Some(Box::new(properties)),
+        }))));
+        let Packet::ConnAck(_) = read(&mut client) else { panic!("expected CONNACK") };
+        client.send(&encode(&Packet::Subscribe(Subscribe {
+            packet_id: PacketId::MIN,
+            filters: vec![
+                ("a".into(), SubscriptionOptions::default()),
+                ("b".into(), SubscriptionOptions::default()),
+            ],
+            properties: None,
+        })));
+        let Packet::SubAck(suback) = read(&mut client) else { panic!("expected SUBACK") };
+        assert_eq!(suback.reason_codes, [ReasonCode::Success, ReasonCode::QuotaExceeded]);
+        let reason = suback.properties.and_then(|p| p.reason_string);
+        assert_eq!(reason.is_some(), expected, "{reason:?}");
+    }
+}

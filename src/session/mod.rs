@@ -639,7 +639,15 @@ impl Session {
             _ => refused.is_none(),
         };
         let reason_code = refused.unwrap_or(ReasonCode::Success);
-        let response = |id| PublishResponse { packet_id: id, reason_code, properties: None };
+        let why = refused.filter(|_| self.link.is_v5()).map(|_| {
+            Box::new(iothub_protocol::PublishResponseProperties {
+                reason_string: Some(ByteString::from_static(
+                    "payload is not UTF-8, though its Payload Format Indicator says it is",
+                )),
+                ..iothub_protocol::PublishResponseProperties::default()
+            })
+        });
+        let response = |id| PublishResponse { packet_id: id, reason_code, properties: why.clone() };
         let ack = match (qos, packet_id) {
             (QoS::AtLeastOnce, Some(id)) => Some(Packet::PubAck(response(id))),
             (QoS::ExactlyOnce, Some(id)) => Some(Packet::PubRec(response(id))),
@@ -796,7 +804,21 @@ impl Session {
                 "subscriptions refused: server.max_subscriptions reached"
             );
         }
-        let suback = SubAck { packet_id: done.packet_id, reason_codes: done.reason_codes, properties: None };
+        // 5.0 clients are told why in a Reason String (left out if they asked for no problem
+        // information, or it does not fit their Maximum Packet Size).
+        let why = match (done.refused_quota, done.refused_deep) {
+            (0, 0) => None,
+            (0, _) => Some("filters deeper than the server's 200-level hierarchy limit refused"),
+            (_, 0) => Some("server.max_subscriptions reached"),
+            _ => Some("server.max_subscriptions reached; filters deeper than 200 levels refused"),
+        };
+        let properties = why.filter(|_| self.link.is_v5()).map(|why| {
+            Box::new(iothub_protocol::SubAckProperties {
+                reason_string: Some(ByteString::from_static(why)),
+                ..iothub_protocol::SubAckProperties::default()
+            })
+        });
+        let suback = SubAck { packet_id: done.packet_id, reason_codes: done.reason_codes, properties };
         self.actions.push_back(Action::Send(Packet::SubAck(suback)));
     }
 
