@@ -22,7 +22,8 @@ use iothub_protocol::{
 };
 use iothub_test_util::{OrFail, PausedBroker, TestBroker, WAIT};
 use v5_support::{
-    alias, connect, connect_with, encode, expiry, pid, properties_of, publish, user_properties, with, Client,
+    alias, connect, connect_with, encode, expiry, pid, properties_of, publish, response, user_properties,
+    with, Client,
 };
 
 /// Lets `time` pass on the paused clock, running every timer of the broker that falls due in it.
@@ -103,6 +104,34 @@ async fn mqtt5_4_9_0_2_qos_2_holds_the_send_quota_until_pubcomp() {
     sub.expect_silence(QUIET).await;
     sub.send(&Packet::PubComp(PublishResponse::new(id))).await;
     assert_eq!(&sub.expect_publish().await.payload[..], b"2");
+}
+
+/// [MQTT-4.3.3-4], [MQTT-4.4.0-2], 4.9: a PUBREC with a Reason Code of 0x80 or more ends the QoS
+/// 2 exchange: no PUBREL follows, the send quota is given back at once (the next message comes
+/// to a client with Receive Maximum 1), and the message is never re-sent, not even after a
+/// reconnect.
+#[tokio::test(start_paused = true)]
+async fn mqtt5_4_3_3_4_pubrec_with_an_error_ends_the_exchange() {
+    let broker = PausedBroker::start().await;
+    let properties = ConnectProperties { receive_maximum: std::num::NonZeroU16::new(1), ..expiry(60) };
+    let mut sub = subscriber(&broker, "refuses", properties, &[("rec/t", QoS::ExactlyOnce, None)]).await;
+    let mut publisher = Client::clean(&broker, "publisher").await;
+    for (n, payload) in (1..).zip([&b"refused"[..], b"accepted"]) {
+        let code = publisher.publish(publish("rec/t", payload, QoS::ExactlyOnce, n)).await;
+        assert_eq!(code, ReasonCode::Success);
+    }
+    let refused = sub.expect_publish().await;
+    assert_eq!(&refused.payload[..], b"refused");
+    let id = refused.packet_id.expect("a QoS 2 packet identifier");
+    sub.send(&response(Packet::PubRec, id, ReasonCode::UnspecifiedError)).await;
+    let accepted = sub.expect_publish().await;
+    assert_eq!(&accepted.payload[..], b"accepted");
+    sub.ack(&accepted).await;
+    sub.expect_silence(QUIET).await;
+    sub.drop_connection();
+    let (mut sub, connack) = Client::open(&broker, connect_with("refuses", false, expiry(60))).await;
+    assert!(connack.session_present);
+    sub.expect_silence(QUIET).await;
 }
 
 /// [MQTT-3.3.4-7], 3.3.4: CONNACK tells the client the server's Receive Maximum

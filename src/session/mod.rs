@@ -427,7 +427,7 @@ impl Session {
         match packet {
             Packet::Publish(publish) => self.handle_publish(publish, now)?,
             Packet::PubAck(ack) => self.handle_puback(ack.packet_id),
-            Packet::PubRec(rec) => self.handle_pubrec(rec.packet_id),
+            Packet::PubRec(rec) => self.handle_pubrec(rec.packet_id, rec.reason_code),
             Packet::PubRel(rel) => self.handle_pubrel(rel.packet_id),
             Packet::PubComp(comp) => self.handle_pubcomp(comp.packet_id),
             Packet::Subscribe(subscribe) => self.handle_subscribe(subscribe)?,
@@ -551,8 +551,15 @@ impl Session {
         self.inflight.complete(packet_id, Awaiting::Ack);
     }
 
-    /// PUBREC from the client: answer PUBREL and wait for PUBCOMP [MQTT-4.3.3-1].
-    pub fn handle_pubrec(&mut self, packet_id: PacketId) {
+    /// PUBREC from the client: answer PUBREL and wait for PUBCOMP [MQTT-4.3.3-1]. A 5.0 PUBREC
+    /// with a Reason Code of 0x80 or more ends the delivery instead: no PUBREL follows
+    /// [MQTT-4.3.3-4], the message counts as acknowledged and is never re-sent [MQTT-4.4.0-2],
+    /// and its packet identifier and place in the send quota are free again (4.9).
+    pub fn handle_pubrec(&mut self, packet_id: PacketId, reason_code: ReasonCode) {
+        if !reason_code.is_success() {
+            self.inflight.complete(packet_id, Awaiting::Rec);
+            return;
+        }
         match self.inflight.advance(packet_id, Awaiting::Rec, Awaiting::Comp) {
             Some(Awaiting::Rec | Awaiting::Comp) => {}
             _ => return,
