@@ -252,6 +252,39 @@ async fn mqtt5_3_1_2_24_maximum_packet_size_counts_the_properties() {
     sub.expect_silence(QUIET).await;
 }
 
+/// [MQTT-3.1.2-24], [MQTT-3.1.2-26]: a Topic Alias is a property too. A message that fits the
+/// client's Maximum Packet Size with its whole topic and no alias must still fit when the
+/// server gives the topic a new alias, which adds the alias to the whole topic: no PUBLISH is
+/// larger than the maximum, and the aliases the client gets stay consistent.
+#[tokio::test(start_paused = true)]
+async fn mqtt5_3_1_2_24_a_new_topic_alias_never_makes_a_publish_too_large() {
+    const MAX: usize = 64;
+    let broker = PausedBroker::start().await;
+    let properties = ConnectProperties {
+        topic_alias_maximum: Some(5),
+        maximum_packet_size: NonZeroU32::new(64),
+        ..ConnectProperties::default()
+    };
+    let mut sub = subscriber(&broker, "aliased", properties, &[("mpsa/t", QoS::AtMostOnce, None)]).await;
+    let base = Packet::Publish(publish("mpsa/t", b"", QoS::AtMostOnce, 0)).size(ProtocolVersion::V5);
+    let largest = vec![b'L'; MAX - base];
+    let smaller = vec![b's'; MAX - base - 8];
+    let mut publisher = Client::clean(&broker, "publisher").await;
+    for payload in [&largest, &smaller, &largest, &smaller] {
+        publisher.publish(publish("mpsa/t", payload, QoS::AtMostOnce, 0)).await;
+    }
+    let mut table = AliasTable { max: 5, topics: HashMap::new() };
+    for expected in [&largest, &smaller, &largest, &smaller] {
+        let bytes = sub.raw.read_packet().await;
+        assert!(bytes.len() <= MAX, "a PUBLISH of {} bytes for a maximum of {MAX}", bytes.len());
+        let Packet::Publish(received) = v5_support::decode(&bytes) else { panic!("expected PUBLISH") };
+        assert_eq!(
+            (table.resolve(&received), &received.payload),
+            ("mpsa/t".to_owned(), &Bytes::from(expected.clone()))
+        );
+    }
+}
+
 /// [MQTT-3.2.2-15], 3.2.2.3.6: CONNACK tells the server's Maximum Packet Size
 /// (`server.max_packet_size`); a packet of that size is accepted, and a larger one gets
 /// DISCONNECT 0x95 (Packet too large).

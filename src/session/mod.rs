@@ -25,7 +25,7 @@ mod will;
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::num::NonZeroU32;
+use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -855,6 +855,16 @@ impl Outgoing<'_> {
             };
             return encode_publish(out, &header, &message.topic, &message.payload);
         }
+        // The size checked before sending counts the whole topic and no alias. A new alias adds
+        // its property to the whole topic: where that would no longer fit the client's Maximum
+        // Packet Size, this PUBLISH goes without an alias, and no mapping changes
+        // [MQTT-3.1.2-24].
+        let aliases = aliases.filter(|_| {
+            link.client_alias_max == 0
+                || link.max_packet_size == usize::MAX
+                || self.parts(&message.topic, Some(NonZeroU16::MAX), now).size(ProtocolVersion::V5)
+                    <= link.max_packet_size
+        });
         let (topic, alias) = match aliases.and_then(|a| a.assign(&message.topic)) {
             Some((alias, true)) => (&*message.topic, Some(alias)),
             Some((alias, false)) => ("", Some(alias)),
