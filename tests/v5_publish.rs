@@ -285,6 +285,31 @@ async fn mqtt5_3_1_2_24_a_new_topic_alias_never_makes_a_publish_too_large() {
     }
 }
 
+/// [MQTT-3.1.2-24], [MQTT-3.1.2-25]: the Maximum Packet Size is the new connection's: a PUBLISH
+/// left unacknowledged on a connection without a maximum, too large for the maximum of the
+/// connection that resumes the session, is not re-sent but discarded as if delivered, so it
+/// does not hold the client's only place (Receive Maximum 1) either.
+#[tokio::test(start_paused = true)]
+async fn mqtt5_3_1_2_25_unacknowledged_publish_too_large_for_the_new_connection_is_discarded() {
+    let broker = PausedBroker::start().await;
+    let mut sub = subscriber(&broker, "shrinks", expiry(60), &[("shrink/t", QoS::AtLeastOnce, None)]).await;
+    let mut publisher = Client::clean(&broker, "publisher").await;
+    publish_all(&mut publisher, "shrink/t", &[&[b'x'; 100]], ReasonCode::Success).await;
+    assert_eq!(sub.expect_publish().await.payload.len(), 100);
+    sub.drop_connection();
+    let smaller = ConnectProperties {
+        maximum_packet_size: NonZeroU32::new(64),
+        receive_maximum: std::num::NonZeroU16::new(1),
+        ..expiry(60)
+    };
+    let (mut sub, connack) = Client::open(&broker, connect_with("shrinks", false, smaller)).await;
+    assert!(connack.session_present);
+    sub.expect_silence(QUIET).await;
+    publish_all(&mut publisher, "shrink/t", &[b"small"], ReasonCode::Success).await;
+    let received = sub.next_message().await;
+    assert_eq!((received.dup, &received.payload[..]), (false, &b"small"[..]));
+}
+
 /// [MQTT-3.2.2-15], 3.2.2.3.6: CONNACK tells the server's Maximum Packet Size
 /// (`server.max_packet_size`); a packet of that size is accepted, and a larger one gets
 /// DISCONNECT 0x95 (Packet too large).

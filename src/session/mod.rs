@@ -452,8 +452,23 @@ impl Session {
     /// Re-sends, in their original order and with their original packet identifiers, every
     /// unacknowledged PUBLISH (with DUP=1) and PUBREL [MQTT-4.4.0-1], expired or not: the
     /// client may already have them. In 5.0 with their whole topic: aliases do not survive the
-    /// connection [MQTT-3.3.2-7].
-    pub fn resend_inflight(&self, out: &mut BytesMut, now: Instant) -> Result<(), EncodeError> {
+    /// connection [MQTT-3.3.2-7]. A PUBLISH larger than this connection's Maximum Packet Size
+    /// (the client may have lowered it) is discarded instead, as if it had been delivered
+    /// [MQTT-3.1.2-25].
+    pub fn resend_inflight(&mut self, out: &mut BytesMut, now: Instant) -> Result<(), EncodeError> {
+        if self.link.is_v5() && self.link.max_packet_size != usize::MAX {
+            let too_large: Vec<(PacketId, Awaiting)> = self
+                .inflight
+                .in_order()
+                .filter(|(_, o)| o.state != Awaiting::Comp)
+                .filter(|(_, o)| self.publish_size(&o.delivery, now) > self.link.max_packet_size)
+                .map(|(packet_id, o)| (packet_id, o.state))
+                .collect();
+            for (packet_id, state) in too_large {
+                self.inflight.complete(packet_id, state);
+                self.mailbox.count_too_large();
+            }
+        }
         for (packet_id, outgoing) in self.inflight.in_order() {
             match outgoing.state {
                 Awaiting::Ack | Awaiting::Rec => {
