@@ -424,6 +424,31 @@ async fn mqtt5_section_3_1_3_2_2_clean_start_within_the_will_delay_publishes_the
     assert_eq!(now() - reconnected, Duration::ZERO, "published when the session ended");
 }
 
+/// [MQTT-3.1.3-9], [MQTT-3.1.4-3] and its non-normative comment: a takeover with Clean Start 0
+/// is a new connection to the session within the Will Delay Interval, so the old connection's
+/// delayed will is never published; a takeover with Clean Start 1 ends the old session, so its
+/// will is published at once.
+#[tokio::test(start_paused = true)]
+async fn mqtt5_3_1_3_9_takeover_within_the_will_delay() {
+    let broker = PausedBroker::start().await;
+    let mut watcher = watcher(&broker, "watcher", "will/#").await;
+    let mut old =
+        Client::connected(&broker, connect_with_delayed_will("resumer", "will/resumer", 5, 60)).await;
+    let (_new, connack) = Client::open(&broker, connect_with("resumer", false, expiry(60))).await;
+    assert!(connack.session_present);
+    old.expect_disconnect(ReasonCode::SessionTakenOver).await;
+    watcher.expect_silence(Duration::from_secs(10)).await;
+
+    let mut old =
+        Client::connected(&broker, connect_with_delayed_will("restarter", "will/restarter", 5, 60)).await;
+    let taken_over = now();
+    let (_new, connack) = Client::open(&broker, connect_with("restarter", true, expiry(60))).await;
+    assert!(!connack.session_present);
+    old.expect_disconnect(ReasonCode::SessionTakenOver).await;
+    assert_eq!(&*watcher.expect_publish().await.topic, "will/restarter");
+    assert_eq!(now() - taken_over, Duration::ZERO, "published when the old session ended");
+}
+
 /// 3.1.3.2.2, [MQTT-3.1.2-8]: the will is published when the delay passes or the session ends,
 /// whichever is first: at once with Session Expiry Interval 0, at 2 s with 2 s and a 5 s delay.
 #[tokio::test(start_paused = true)]
