@@ -12,6 +12,8 @@
 //!   properties say what each broker's limits are; the CONNACK exchange compares those
 //!   properties one by one, each normalised to its value (an absent property written as the
 //!   default the specification gives it);
+//! - a DISCONNECT is recorded as its reason code only (`e0 01 <code>`), since its Reason String
+//!   is for people and each broker words it in its own way;
 //! - a PUBLISH whose Message Expiry Interval counts down while it waits is recorded with the
 //!   interval checked against the time it waited, not as the number of seconds.
 //!

@@ -25,7 +25,7 @@ mod will;
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::num::NonZeroU32;
+use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -445,11 +445,7 @@ impl Session {
         match packet {
             Packet::Publish(publish) => self.handle_publish(publish, now)?,
             Packet::PubAck(ack) => self.handle_puback(ack.packet_id),
-            Packet::PubRec(rec) if self.link.is_v5() && !rec.reason_code.is_success() => {
-                // A PUBREC with an error code ends the exchange: no PUBREL follows (4.3.3).
-                self.inflight.complete(rec.packet_id, Awaiting::Rec);
-            }
-            Packet::PubRec(rec) => self.handle_pubrec(rec.packet_id),
+            Packet::PubRec(rec) => self.handle_pubrec(rec.packet_id, rec.reason_code),
             Packet::PubRel(rel) => self.handle_pubrel(rel.packet_id),
             Packet::PubComp(comp) => self.handle_pubcomp(comp.packet_id),
             Packet::Subscribe(subscribe) => self.handle_subscribe(subscribe)?,
@@ -475,8 +471,23 @@ impl Session {
     /// Re-sends, in their original order and with their original packet identifiers, every
     /// unacknowledged PUBLISH (with DUP=1) and PUBREL [MQTT-4.4.0-1], expired or not: the
     /// client may already have them. In 5.0 with their whole topic: aliases do not survive the
-    /// connection [MQTT-3.3.2-7].
-    pub fn resend_inflight(&self, out: &mut BytesMut, now: Instant) -> Result<(), EncodeError> {
+    /// connection [MQTT-3.3.2-7]. A PUBLISH larger than this connection's Maximum Packet Size
+    /// (the client may have lowered it) is discarded instead, as if it had been delivered
+    /// [MQTT-3.1.2-25].
+    pub fn resend_inflight(&mut self, out: &mut BytesMut, now: Instant) -> Result<(), EncodeError> {
+        if self.link.is_v5() && self.link.max_packet_size != usize::MAX {
+            let too_large: Vec<(PacketId, Awaiting)> = self
+                .inflight
+                .in_order()
+                .filter(|(_, o)| o.state != Awaiting::Comp)
+                .filter(|(_, o)| self.publish_size(&o.delivery, now) > self.link.max_packet_size)
+                .map(|(packet_id, o)| (packet_id, o.state))
+                .collect();
+            for (packet_id, state) in too_large {
+                self.inflight.complete(packet_id, state);
+                self.mailbox.count_too_large();
+            }
+        }
         for (packet_id, outgoing) in self.inflight.in_order() {
             match outgoing.state {
                 Awaiting::Ack | Awaiting::Rec => {
@@ -574,9 +585,16 @@ impl Session {
         self.inflight.complete(packet_id, Awaiting::Ack);
     }
 
-    /// PUBREC from the client: answer PUBREL and wait for PUBCOMP [MQTT-4.3.3-1].
-    /// In 5.0 a PUBREC for an identifier not in flight gets PUBREL 0x92 (3.6.2.1).
-    pub fn handle_pubrec(&mut self, packet_id: PacketId) {
+    /// PUBREC from the client: answer PUBREL and wait for PUBCOMP [MQTT-4.3.3-1]. A 5.0 PUBREC
+    /// with a Reason Code of 0x80 or more ends the delivery instead: no PUBREL follows
+    /// [MQTT-4.3.3-4], the message counts as acknowledged and is never re-sent [MQTT-4.4.0-2],
+    /// and its packet identifier and place in the send quota are free again (4.9). In 5.0 a
+    /// PUBREC for an identifier not in flight gets PUBREL 0x92 (3.6.2.1).
+    pub fn handle_pubrec(&mut self, packet_id: PacketId, reason_code: ReasonCode) {
+        if !reason_code.is_success() {
+            self.inflight.complete(packet_id, Awaiting::Rec);
+            return;
+        }
         let reason_code = match self.inflight.advance(packet_id, Awaiting::Rec, Awaiting::Comp) {
             Some(Awaiting::Rec | Awaiting::Comp) => ReasonCode::Success,
             None if self.link.is_v5() => ReasonCode::PacketIdentifierNotFound,
@@ -916,6 +934,16 @@ impl Outgoing<'_> {
             };
             return encode_publish(out, &header, &message.topic, &message.payload);
         }
+        // The size checked before sending counts the whole topic and no alias. A new alias adds
+        // its property to the whole topic: where that would no longer fit the client's Maximum
+        // Packet Size, this PUBLISH goes without an alias, and no mapping changes
+        // [MQTT-3.1.2-24].
+        let aliases = aliases.filter(|_| {
+            link.client_alias_max == 0
+                || link.max_packet_size == usize::MAX
+                || self.parts(&message.topic, Some(NonZeroU16::MAX), now).size(ProtocolVersion::V5)
+                    <= link.max_packet_size
+        });
         let (topic, alias) = match aliases.and_then(|a| a.assign(&message.topic)) {
             Some((alias, true)) => (&*message.topic, Some(alias)),
             Some((alias, false)) => ("", Some(alias)),

@@ -211,7 +211,7 @@ impl Peer {
     pub fn wait(&mut self, timeout: Duration) -> Option<Vec<u8>> {
         let seen = self.read(timeout);
         let line = match &seen {
-            Seen::Packet(bytes) => hex(bytes),
+            Seen::Packet(bytes) => hex(&without_disconnect_properties(bytes)),
             Seen::Closed => "closed".to_owned(),
             Seen::Silent => "silent".to_owned(),
         };
@@ -354,4 +354,14 @@ pub fn differs_in(
 pub fn sync(peer: &mut Peer) {
     peer.send(&PINGREQ);
     peer.recv();
+}
+
+/// A 5.0 DISCONNECT as its reason code alone (`e0 01 <code>`): its properties are a Reason
+/// String for people (3.14.2.2.3), which each broker words in its own way. Any other packet,
+/// and a 3.1.1 DISCONNECT (no body), is returned as it is.
+fn without_disconnect_properties(bytes: &[u8]) -> Vec<u8> {
+    match bytes {
+        [0xE0, len, code, ..] if *len > 1 && len & 0x80 == 0 => vec![0xE0, 1, *code],
+        _ => bytes.to_vec(),
+    }
 }
