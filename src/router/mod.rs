@@ -343,9 +343,9 @@ impl Router {
         matched
     }
 
-    /// Hands deliveries that a shared subscription member's ended session still held (queued or
-    /// unacknowledged) to another member of the same group, so that they are not lost when a
-    /// member leaves (section 4.8.2). The leaving session must already be out of the tree.
+    /// Hands deliveries that a shared subscription member's ended session still held (queued, or
+    /// sent at QoS 1 and unacknowledged; see `Session::take_shared_deliveries`) to another member
+    /// of the same group, so that they are not lost when a member leaves (section 4.8.2). The leaving session must already be out of the tree.
     /// Deliveries of no shared subscription, and those whose group has no member left, are
     /// dropped. Returns the number handed on.
     pub fn hand_on_shared(&self, deliveries: Vec<Delivery>, scratch: &mut RouteScratch) -> usize {
