@@ -11,7 +11,7 @@ use iothub_protocol::{Packet, PublishProperties, QoS, ReasonCode, RetainHandling
 use iothub_test_util::v5_client::{
     message, no_local, options, retain_as_published, retain_handling, subscription_ids, text,
 };
-use iothub_test_util::{with_header, TestBroker, V5Client};
+use iothub_test_util::{mosquitto_pub, require_tool, with_header, TestBroker, Tool, V5Client};
 
 /// The topic that ends every check; subscribed to alongside the filter under test.
 const MARKER: &str = "zz-marker";
@@ -291,4 +291,50 @@ fn section_3_3_2_3_publish_properties_are_forwarded_with_the_subscription_identi
     expected.subscription_identifiers = vec![std::num::NonZeroU32::new(42).unwrap()];
     assert_eq!(received.properties.as_deref(), Some(&expected));
     assert_eq!(received.payload, sent.payload);
+}
+
+/// Command-line arguments from one line; none of them contains a space.
+fn args(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// Request/response between Mosquitto's clients at 5.0 (4.10): the requester's Response
+/// Topic, Correlation Data, User Properties (in order, with a repeated name) and Message
+/// Expiry Interval reach the responder with its Subscription Identifier, and the response
+/// sent to the Response Topic with the Correlation Data reaches the requester.
+#[test]
+fn section_4_10_mosquitto_request_response_at_5_0_keeps_every_property() {
+    require_tool("mosquitto_pub");
+    let broker = TestBroker::start();
+    let port = broker.port();
+    let responder = Tool::mosquitto_sub(
+        &port,
+        &args(
+            "-V mqttv5 -d -q 1 -t rr/req -D subscribe subscription-identifier 5 \
+             -F REQ|%t|%R|%D|%P|%E|%S|%q|%p",
+        ),
+    );
+    responder.expect_line_containing("received SUBACK");
+    let requester = Tool::mosquitto_sub(&port, &args("-V mqttv5 -d -q 1 -t rr/resp/+ -F RESP|%t|%D|%P|%p"));
+    requester.expect_line_containing("received SUBACK");
+    mosquitto_pub(
+        &port,
+        &args(
+            "-V mqttv5 -q 1 -t rr/req -m ping -D publish response-topic rr/resp/7 \
+             -D publish correlation-data req-7 -D publish user-property trace abc \
+             -D publish user-property trace def -D publish user-property origin pub \
+             -D publish message-expiry-interval 60",
+        ),
+    );
+    let request = responder.expect_line("the request", |line| line.starts_with("REQ|"));
+    let fields: Vec<&str> = request.split('|').collect();
+    let expected = "REQ|rr/req|rr/resp/7|req-7|trace:abc trace:def origin:pub|60|5|1|ping";
+    assert_eq!(fields, expected.split('|').collect::<Vec<_>>());
+    // The responder answers on the Response Topic with the Correlation Data.
+    let (response_topic, correlation) = (fields[2], fields[3]);
+    let mut respond = args("-V mqttv5 -q 1 -m pong -D publish user-property status ok");
+    respond.extend(["-t", response_topic, "-D", "publish", "correlation-data", correlation]);
+    mosquitto_pub(&port, &respond);
+    let response = requester.expect_line("the response", |line| line.starts_with("RESP|"));
+    assert_eq!(response, "RESP|rr/resp/7|req-7|status:ok|pong");
 }
