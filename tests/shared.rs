@@ -15,8 +15,8 @@ use std::net::Shutdown;
 use iothub_protocol::{Packet, Publish, QoS, ReasonCode};
 use iothub_test_util::v5_client::{connect_v5, message, no_local, options, subscription_ids, text};
 use iothub_test_util::{
-    expect_no_publish_before_pingresp, publish, publishes_until, raw_connected, raw_subscriber, require_tool,
-    subscribe, MosquittoSub, Mqtt, OrFail, RawClient, TestBroker, V5Client,
+    expect_no_publish_before_pingresp, parse_publish, publish, publishes_until, raw_connected,
+    raw_subscriber, require_tool, subscribe, MosquittoSub, Mqtt, OrFail, RawClient, TestBroker, V5Client,
 };
 
 /// The topic that ends every check.
@@ -242,6 +242,30 @@ fn section_4_8_2_unacknowledged_qos_1_messages_of_an_ended_member_go_to_another_
     drop_connection(a);
     publisher.publish(message(MARKER, b"", 0, false, 0));
     let got: Vec<String> = received(&mut b);
+    assert_each_once(&sent, &[&got]);
+}
+
+/// Section 4.8.2, with a 3.1.1 member: its clean session ends with QoS 1 messages it read and
+/// never acknowledged, and they go to the other member.
+#[test]
+fn section_4_8_2_unacknowledged_qos_1_messages_of_an_ended_3_1_1_member_go_to_another_member() {
+    let broker = TestBroker::start();
+    let mut a = raw_subscriber(broker.addr, "lost3-a", &[("$share/g/lost3/t", 1)]);
+    let mut b = member(&broker, "lost3-b", "g", "lost3/t", 1);
+    let mut publisher = V5Client::connect(broker.addr, "lost3-pub");
+    let mut sent = BTreeSet::new();
+    for n in 0..4u16 {
+        let payload = format!("m{n}");
+        publisher.publish(message("lost3/t", payload.as_bytes(), 1, false, n + 1));
+        sent.insert(payload);
+    }
+    for _ in 0..2 {
+        assert_eq!(parse_publish(&a.read_packet()).qos, 1);
+    }
+    a.stream.shutdown(Shutdown::Write).or_fail("closing the write side");
+    a.expect_closed();
+    publisher.publish(message(MARKER, b"", 0, false, 0));
+    let got = received(&mut b);
     assert_each_once(&sent, &[&got]);
 }
 

@@ -44,6 +44,50 @@ fn mqtt_3_8_3_3_no_local_drops_own_publications_and_keeps_others() {
     assert_eq!(payloads(&me.publishes_until(MARKER)), ["other"]);
 }
 
+/// [MQTT-3.8.3-3] with overlapping subscriptions: an own publication that matches a No Local
+/// subscription and one without No Local comes back once, by the second only, with only its
+/// Subscription Identifier.
+#[test]
+fn mqtt_3_8_3_3_no_local_leaves_an_overlapping_subscription_its_copy() {
+    let broker = TestBroker::start();
+    let mut me = V5Client::connect(broker.addr, "no-local-overlap");
+    me.subscribe_granted(1, &[("nlo/+", no_local(1))], Some(1));
+    me.subscribe_granted(2, &[("nlo/#", options(1))], Some(2));
+    me.subscribe_granted(3, &[(MARKER, options(0))], None);
+    me.send(&Packet::Publish(message("nlo/t", b"own", 0, false, 0)));
+    me.send(&Packet::Publish(message(MARKER, b"", 0, false, 0)));
+    let received = me.publishes_until(MARKER);
+    assert_eq!(payloads(&received), ["own"]);
+    assert_eq!(subscription_ids(&received[0]), [2], "only the subscription without No Local");
+}
+
+/// [MQTT-3.8.4-3]: a SUBSCRIBE to a filter the session holds replaces the subscription: its
+/// options and its Subscription Identifier (here: No Local set, then cleared, and the
+/// identifier changed, then removed).
+#[test]
+fn mqtt_3_8_4_3_resubscribing_replaces_the_options_and_the_identifier() {
+    let broker = TestBroker::start();
+    let mut me = V5Client::connect(broker.addr, "replace");
+    me.subscribe_granted(1, &[("rep/t", no_local(1)), (MARKER, options(0))], Some(1));
+    me.send(&Packet::Publish(message("rep/t", b"own, no local", 0, false, 0)));
+    me.send(&Packet::Publish(message(MARKER, b"", 0, false, 0)));
+    assert_eq!(payloads(&me.publishes_until(MARKER)), Vec::<&str>::new());
+
+    me.subscribe_granted(2, &[("rep/t", options(1))], Some(9));
+    me.send(&Packet::Publish(message("rep/t", b"own, replaced", 0, false, 0)));
+    me.send(&Packet::Publish(message(MARKER, b"", 0, false, 0)));
+    let received = me.publishes_until(MARKER);
+    assert_eq!(payloads(&received), ["own, replaced"]);
+    assert_eq!(subscription_ids(&received[0]), [9]);
+
+    me.subscribe_granted(3, &[("rep/t", options(1))], None);
+    me.send(&Packet::Publish(message("rep/t", b"no id", 0, false, 0)));
+    me.send(&Packet::Publish(message(MARKER, b"", 0, false, 0)));
+    let received = me.publishes_until(MARKER);
+    assert_eq!(payloads(&received), ["no id"]);
+    assert_eq!(subscription_ids(&received[0]), Vec::<u32>::new(), "the identifier is replaced too");
+}
+
 /// [MQTT-3.3.1-13]: with Retain As Published 1 a live retained publication is forwarded with
 /// RETAIN=1, and a non-retained one with RETAIN=0.
 #[test]
