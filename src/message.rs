@@ -181,7 +181,7 @@ pub struct Delivery {
     /// QoS of this delivery: the lower of the message's and the subscription's.
     pub qos: QoS,
     /// RETAIN flag to send: set for retained messages sent on subscribe [MQTT-3.3.1-8], and on
-    /// live ones only for a Retain As Published subscription [MQTT-3.3.1-12].
+    /// live ones only for a Retain As Published subscription [MQTT-3.3.1-13].
     pub retain: bool,
     /// Sent from the retained store because of a new subscription; such deliveries have a
     /// queue allowance of their own.

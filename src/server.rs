@@ -43,8 +43,11 @@ impl Server {
     ) -> io::Result<Server> {
         let metrics = Arc::new(Metrics::default());
         let server = config.server.clone();
+        // The validated configuration always names a strategy; without this the router kept its
+        // default and `shared_subscription_strategy` had no effect.
+        let strategy = server.shared_strategy().unwrap_or_default();
         let context = Arc::new(Context {
-            router: Router::new(server.retained_message_limit, Arc::clone(&metrics)),
+            router: Router::new(server.retained_message_limit, Arc::clone(&metrics)).with_strategy(strategy),
             registry: Registry::default(),
             connection_slots: (server.max_connections > 0)
                 .then(|| Arc::new(Semaphore::new(server.max_connections))),

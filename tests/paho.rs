@@ -1,7 +1,8 @@
 //! Interoperability with Python paho-mqtt 2.x: each test starts a broker and runs one script of
 //! `tests/paho/` against it, which exits 0 when every check passed and prints what failed
 //! otherwise. Covered: publish and subscribe at QoS 0, 1 and 2 with payload integrity, retained
-//! messages, will messages after an abrupt close, persistent sessions, and MQTT 3.1 clients.
+//! messages, will messages after an abrupt close, persistent sessions, MQTT 3.1 clients, and
+//! MQTT 5.0 clients (properties, subscription options, reason codes, shared subscriptions).
 
 use std::process::Command;
 
@@ -71,4 +72,13 @@ fn mqtt_3_1_2_5_paho_persistent_session_receives_offline_messages() {
 #[test]
 fn paho_mqttv31_client_connects_and_exchanges_messages() {
     run_script("mqttv31");
+}
+
+// MQTT 5.0: CONNECT/CONNACK properties; No Local [MQTT-3.8.3-3], Retain As Published
+// [MQTT-3.3.1-12], [MQTT-3.3.1-13] and Retain Handling [MQTT-3.3.1-9], [MQTT-3.3.1-10],
+// [MQTT-3.3.1-11]; PUBLISH properties forwarded with the Subscription Identifier
+// [MQTT-3.3.4-3]; SUBACK, UNSUBACK and PUBACK reason codes; a shared subscription (4.8.2).
+#[test]
+fn mqtt_3_8_3_3_paho_mqttv5_options_properties_and_reason_codes() {
+    run_script("v5");
 }

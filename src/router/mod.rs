@@ -49,7 +49,7 @@ pub struct Subscriber {
     pub qos: QoS,
     /// No Local: the session's own publications are not delivered to it [MQTT-3.8.3-3].
     pub no_local: bool,
-    /// Retain As Published: forwarded messages keep their RETAIN flag [MQTT-3.3.1-12].
+    /// Retain As Published: forwarded messages keep their RETAIN flag [MQTT-3.3.1-13].
     pub retain_as_published: bool,
     /// The Subscription Identifier the subscription was made with, if any.
     pub subscription_id: Option<NonZeroU32>,
@@ -285,7 +285,7 @@ impl Router {
     /// of them [MQTT-3.3.4-3] (3.3.5), and one copy for one member of each matching shared
     /// subscription group. A subscription with No Local does not get its own session's messages
     /// [MQTT-3.8.3-3]; one with Retain As Published gets the RETAIN flag as published
-    /// [MQTT-3.3.1-12], the others RETAIN=0 [MQTT-3.3.1-13]. Mailboxes that need waking are
+    /// [MQTT-3.3.1-13], the others RETAIN=0 [MQTT-3.3.1-12]. Mailboxes that need waking are
     /// collected in `scratch`, which the caller wakes once its batch is routed; mailboxes the
     /// message overfilled are left in `scratch` for `take_full`. Returns the number of
     /// subscriptions that matched, whether or not their queue took the message.
@@ -343,9 +343,9 @@ impl Router {
         matched
     }
 
-    /// Hands deliveries that a shared subscription member's ended session still held (queued or
-    /// unacknowledged) to another member of the same group, so that they are not lost when a
-    /// member leaves (section 4.8.2). The leaving session must already be out of the tree.
+    /// Hands deliveries that a shared subscription member's ended session still held (queued, or
+    /// sent at QoS 1 and unacknowledged; see `Session::take_shared_deliveries`) to another member
+    /// of the same group, so that they are not lost when a member leaves (section 4.8.2). The leaving session must already be out of the tree.
     /// Deliveries of no shared subscription, and those whose group has no member left, are
     /// dropped. Returns the number handed on.
     pub fn hand_on_shared(&self, deliveries: Vec<Delivery>, scratch: &mut RouteScratch) -> usize {

@@ -358,12 +358,17 @@ impl Session {
         self.subscriptions.drain().collect()
     }
 
-    /// Removes and returns what the session still holds for shared subscriptions, queued or
-    /// sent and not yet received by the client, for the caller to hand to other members when
-    /// the session ends (section 4.8.2).
+    /// Removes and returns what the session still holds for shared subscriptions, queued, or
+    /// sent at QoS 1 and not yet acknowledged, for the caller to hand to other members when the
+    /// session ends (section 4.8.2). A QoS 2 message already sent stays out: the client may
+    /// have it, and no other member may get it [MQTT-4.8.2-5].
     pub fn take_shared_deliveries(&mut self) -> Vec<Delivery> {
-        let mut taken: Vec<Delivery> =
-            self.inflight.take_unreceived().into_iter().filter(|d| d.shared.is_some()).collect();
+        let mut taken: Vec<Delivery> = self
+            .inflight
+            .take_unreceived()
+            .into_iter()
+            .filter(|d| d.shared.is_some() && d.qos == QoS::AtLeastOnce)
+            .collect();
         let queued = self.mailbox.take_all();
         taken.extend(queued.into_iter().filter(|d| d.shared.is_some()));
         taken

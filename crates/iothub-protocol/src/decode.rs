@@ -31,7 +31,7 @@ use crate::packet::{
     UnsubAck, Unsubscribe, Will,
 };
 use crate::rule::Rule;
-use crate::topic::{validate_topic_filter, validate_topic_name};
+use crate::topic::{validate_subscription_filter, validate_topic_name};
 use crate::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
 
 mod v5;
@@ -277,7 +277,8 @@ fn parse_subscribe(mut r: Reader) -> Result<Subscribe, DecodeError> {
     let mut filters = Vec::new();
     while r.has_remaining() {
         let filter = r.string()?;
-        validate_topic_filter(&filter)?;
+        // A malformed ShareName is refused in SUBACK, not here (4.8.2).
+        validate_subscription_filter(&filter)?;
         let options = r.u8()?;
         if options & 0xFC != 0 {
             return Err(DecodeError::Violation(Rule::Mqtt3_8_3_4));
@@ -296,7 +297,8 @@ fn parse_unsubscribe(mut r: Reader) -> Result<Unsubscribe, DecodeError> {
     let mut filters = Vec::new();
     while r.has_remaining() {
         let filter = r.string()?;
-        validate_topic_filter(&filter)?;
+        // A malformed ShareName is refused in SUBACK, not here (4.8.2).
+        validate_subscription_filter(&filter)?;
         filters.push(filter);
     }
     if filters.is_empty() {

@@ -36,5 +36,5 @@ pub use properties::{
     UnsubscribeProperties, WillProperties,
 };
 pub use rule::{Rule, ViolationKind};
-pub use topic::{validate_topic_filter, validate_topic_name};
+pub use topic::{validate_subscription_filter, validate_topic_filter, validate_topic_name};
 pub use types::{PacketId, ProtocolVersion, QoS, ReasonCode};

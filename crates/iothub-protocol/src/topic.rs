@@ -38,6 +38,22 @@ pub fn validate_topic_filter(filter: &str) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// Checks a topic filter of a SUBSCRIBE or UNSUBSCRIBE as [`validate_topic_filter`] does, except
+/// that of a shared subscription filter `$share/{ShareName}/{filter}` (5.0 section 4.8.2) only
+/// `{filter}` is held to the rules of section 4.7. A ShareName that breaks [MQTT-4.8.2-1] or
+/// [MQTT-4.8.2-2] (empty, holding "+" or "#", or not followed by "/" and a filter) leaves the
+/// packet well formed: the server refuses that one filter in its SUBACK (0x8F Topic Filter
+/// invalid, as for every other malformed shared filter) and keeps the connection.
+pub fn validate_subscription_filter(filter: &str) -> Result<(), DecodeError> {
+    let Some(rest) = filter.strip_prefix("$share/") else {
+        return validate_topic_filter(filter);
+    };
+    match rest.split_once('/') {
+        Some((_, inner)) if !inner.is_empty() => validate_topic_filter(inner),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +85,21 @@ mod tests {
         for bad in ["sport+", "sp+rt/x", "a/+b"] {
             assert_eq!(validate_topic_filter(bad), broken(Rule::Mqtt4_7_1_3), "{bad}");
         }
+    }
+
+    #[test]
+    fn shared_subscription_filters() {
+        // The ShareName is the server's to refuse (0x8F); the filter after it follows 4.7.
+        for ok in
+            ["$share/g/a/+", "$share/g/#", "$share/g+/x", "$share/#/x", "$share//x", "$share/g", "$share/g/"]
+        {
+            assert_eq!(validate_subscription_filter(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(validate_subscription_filter("$share/g/a+"), broken(Rule::Mqtt4_7_1_3));
+        assert_eq!(validate_subscription_filter("$share/g/#/a"), broken(Rule::Mqtt4_7_1_2));
+        // Anything else is an ordinary filter.
+        assert_eq!(validate_subscription_filter("a+/x"), broken(Rule::Mqtt4_7_1_3));
+        assert_eq!(validate_subscription_filter("$shared/g+/x"), broken(Rule::Mqtt4_7_1_3));
+        assert_eq!(validate_subscription_filter(""), broken(Rule::EmptyTopicFilter));
     }
 }

@@ -10,7 +10,9 @@
 //! - [`mqtt`]: the rumqttc client, through a channel or its event loop;
 //! - [`tools`]: Mosquitto's command-line clients, run with timeouts;
 //! - [`paused`]: the broker on the test's own runtime with tokio's clock paused, so that
-//!   keep-alive and session expiry are tested in virtual time.
+//!   keep-alive and session expiry are tested in virtual time;
+//! - [`v5_client`]: a blocking MQTT 5.0 client that sends and decodes the codec's packets,
+//!   for exchanges whose properties and reason codes a test checks.
 //!
 //! Every wait is bounded by [`WAIT`]; nothing sleeps to synchronise. A helper that fails panics
 //! with a message that says what failed (see [`OrFail`]): in test support, a panic is a test
@@ -26,6 +28,7 @@ pub mod mqtt;
 pub mod packets;
 pub mod paused;
 pub mod tools;
+pub mod v5_client;
 
 pub use broker::{loopback_config, RawClient, TestBroker};
 pub use exchange::{
@@ -41,6 +44,7 @@ pub use packets::{
 };
 pub use paused::{PausedBroker, PausedClient, Seen};
 pub use tools::{mosquitto_pub, require_tool, run_tool, tool_stdout, MosquittoSub, SubMessage, Tool};
+pub use v5_client::V5Client;
 
 /// How long any single expected event may take before a test fails.
 pub const WAIT: Duration = Duration::from_secs(10);

@@ -28,7 +28,7 @@ use crate::properties::{
     UnsubscribeProperties, WillProperties,
 };
 use crate::rule::Rule;
-use crate::topic::{validate_topic_filter, validate_topic_name};
+use crate::topic::{validate_subscription_filter, validate_topic_name};
 use crate::types::{QoS, ReasonCode};
 
 const fn broken(rule: Rule) -> DecodeError {
@@ -421,7 +421,8 @@ fn subscribe(mut r: Reader) -> Result<Subscribe, DecodeError> {
     let mut filters = Vec::new();
     while r.has_remaining() {
         let filter = r.string()?;
-        validate_topic_filter(&filter)?;
+        // A malformed ShareName is refused in SUBACK, not here (4.8.2).
+        validate_subscription_filter(&filter)?;
         let options = subscription_options(r.u8()?)?;
         if options.no_local && filter.starts_with("$share/") {
             return Err(broken(Rule::V5_3_8_3_4));
@@ -468,7 +469,8 @@ fn unsubscribe(mut r: Reader) -> Result<Unsubscribe, DecodeError> {
     let mut filters = Vec::new();
     while r.has_remaining() {
         let filter = r.string()?;
-        validate_topic_filter(&filter)?;
+        // A malformed ShareName is refused in SUBACK, not here (4.8.2).
+        validate_subscription_filter(&filter)?;
         filters.push(filter);
     }
     if filters.is_empty() {
