@@ -197,3 +197,43 @@ fn request_problem_information_0_leaves_the_suback_reason_string_out() {
         assert_eq!(reason.is_some(), expected, "{reason:?}");
     }
 }
+
+/// [MQTT-3.1.2-24]: the CONNACK fits the client's Maximum Packet Size: the properties whose
+/// absence means the same ("Available" = 1) are left out to make it fit, and a client whose
+/// maximum not even the shortest CONNACK fits is closed without one.
+#[test]
+fn mqtt_5_3_1_2_24_connack_fits_the_clients_maximum_packet_size() {
+    let broker = TestBroker::start();
+    for (maximum, fits) in [(16u32, true), (10, false)] {
+        let mut client = RawClient::connect(broker.addr);
+        let properties = iothub_protocol::ConnectProperties {
+            maximum_packet_size: std::num::NonZeroU32::new(maximum),
+            ..Default::default()
+        };
+        client.send(&encode(&Packet::Connect(Box::new(Connect {
+            protocol: ProtocolVersion::V5,
+            clean_start: true,
+            keep_alive: 60,
+            client_id: format!("small-{maximum}").as_str().into(),
+            will: None,
+            username: None,
+            password: None,
+            properties: Some(Box::new(properties)),
+        }))));
+        if !fits {
+            client.expect_closed();
+            continue;
+        }
+        let bytes = client.read_packet();
+        assert!(bytes.len() <= maximum as usize, "{} bytes", bytes.len());
+        let mut buf = BytesMut::from(&bytes[..]);
+        let Some(Packet::ConnAck(connack)) = decode(&mut buf, ProtocolVersion::V5, usize::MAX).unwrap()
+        else {
+            panic!("expected CONNACK")
+        };
+        assert_eq!(connack.reason_code, ReasonCode::Success);
+        let properties = connack.properties.unwrap();
+        assert_eq!(properties.retain_available, None, "absent means available");
+        assert_eq!(properties.topic_alias_maximum, Some(10));
+    }
+}

@@ -9,8 +9,8 @@ use std::num::NonZeroU16;
 use bytes::BytesMut;
 use bytestring::ByteString;
 use iothub_protocol::{
-    ConnAck, ConnAckProperties, Connect, ConnectProperties, DecodeError, Packet, ProtocolVersion, ReasonCode,
-    Rule,
+    ConnAck, ConnAckProperties, Connect, ConnectProperties, DecodeError, EncodeError, Packet,
+    ProtocolVersion, ReasonCode, Rule,
 };
 
 use super::handoff::discard;
@@ -162,30 +162,46 @@ pub(super) fn assigned_client_id() -> ByteString {
 /// a CONNACK 0x01 for an unsupported protocol level [MQTT-3.1.2-2], nothing otherwise.
 pub(super) fn answer_to_bad_connect(error: DecodeError, out: &mut BytesMut) -> Exit {
     if let DecodeError::UnsupportedProtocolVersion(_) = error {
-        connack(
-            out,
-            &Link::v3(ProtocolVersion::V311, 1),
-            false,
-            ReasonCode::UnsupportedProtocolVersion,
-            None,
-        );
+        // A 3.1.1 CONNACK is four bytes: it always fits.
+        let link = Link::v3(ProtocolVersion::V311, 1);
+        let _ = connack(out, &link, false, ReasonCode::UnsupportedProtocolVersion, None);
     }
     Exit::Violation(error)
 }
 
 /// Writes a CONNACK in the link's wire format.
+/// If the client's Maximum Packet Size has no room for it, the properties that only say what
+/// their absence says too (the "Available" ones set to 1) are left out; a CONNACK that still
+/// does not fit is not sent [MQTT-3.1.2-24] and the error is returned, for the caller to close
+/// the connection.
 pub(super) fn connack(
     out: &mut BytesMut,
     link: &Link,
     session_present: bool,
     reason_code: ReasonCode,
     properties: Option<ConnAckProperties>,
-) {
-    let properties = properties.filter(|p| !p.is_empty()).map(Box::new);
-    let packet = Packet::ConnAck(ConnAck { session_present, reason_code, properties });
-    // A CONNACK fits: its properties are a few short values, and only the Reason String and
-    // User Properties, which the server does not send, are variable.
-    let _ = link.write(out, &packet);
+) -> Result<(), EncodeError> {
+    let packet = |properties: Option<ConnAckProperties>| {
+        let properties = properties.filter(|p| !p.is_empty()).map(Box::new);
+        Packet::ConnAck(ConnAck { session_present, reason_code, properties })
+    };
+    let full = packet(properties.clone());
+    if link.write(out, &full).is_ok() {
+        return Ok(());
+    }
+    let defaults = properties.map(|mut p| {
+        let implied = |flag: &mut Option<bool>| {
+            if *flag == Some(true) {
+                *flag = None;
+            }
+        };
+        implied(&mut p.retain_available);
+        implied(&mut p.wildcard_subscription_available);
+        implied(&mut p.subscription_identifiers_available);
+        implied(&mut p.shared_subscription_available);
+        p
+    });
+    link.write(out, &packet(defaults))
 }
 
 /// Builds the session for an accepted CONNECT from what the registry handed over: the stored

@@ -194,7 +194,8 @@ impl Connection {
         };
         let link = handshake::link(&connect, &self.context);
         if let Some(code) = handshake::refusal(&connect, &self.context) {
-            handshake::connack(&mut self.wbuf, &link, false, code, None);
+            // A refusal that does not fit the client's Maximum Packet Size is not sent.
+            let _ = handshake::connack(&mut self.wbuf, &link, false, code, None);
             return Exit::Refused(code);
         }
         if let Some(error) = handshake::violation(&connect) {
@@ -265,7 +266,19 @@ impl Connection {
             }
             properties
         });
-        handshake::connack(&mut self.wbuf, &link, accepted.session_present, ReasonCode::Success, properties);
+        if let Err(error) = handshake::connack(
+            &mut self.wbuf,
+            &link,
+            accepted.session_present,
+            ReasonCode::Success,
+            properties,
+        ) {
+            // Not even the shortest CONNACK fits the client's Maximum Packet Size: it cannot be
+            // told it is connected, so it is not; the session goes back as it was.
+            guard.hold(accepted.session);
+            guard.finish(&Exit::Encode(error), &mut self.routing);
+            return Exit::Encode(error);
+        }
         self.link = Some(link);
         log_connected(&connect, accepted.session_present);
         // Only the keep-alive and the will outlive the handshake; the rest of CONNECT (and the
@@ -318,7 +331,7 @@ impl Connection {
             match step {
                 Step::Success(data) => return Ok(data),
                 Step::Failure => {
-                    handshake::connack(&mut self.wbuf, link, false, ReasonCode::NotAuthorized, None);
+                    let _ = handshake::connack(&mut self.wbuf, link, false, ReasonCode::NotAuthorized, None);
                     return Err(Exit::Refused(ReasonCode::NotAuthorized));
                 }
                 Step::Continue(data) => {
