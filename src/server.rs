@@ -104,8 +104,8 @@ impl Server {
     }
 }
 
-/// Discards offline sessions whose expiry time has passed and publishes wills whose delay has
-/// passed, sleeping until the registry's next deadline. It reads the clock: it is the edge of
+/// Discards offline sessions whose expiry time has passed, publishes wills whose delay has
+/// passed and deletes expired retained messages, sleeping until the next of these deadlines. It reads the clock: it is the edge of
 /// the registry's sans-IO expiry index.
 #[allow(clippy::disallowed_methods)]
 async fn expire_sessions(context: Arc<Context>, shutdown: CancellationToken) {
@@ -114,13 +114,22 @@ async fn expire_sessions(context: Arc<Context>, shutdown: CancellationToken) {
     let mut routing = crate::router::RouteScratch::default();
     loop {
         let now = Instant::now();
-        let next = context.registry.next_deadline().map_or(now + LOOK_AGAIN, |at| at.min(now + LOOK_AGAIN));
+        let next = [context.registry.next_deadline(), context.router.next_retained_expiry()]
+            .into_iter()
+            .flatten()
+            .fold(now + LOOK_AGAIN, Instant::min);
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = context.registry.changed() => continue,
+            () = context.router.retained_expiry_changed() => continue,
             () = tokio::time::sleep_until(next) => {}
         }
-        let due = context.registry.expire(Instant::now());
+        let now = Instant::now();
+        let expired = context.router.expire_retained(now);
+        if expired > 0 {
+            tracing::debug!(expired, "retained messages expired");
+        }
+        let due = context.registry.expire(now);
         for will in &due.wills {
             crate::connection::publish_will(&context, will, &mut routing);
         }

@@ -823,3 +823,53 @@ async fn mqtt5_3_3_4_3_rumqttc_v5_gets_its_subscription_identifier_and_user_prop
     assert_eq!(properties.subscription_identifiers, [42]);
     assert_eq!(properties.user_properties, pairs);
 }
+
+/// [MQTT-3.3.4-9], 4.9: the send quota is the new connection's: of three PUBLISHes left
+/// unacknowledged by a client without a Receive Maximum, a client that resumes the session with
+/// Receive Maximum 1 gets one re-sent at a time, each after the PUBACK of the one before.
+#[tokio::test(start_paused = true)]
+async fn mqtt5_3_3_4_9_resent_publishes_respect_the_new_receive_maximum() {
+    let broker = PausedBroker::start().await;
+    let mut sub = Client::connected(&broker, connect_with("narrows", true, expiry(60))).await;
+    sub.subscribe(1, "narrow/t", QoS::AtLeastOnce, None).await;
+    let mut publisher = Client::clean(&broker, "publisher").await;
+    for (n, payload) in (1..).zip([b"1", b"2", b"3"]) {
+        let code = publisher.publish(publish("narrow/t", payload, QoS::AtLeastOnce, n)).await;
+        assert_eq!(code, ReasonCode::Success);
+    }
+    for _ in 0..3 {
+        sub.expect_publish().await;
+    }
+    sub.drop_connection();
+    let narrow = ConnectProperties { receive_maximum: std::num::NonZeroU16::new(1), ..expiry(60) };
+    let (mut sub, connack) = Client::open(&broker, connect_with("narrows", false, narrow)).await;
+    assert!(connack.session_present);
+    for expected in [b"1", b"2", b"3"] {
+        let resent = sub.expect_publish().await;
+        assert_eq!((resent.dup, &resent.payload[..]), (true, &expected[..]));
+        sub.expect_silence(QUIET).await;
+        sub.ack(&resent).await;
+    }
+}
+
+/// 3.3.2.3.3, 3.3.1.3: a retained message whose expiry passes is deleted, so it no longer takes
+/// a place under `server.retained_message_limit`: with a limit of 1 and the one retained
+/// message expired, a retained message on another topic is stored and sent to new subscribers.
+#[tokio::test(start_paused = true)]
+async fn mqtt5_section_3_3_2_3_3_an_expired_retained_message_frees_its_place() {
+    let broker = PausedBroker::with_config("[server]\nretained_message_limit = 1\n").await;
+    let mut publisher = Client::clean(&broker, "publisher").await;
+    let expiring = PublishProperties { message_expiry_interval: Some(1), ..Default::default() };
+    let first = iothub_protocol::Publish {
+        retain: true,
+        ..with(publish("lim/a", b"a", QoS::AtLeastOnce, 1), expiring)
+    };
+    assert_eq!(publisher.publish(first).await, ReasonCode::NoMatchingSubscribers);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = iothub_protocol::Publish { retain: true, ..publish("lim/b", b"b", QoS::AtLeastOnce, 2) };
+    assert_eq!(publisher.publish(second).await, ReasonCode::NoMatchingSubscribers);
+    let mut sub = Client::clean(&broker, "late").await;
+    sub.subscribe(1, "lim/#", QoS::AtLeastOnce, None).await;
+    let retained = sub.expect_publish().await;
+    assert_eq!((&*retained.topic, retained.retain), ("lim/b", true));
+}

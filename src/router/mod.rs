@@ -194,6 +194,8 @@ pub struct Router {
     metrics: Arc<Metrics>,
     /// How shared subscriptions pick a member.
     strategy: SharedStrategy,
+    /// Woken when a retained message that expires is stored, for the sweeper to look again.
+    retained_expiry: tokio::sync::Notify,
 }
 
 impl Router {
@@ -205,6 +207,7 @@ impl Router {
             retained: RwLock::new(RetainStore::new(retained_limit)),
             metrics,
             strategy: SharedStrategy::default(),
+            retained_expiry: tokio::sync::Notify::new(),
         }
     }
 
@@ -376,9 +379,27 @@ impl Router {
         handed
     }
 
+    /// Deletes the retained messages whose expiry time has passed at `now`.
+    pub fn expire_retained(&self, now: tokio::time::Instant) -> usize {
+        self.retained.write().unwrap_or_else(PoisonError::into_inner).expire(now)
+    }
+
+    /// When the next retained message expires, if one does.
+    pub fn next_retained_expiry(&self) -> Option<tokio::time::Instant> {
+        self.retained.read().unwrap_or_else(PoisonError::into_inner).next_expiry()
+    }
+
+    /// Completes when a retained message that expires has been stored since the last call.
+    pub async fn retained_expiry_changed(&self) {
+        self.retained_expiry.notified().await;
+    }
+
     /// Stores, replaces or (empty payload) deletes the retained message of the message's topic.
     fn retain(&self, message: &Arc<Message>) {
         let outcome = self.retained.write().unwrap_or_else(PoisonError::into_inner).set(message);
+        if outcome == RetainOutcome::Stored && message.expires_at.is_some() {
+            self.retained_expiry.notify_one();
+        }
         if outcome == RetainOutcome::Refused {
             let refused = self.metrics.count_retained_refused();
             if refused.is_power_of_two() {

@@ -4,8 +4,16 @@
 //! Policy when `retained_message_limit` is reached: a message for a topic that has no retained
 //! message yet is forwarded to subscribers but not stored, and the refusal is counted and logged.
 //! Replacing or deleting an existing retained message is always allowed.
+//!
+//! A retained message whose Message Expiry Interval passes is deleted (3.3.2.3.3): an index in
+//! expiry order makes that cost O(log n) per expired message, and frees its place under the
+//! limit.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use bytestring::ByteString;
+use tokio::time::Instant;
 
 use super::children::Children;
 use crate::message::Message;
@@ -29,6 +37,14 @@ pub struct RetainStore {
     len: usize,
     /// Most messages held at once; 0 means no limit.
     limit: usize,
+    /// Stored messages that expire, by expiry time (and the message's address, to tell two
+    /// apart): one entry per stored message with an expiry, never more.
+    by_expiry: BTreeMap<(Instant, usize), ByteString>,
+}
+
+/// The expiry index key of a stored message, if it expires.
+fn expiry_key(message: &Arc<Message>) -> Option<(Instant, usize)> {
+    message.expires_at.map(|at| (at, Arc::as_ptr(message) as usize))
 }
 
 #[derive(Default)]
@@ -42,7 +58,7 @@ struct Node {
 impl RetainStore {
     /// An empty store holding at most `limit` messages (0: no limit).
     pub fn new(limit: usize) -> RetainStore {
-        RetainStore { root: Node::default(), len: 0, limit }
+        RetainStore { root: Node::default(), len: 0, limit, by_expiry: BTreeMap::new() }
     }
 
     /// Number of messages held.
@@ -59,6 +75,10 @@ impl RetainStore {
     /// payload is empty [MQTT-3.3.1-10], [MQTT-3.3.1-11].
     pub fn set(&mut self, message: &Arc<Message>) -> RetainOutcome {
         let levels: Vec<&str> = message.topic.split('/').collect();
+        if let Some(key) = find(&self.root, &levels).and_then(expiry_key) {
+            // The message it replaces or deletes leaves the index with it.
+            self.by_expiry.remove(&key);
+        }
         if message.payload.is_empty() {
             if delete(&mut self.root, &levels) {
                 self.len -= 1;
@@ -80,7 +100,32 @@ impl RetainStore {
             self.len += 1;
         }
         node.message = Some(Arc::clone(message));
+        if let Some(key) = expiry_key(message) {
+            self.by_expiry.insert(key, message.topic.clone());
+        }
         RetainOutcome::Stored
+    }
+
+    /// Deletes every stored message whose expiry time has passed at `now`; returns how many.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let mut expired = 0;
+        while let Some(entry) = self.by_expiry.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let topic = entry.remove();
+            let levels: Vec<&str> = topic.split('/').collect();
+            if delete(&mut self.root, &levels) {
+                self.len -= 1;
+                expired += 1;
+            }
+        }
+        expired
+    }
+
+    /// When the next stored message expires, if one does.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.by_expiry.first_key_value().map(|(key, _)| key.0)
     }
 
     /// Appends every retained message whose topic matches `filter` to `out`. Wildcards in the
@@ -109,6 +154,14 @@ impl RetainStore {
         let mut collector = Collector { out, limit, budget };
         walk(&self.root, &levels, 0, &mut collector);
         *collector.budget > 0
+    }
+}
+
+/// The message stored at the topic of `levels`, if any.
+fn find<'a>(node: &'a Node, levels: &[&str]) -> Option<&'a Arc<Message>> {
+    match levels {
+        [] => node.message.as_ref(),
+        [level, rest @ ..] => find(node.children.get(level)?, rest),
     }
 }
 

@@ -37,6 +37,8 @@ pub(super) struct Outgoing {
     pub delivery: Delivery,
     /// Position in send order, to tell live entries of `order` from stale ones.
     sequence: u64,
+    /// Still to be re-sent on the current connection, which has not seen it yet.
+    owed: bool,
 }
 
 /// Packet identifiers in use, as a bitmap with a summary of full words.
@@ -154,6 +156,8 @@ pub(super) struct Inflight {
     ids: Option<IdBitmap>,
     /// Last identifier handed out.
     last_id: u16,
+    /// Entries with `owed` set.
+    owed: usize,
 }
 
 impl Inflight {
@@ -184,7 +188,7 @@ impl Inflight {
         self.last_id = id;
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        let outgoing = Outgoing { state, delivery, sequence };
+        let outgoing = Outgoing { state, delivery, sequence, owed: false };
         if self.entries.is_empty() && self.small.len() < SMALL {
             self.small.push_back((id, outgoing));
         } else {
@@ -247,6 +251,12 @@ impl Inflight {
         let was = outgoing.state;
         if was == from {
             outgoing.state = to;
+            // The client has the message; what it is owed now is the answer to this
+            // acknowledgement, which the caller sends.
+            if outgoing.owed {
+                outgoing.owed = false;
+                self.owed -= 1;
+            }
         }
         Some(was)
     }
@@ -259,11 +269,15 @@ impl Inflight {
             let Some(at) = self.small.iter().position(|(used, o)| *used == id && o.state == state) else {
                 return false;
             };
-            self.small.remove(at);
+            if self.small.remove(at).is_some_and(|(_, o)| o.owed) {
+                self.owed -= 1;
+            }
         } else {
             match self.entries.entry(id) {
                 Entry::Occupied(entry) if entry.get().state == state => {
-                    entry.remove();
+                    if entry.remove().owed {
+                        self.owed -= 1;
+                    }
                 }
                 _ => return false,
             }
@@ -302,12 +316,16 @@ impl Inflight {
             self.in_order().filter(|(_, o)| o.state != Awaiting::Comp).map(|(id, _)| id).collect();
         let mut taken = Vec::with_capacity(ids.len());
         for id in ids {
-            let delivery = if self.entries.is_empty() {
+            let outgoing = if self.entries.is_empty() {
                 let at = self.small.iter().position(|(used, _)| *used == id.get());
-                at.and_then(|at| self.small.remove(at)).map(|(_, o)| o.delivery)
+                at.and_then(|at| self.small.remove(at)).map(|(_, o)| o)
             } else {
-                self.entries.remove(&id.get()).map(|o| o.delivery)
+                self.entries.remove(&id.get())
             };
+            if outgoing.as_ref().is_some_and(|o| o.owed) {
+                self.owed -= 1;
+            }
+            let delivery = outgoing.map(|o| o.delivery);
             if let Some(ids) = &mut self.ids {
                 ids.set(id.get(), false);
             }
@@ -315,6 +333,45 @@ impl Inflight {
         }
         self.compact();
         taken
+    }
+
+    /// Marks every entry as owed to a new connection, which has not seen any of them yet.
+    pub(super) fn owe_all(&mut self) {
+        for (_, outgoing) in &mut self.small {
+            outgoing.owed = true;
+        }
+        for outgoing in self.entries.values_mut() {
+            outgoing.owed = true;
+        }
+        self.owed = self.len();
+    }
+
+    /// Number of entries still owed to the current connection.
+    pub(super) fn owed(&self) -> usize {
+        self.owed
+    }
+
+    /// Takes up to `room` of the owed entries, oldest first, marking them as sent: the caller
+    /// re-sends them, in this order. Costs the window's length while anything is owed, and
+    /// nothing once all is sent.
+    pub(super) fn take_owed(&mut self, room: usize) -> Vec<PacketId> {
+        if self.owed == 0 || room == 0 {
+            return Vec::new();
+        }
+        let ids: Vec<PacketId> =
+            self.in_order().filter(|(_, o)| o.owed).map(|(id, _)| id).take(room).collect();
+        for id in &ids {
+            let outgoing = if self.entries.is_empty() {
+                self.small.iter_mut().find(|(used, _)| *used == id.get()).map(|(_, o)| o)
+            } else {
+                self.entries.get_mut(&id.get())
+            };
+            if let Some(outgoing) = outgoing {
+                outgoing.owed = false;
+                self.owed -= 1;
+            }
+        }
+        ids
     }
 
     /// Every entry in send order, with its packet identifier.

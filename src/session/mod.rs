@@ -493,7 +493,22 @@ impl Session {
                 self.mailbox.count_too_large();
             }
         }
-        for (packet_id, outgoing) in self.inflight.in_order() {
+        self.inflight.owe_all();
+        self.resend_owed(out, self.link.max_inflight, now)
+    }
+
+    /// Re-sends what the current connection is still owed, oldest first, as far as the window
+    /// allows: a client that came back with a smaller Receive Maximum than the messages in
+    /// flight gets the rest as it acknowledges [MQTT-3.3.4-9], before any new message.
+    fn resend_owed(
+        &mut self,
+        out: &mut BytesMut,
+        max_inflight: usize,
+        now: Instant,
+    ) -> Result<(), EncodeError> {
+        let sent = self.inflight.len() - self.inflight.owed();
+        for packet_id in self.inflight.take_owed(max_inflight.saturating_sub(sent)) {
+            let Some(outgoing) = self.inflight.get(packet_id) else { continue };
             match outgoing.state {
                 Awaiting::Ack | Awaiting::Rec => {
                     let publish =
@@ -520,6 +535,7 @@ impl Session {
         scratch: &mut Vec<Delivery>,
         now: Instant,
     ) -> Result<(), EncodeError> {
+        self.resend_owed(out, max_inflight, now)?;
         let start = out.len();
         loop {
             let room = max_inflight.saturating_sub(self.inflight.len());
