@@ -44,6 +44,8 @@ pub enum PushOutcome {
     Dropped,
     /// The session is offline and the delivery is QoS 0, which offline sessions do not queue.
     Offline,
+    /// The session has ended (`take_all` emptied its mailbox for good): nothing is queued.
+    Closed,
 }
 
 /// What a slow session pays once a publisher has waited `slow_subscriber_timeout_ms` for room in
@@ -121,6 +123,8 @@ struct Inner {
     qos0_doomed: usize,
     /// Whether a connection currently owns the session.
     online: bool,
+    /// Set by `take_all`: the session has ended and takes nothing more.
+    closed: bool,
 }
 
 impl Inner {
@@ -144,8 +148,15 @@ impl Inner {
 impl Mailbox {
     /// An empty mailbox for session `session_id`.
     pub fn new(session_id: u64, limits: QueueLimits) -> Mailbox {
-        let inner =
-            Inner { queue: VecDeque::new(), bytes: 0, qos0: 0, retained: 0, qos0_doomed: 0, online: true };
+        let inner = Inner {
+            queue: VecDeque::new(),
+            bytes: 0,
+            qos0: 0,
+            retained: 0,
+            qos0_doomed: 0,
+            online: true,
+            closed: false,
+        };
         Mailbox {
             session_id,
             inner: Mutex::new(inner),
@@ -236,9 +247,12 @@ impl Mailbox {
     }
 
     /// Removes and returns every queued delivery, oldest first, for a session that ends with
-    /// messages another session must take (shared subscriptions).
+    /// messages another session must take (shared subscriptions), and closes the mailbox: a
+    /// publisher that found the session in the router just before it left is told `Closed`
+    /// and can give the message to another member instead of losing it.
     pub fn take_all(&self) -> Vec<Delivery> {
         let mut inner = self.lock();
+        inner.closed = true;
         let doomed = inner.qos0_doomed;
         let taken: Vec<Delivery> = inner.queue.drain(..).collect();
         inner.bytes = 0;
@@ -282,6 +296,9 @@ impl Mailbox {
     /// messages queued is already bound to pull again.
     pub fn enqueue(&self, delivery: Delivery) -> (PushOutcome, bool) {
         let mut inner = self.lock();
+        if inner.closed {
+            return (PushOutcome::Closed, false);
+        }
         let outcome = if delivery.on_subscribe {
             self.admit_retained(&inner)
         } else {
@@ -306,7 +323,7 @@ impl Mailbox {
                 self.count_drop(delivery.qos);
                 (outcome, false)
             }
-            PushOutcome::Offline => (outcome, false),
+            PushOutcome::Offline | PushOutcome::Closed => (outcome, false),
         }
     }
 
@@ -627,5 +644,20 @@ mod tests {
         mailbox.pull(&mut out, 1, usize::MAX);
         assert_eq!(out.len(), 2, "QoS 1 then QoS 0, then the window is full");
         assert_eq!(mailbox.len(), 1);
+    }
+
+    /// A mailbox emptied by `take_all` belongs to an ended session: it takes nothing more, and
+    /// says so, so that a shared subscription message can go to another member.
+    #[test]
+    fn take_all_returns_the_queue_and_closes_the_mailbox() {
+        let mailbox = Mailbox::new(1, limits(10, 0));
+        assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "a")), PushOutcome::Queued);
+        assert_eq!(mailbox.push(delivery(QoS::AtMostOnce, "b")), PushOutcome::Queued);
+        let all = mailbox.take_all();
+        let payloads: Vec<&[u8]> = all.iter().map(|d| &d.message.payload[..]).collect();
+        assert_eq!(payloads, [&b"a"[..], &b"b"[..]]);
+        assert!(mailbox.is_empty());
+        assert_eq!(mailbox.push(delivery(QoS::AtLeastOnce, "c")), PushOutcome::Closed);
+        assert!(mailbox.is_empty());
     }
 }

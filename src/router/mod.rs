@@ -27,6 +27,10 @@ use crate::mailbox::{Mailbox, PushOutcome};
 use crate::message::{too_deep, Delivery, Message, SubscriptionIds};
 use crate::metrics::Metrics;
 
+/// Most members a message tries when the ones picked for it turn out to have ended (each ended
+/// session leaves the tree, so more tries are only needed when many end at once).
+const MAX_SHARED_RETRIES: usize = 8;
+
 /// Capacity of a retained-message scratch buffer kept between subscriptions.
 const RETAINED_SCRATCH_KEEP: usize = 1024;
 
@@ -169,8 +173,9 @@ fn delivery_for(message: &Arc<Message>, subscriber: &Subscriber) -> Delivery {
 }
 
 /// Queues a delivery, noting in `scratch` the mailbox to wake and whether it overfilled.
-fn deliver(mailbox: &Arc<Mailbox>, delivery: Delivery, scratch: &mut RouteScratch) {
-    match mailbox.enqueue(delivery) {
+fn deliver(mailbox: &Arc<Mailbox>, delivery: Delivery, scratch: &mut RouteScratch) -> PushOutcome {
+    let (outcome, wake) = mailbox.enqueue(delivery);
+    match (outcome, wake) {
         (outcome @ (PushOutcome::Queued | PushOutcome::OverLimit), wake) => {
             if outcome == PushOutcome::OverLimit {
                 scratch.full.push(Arc::clone(mailbox));
@@ -179,9 +184,11 @@ fn deliver(mailbox: &Arc<Mailbox>, delivery: Delivery, scratch: &mut RouteScratc
                 scratch.wake.push(Arc::clone(mailbox));
             }
         }
-        // A drop is counted by the mailbox, for the session and the server.
-        (PushOutcome::Dropped | PushOutcome::Offline, _) => {}
+        // A drop is counted by the mailbox, for the session and the server; a closed mailbox
+        // belongs to a session that has ended.
+        (PushOutcome::Dropped | PushOutcome::Offline | PushOutcome::Closed, _) => {}
     }
+    outcome
 }
 
 /// The routing table and retained store of one server.
@@ -337,13 +344,36 @@ impl Router {
             }
         }
         for member in &shared {
-            deliver(&member.mailbox, delivery_for(message, member), scratch);
+            if deliver(&member.mailbox, delivery_for(message, member), scratch) == PushOutcome::Closed {
+                // The member's session ended after the match: another member takes it.
+                self.redeliver_shared(message, member, scratch);
+            }
         }
         matches.clear();
         shared.clear();
         scratch.matches = matches;
         scratch.shared = shared;
         matched
+    }
+
+    /// Gives `message` to another member of the shared group that `left` was picked from,
+    /// because `left`'s session ended between the match and the delivery. Tries each member at
+    /// most once.
+    fn redeliver_shared(&self, message: &Arc<Message>, left: &Subscriber, scratch: &mut RouteScratch) {
+        let Some(key) = left.shared.as_deref() else { return };
+        let Some(Ok(shared)) = parse_shared(key) else { return };
+        let pick = Pick { strategy: self.strategy, origin_hash: message.origin_hash };
+        for _ in 0..MAX_SHARED_RETRIES {
+            let member = self.tree.read().unwrap_or_else(PoisonError::into_inner).shared_member(
+                key,
+                shared.filter,
+                pick,
+            );
+            let Some(member) = member else { return };
+            if deliver(&member.mailbox, delivery_for(message, &member), scratch) != PushOutcome::Closed {
+                return;
+            }
+        }
     }
 
     /// Hands deliveries that a shared subscription member's ended session still held (queued, or
