@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use clap::{value_parser, Args, Parser, Subcommand};
+use iothub_protocol::ProtocolVersion;
 
 /// Longest run, hold or warm-up accepted, in seconds: one day.
 const MAX_SECONDS: f64 = 86_400.0;
@@ -16,7 +17,7 @@ const MAX_CLIENTS: i64 = 1_000_000;
 /// Largest payload accepted, in bytes.
 const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 
-/// Load generator for MQTT 3.1.1 brokers.
+/// Load generator for MQTT 3.1.1 and 5.0 brokers.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "iothub-bench", version, about, long_about = None)]
 pub struct Cli {
@@ -88,6 +89,9 @@ pub struct Target {
     /// Spread connections over this many loopback source addresses, 127.0.0.1 upwards.
     #[arg(long, default_value_t = 1, value_parser = value_parser!(u32).range(1..=65_535))]
     pub source_ips: u32,
+    /// MQTT version every client speaks: 3 (3.1.1) or 5 (5.0).
+    #[arg(long = "mqtt", value_name = "3|5", default_value = "3", value_parser = parse_mqtt)]
+    pub version: ProtocolVersion,
 }
 
 /// Options of the message scenarios.
@@ -223,6 +227,15 @@ fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// `3` (or `3.1.1`) for MQTT 3.1.1, `5` (or `5.0`) for MQTT 5.0.
+fn parse_mqtt(text: &str) -> Result<ProtocolVersion, String> {
+    match text {
+        "3" | "3.1.1" => Ok(ProtocolVersion::V311),
+        "5" | "5.0" => Ok(ProtocolVersion::V5),
+        _ => Err(format!("`{text}` is not 3 (MQTT 3.1.1) or 5 (MQTT 5.0)")),
+    }
+}
+
 /// A payload size from 16 bytes to `MAX_PAYLOAD`.
 fn parse_payload(text: &str) -> Result<usize, String> {
     let bytes: usize = text.parse().map_err(|_| format!("`{text}` is not a number of bytes"))?;
@@ -255,6 +268,7 @@ mod tests {
         assert_eq!(args.target.port, 1883);
         assert_eq!(args.target.duration, Duration::from_secs(10));
         assert_eq!(args.target.broker_pid, None);
+        assert_eq!(args.target.version, ProtocolVersion::V311);
         assert_eq!(args.traffic.qos, 0);
         assert_eq!(args.traffic.payload, 64);
         assert_eq!(args.traffic.rate, 0);
@@ -271,7 +285,8 @@ mod tests {
     fn every_option_is_read() {
         let cli = parse(
             "--threads 3 -q pairs --port 18990 --pairs 50 --qos 1 --duration 2.5 --closed-loop 500 \
-             --payload 128 --rate 1000 --inflight 10 --warmup 0.5 --broker-pid 42 --host localhost",
+             --payload 128 --rate 1000 --inflight 10 --warmup 0.5 --broker-pid 42 --host localhost \
+             --mqtt 5",
         )
         .unwrap();
         assert_eq!(cli.threads, 3);
@@ -281,6 +296,7 @@ mod tests {
         assert_eq!(args.target.host, "localhost");
         assert_eq!(args.target.duration, Duration::from_millis(2500));
         assert_eq!(args.target.broker_pid, Some(42));
+        assert_eq!(args.target.version, ProtocolVersion::V5);
         assert_eq!((args.traffic.qos, args.traffic.payload, args.traffic.rate), (1, 128, 1000));
         assert_eq!((args.traffic.inflight, args.traffic.closed_loop), (10, Some(500)));
         assert_eq!(args.traffic.warmup, Duration::from_millis(500));
@@ -295,6 +311,18 @@ mod tests {
         assert_eq!(fanout.subscribers, 7);
         let Command::Fanin(fanin) = parse("fanin --publishers 9").unwrap().command else { panic!() };
         assert_eq!(fanin.publishers, 9);
+        for (text, version) in
+            [("3", ProtocolVersion::V311), ("3.1.1", ProtocolVersion::V311), ("5", ProtocolVersion::V5)]
+        {
+            let Command::Conn(conn) = parse(&format!("conn --mqtt {text}")).unwrap().command else {
+                panic!()
+            };
+            assert_eq!(conn.target.version, version);
+            let Command::Latency(latency) = parse(&format!("latency --mqtt {text}")).unwrap().command else {
+                panic!()
+            };
+            assert_eq!(latency.target.version, version);
+        }
     }
 
     #[test]
@@ -314,6 +342,9 @@ mod tests {
             "latency --rate 0",
             "conn -c 0",
             "conn --source-ips 0",
+            "pairs --mqtt 4",
+            "pairs --mqtt 3.1",
+            "pairs --mqtt 5.1",
             "fanin --publishers 2000000",
             "bogus",
         ] {

@@ -1,5 +1,6 @@
 //! Opening MQTT connections for a run: TCP (optionally from a chosen loopback source address),
-//! CONNECT and CONNACK, SUBSCRIBE and SUBACK, and the read buffer every side decodes from.
+//! CONNECT and CONNACK, SUBSCRIBE and SUBACK, and the read buffer every side decodes from. Each
+//! connection speaks the protocol version it was opened with, 3.1.1 or 5.0, in both directions.
 //!
 //! Each step of set-up is bounded by `SETUP_TIMEOUT`. What a connection does once set up (publish,
 //! acknowledge, idle) lives with its scenario; this module has no notion of a run.
@@ -8,14 +9,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use iothub_protocol::{decode, Packet, QoS, ReasonCode};
+use iothub_protocol::{decode, Packet, ProtocolVersion, QoS, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::cli::Target;
 use crate::error::BenchError;
-use crate::wire::{self, PacketIds, MAX_PACKET, VERSION};
+use crate::wire::{self, PacketIds, MAX_PACKET};
 
 /// Longest any single set-up step (TCP connect, CONNACK, SUBACK) may take.
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,6 +33,11 @@ pub const PING_AFTER: Duration = Duration::from_secs(KEEP_ALIVE_SECS as u64 * 3 
 pub struct Connection {
     /// Client identifier sent in CONNECT, for messages.
     pub client_id: String,
+    /// The protocol version of every packet sent and received.
+    pub version: ProtocolVersion,
+    /// 5.0 only: the broker's Receive Maximum from CONNACK, the most QoS 1/2 publications it
+    /// accepts unacknowledged from this client; `None` when it sent none (no limit but 65,535).
+    pub send_quota: Option<u16>,
     /// Receiving half of the socket.
     pub reader: OwnedReadHalf,
     /// Sending half of the socket.
@@ -101,49 +107,70 @@ pub async fn read_more(
     }
 }
 
-/// Decodes the next whole packet in `inbox`, if there is one.
-pub fn next_packet(inbox: &mut BytesMut, client_id: &str) -> Result<Option<Packet>, BenchError> {
-    decode(inbox, VERSION, MAX_PACKET).map_err(|e| BenchError::Broker(format!("{client_id}: {e}")))
+/// Decodes the next whole packet in `inbox`, if there is one, in the wire format of `version`.
+pub fn next_packet(
+    inbox: &mut BytesMut,
+    version: ProtocolVersion,
+    client_id: &str,
+) -> Result<Option<Packet>, BenchError> {
+    decode(inbox, version, MAX_PACKET).map_err(|e| BenchError::Broker(format!("{client_id}: {e}")))
+}
+
+/// The error for a DISCONNECT from the broker (5.0), with its reason.
+pub fn disconnected(client_id: &str, reason: ReasonCode) -> BenchError {
+    BenchError::Broker(format!("{client_id}: the broker disconnected: {reason:?} ({:#04x})", reason.value()))
 }
 
 impl Connection {
-    /// Sends CONNECT over `stream` and waits for a successful CONNACK.
+    /// Sends a CONNECT in `version` over `stream` and waits for a successful CONNACK.
     pub async fn handshake(
         stream: TcpStream,
         client_id: &str,
         read_chunk: usize,
+        version: ProtocolVersion,
     ) -> Result<Connection, BenchError> {
         let (reader, writer) = stream.into_split();
         let mut connection = Connection {
             client_id: client_id.to_owned(),
+            version,
+            send_quota: None,
             reader,
             writer,
             inbox: BytesMut::with_capacity(read_chunk),
             read_chunk,
         };
-        connection.send(&wire::connect(client_id, KEEP_ALIVE_SECS)).await?;
+        connection.send(&wire::connect(client_id, KEEP_ALIVE_SECS, version)).await?;
         match connection.receive().await? {
-            Packet::ConnAck(ack) if ack.reason_code == ReasonCode::Success => Ok(connection),
+            Packet::ConnAck(ack) if ack.reason_code == ReasonCode::Success => {
+                connection.send_quota =
+                    ack.properties.as_ref().and_then(|p| p.receive_maximum).map(std::num::NonZeroU16::get);
+                Ok(connection)
+            }
             Packet::ConnAck(ack) => Err(BenchError::Refused {
                 client_id: client_id.to_owned(),
-                code: ack.reason_code.v3_connack_code(),
+                code: if version == ProtocolVersion::V5 {
+                    ack.reason_code.value()
+                } else {
+                    ack.reason_code.v3_connack_code()
+                },
             }),
             other => Err(BenchError::Broker(format!("{client_id}: expected CONNACK, got {}", other.name()))),
         }
     }
 
-    /// Opens TCP and completes the MQTT handshake, all within `SETUP_TIMEOUT`.
+    /// Opens TCP and completes the MQTT handshake in `version`, all within `SETUP_TIMEOUT`.
     pub async fn establish(
         broker: SocketAddr,
         source: Option<IpAddr>,
         client_id: &str,
         read_chunk: usize,
+        version: ProtocolVersion,
     ) -> Result<Connection, BenchError> {
         let attempt = async {
             let stream = open_tcp(broker, source)
                 .await
                 .map_err(|e| BenchError::io(format!("{client_id}: connecting to {broker}"), e))?;
-            Connection::handshake(stream, client_id, read_chunk).await
+            Connection::handshake(stream, client_id, read_chunk, version).await
         };
         tokio::time::timeout(SETUP_TIMEOUT, attempt)
             .await
@@ -175,8 +202,8 @@ impl Connection {
 
     /// Writes one packet and waits until the kernel has it.
     pub async fn send(&mut self, packet: &Packet) -> Result<(), BenchError> {
-        let mut buf = BytesMut::with_capacity(packet.encoded_size());
-        wire::put(packet, &mut buf)?;
+        let mut buf = BytesMut::with_capacity(packet.size(self.version));
+        wire::put(packet, self.version, &mut buf)?;
         self.writer
             .write_all(&buf)
             .await
@@ -186,7 +213,7 @@ impl Connection {
     /// Reads until one whole packet has arrived and returns it.
     pub async fn receive(&mut self) -> Result<Packet, BenchError> {
         loop {
-            if let Some(packet) = next_packet(&mut self.inbox, &self.client_id)? {
+            if let Some(packet) = next_packet(&mut self.inbox, self.version, &self.client_id)? {
                 return Ok(packet);
             }
             read_more(&mut self.reader, &mut self.inbox, self.read_chunk)

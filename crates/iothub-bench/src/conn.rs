@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use iothub_protocol::ProtocolVersion;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -26,7 +27,7 @@ use crate::probe::{Probe, Sample};
 use crate::pubsub::plan::run_tag;
 use crate::report::Report;
 use crate::stats::percentile_of_sorted;
-use crate::wire;
+use crate::wire::{self, version_name};
 
 /// Most handshakes in progress at once.
 const HANDSHAKE_CONCURRENCY: usize = 1024;
@@ -98,6 +99,8 @@ struct Shared {
     broker: SocketAddr,
     /// Loopback source addresses to rotate over.
     source_ips: u32,
+    /// Protocol version of every connection.
+    version: ProtocolVersion,
     /// Where attempts report.
     results: mpsc::UnboundedSender<Attempt>,
     /// Turns true when connections are to close.
@@ -119,6 +122,7 @@ pub async fn run(args: &ConnArgs, progress: bool) -> Result<Report, BenchError> 
         tag: Arc::from(run_tag()),
         broker,
         source_ips: args.target.source_ips,
+        version: args.target.version,
         results,
         stop: stopped,
         dropped: Arc::new(AtomicU64::new(0)),
@@ -202,7 +206,7 @@ async fn connection_task(index: u32, permit: OwnedSemaphorePermit, shared: Share
     let client_id = format!("b{}c{index}", shared.tag);
     let source = source_address(index as usize, shared.source_ips);
     let started = Instant::now();
-    let outcome = attempt(shared.broker, source, &client_id).await;
+    let outcome = attempt(shared.broker, source, &client_id, shared.version).await;
     drop(permit);
     let (report, connection) = match outcome {
         Ok(connection) => (Ok(started.elapsed()), Some(connection)),
@@ -221,12 +225,13 @@ async fn attempt(
     broker: SocketAddr,
     source: Option<std::net::IpAddr>,
     client_id: &str,
+    version: ProtocolVersion,
 ) -> Result<Connection, (Failure, String)> {
     let stream = tokio::time::timeout(SETUP_TIMEOUT, open_tcp(broker, source))
         .await
         .map_err(|_| (Failure::Timeout, format!("{client_id}: TCP connect to {broker} timed out")))?
         .map_err(|e| (Failure::Tcp, format!("{client_id}: connecting to {broker}: {e}")))?;
-    let handshake = Connection::handshake(stream, client_id, IDLE_READ_CHUNK);
+    let handshake = Connection::handshake(stream, client_id, IDLE_READ_CHUNK, version);
     match tokio::time::timeout(SETUP_TIMEOUT, handshake).await {
         Err(_) => Err((Failure::Timeout, format!("{client_id}: no CONNACK within {SETUP_TIMEOUT:?}"))),
         Ok(Err(e @ BenchError::Refused { .. })) => Err((Failure::Refused, e.to_string())),
@@ -250,11 +255,13 @@ async fn hold(mut connection: Connection, mut stop: watch::Receiver<bool>, dropp
                 if read.is_err() {
                     break false;
                 }
-                while let Ok(Some(_)) = next_packet(&mut connection.inbox, &connection.client_id) {}
+                while let Ok(Some(_)) =
+                    next_packet(&mut connection.inbox, connection.version, &connection.client_id)
+                {}
             }
             () = tokio::time::sleep_until((last_ping + PING_AFTER).into()) => {
                 let mut ping = bytes::BytesMut::new();
-                if wire::put(&iothub_protocol::Packet::PingReq, &mut ping).is_err()
+                if wire::put(&iothub_protocol::Packet::PingReq, connection.version, &mut ping).is_err()
                     || connection.writer.write_all(&ping).await.is_err()
                 {
                     break false;
@@ -309,6 +316,7 @@ fn report(
     );
     r.push("host", args.target.host.as_str());
     r.push("port", u64::from(args.target.port));
+    r.push("mqtt_version", version_name(args.target.version));
     r.push("connections", u64::from(args.connections));
     r.push("rate_limit", args.rate);
     r.push("source_ips", u64::from(args.target.source_ips));

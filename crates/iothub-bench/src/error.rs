@@ -17,12 +17,12 @@ pub enum BenchError {
         /// The underlying error.
         source: io::Error,
     },
-    /// The broker refused a CONNECT with this 3.1.1 return code.
-    #[error("{client_id}: CONNACK refused the connection with return code {code}")]
+    /// The broker refused a CONNECT with this 3.1.1 return code or 5.0 reason code.
+    #[error("{client_id}: CONNACK refused the connection with code {code:#04x}")]
     Refused {
         /// The client that was refused.
         client_id: String,
-        /// The CONNACK return code (1 to 5).
+        /// The CONNACK return code (1 to 5 in 3.1.1; a reason code of 0x80 or more in 5.0).
         code: u8,
     },
     /// The broker answered something a run cannot go on with (a refused CONNACK, a failed

@@ -65,10 +65,19 @@ pub async fn run(plan: &PubSubPlan, progress: bool) -> Result<Report, BenchError
     let track = plan.qos != iothub_protocol::QoS::AtMostOnce;
     let source_ips = plan.target.source_ips;
     let sub_chunk = buffer_share(topology.subscribers.len());
+    let version = plan.target.version;
     let subscriber_connections =
-        connect_all(broker, source_ips, 0, &topology.subscribers, Some(plan.qos), sub_chunk).await?;
-    let publisher_connections =
-        connect_all(broker, source_ips, topology.subscribers.len(), &topology.publishers, None, 4096).await?;
+        connect_all(broker, (source_ips, 0), version, &topology.subscribers, Some(plan.qos), sub_chunk)
+            .await?;
+    let publisher_connections = connect_all(
+        broker,
+        (source_ips, topology.subscribers.len()),
+        version,
+        &topology.publishers,
+        None,
+        4096,
+    )
+    .await?;
 
     let schedule = Schedule::starting_now(plan.warmup, plan.target.duration);
     let (stop, stopped) = watch::channel(false);
@@ -113,12 +122,14 @@ fn buffer_share(clients: usize) -> usize {
     (BUFFER_BUDGET / clients.max(1)).clamp(4096, 64 * 1024)
 }
 
-/// Connects (and, with `subscribe`, subscribes) every endpoint, `SETUP_CONCURRENCY` at a time.
-/// The first failure ends the set-up and is returned; connections made so far are dropped.
+/// Connects (and, with `subscribe`, subscribes) every endpoint in `version`, `SETUP_CONCURRENCY`
+/// at a time, taking source addresses from `source_ips` loopback addresses from index
+/// `source_offset` on. The first failure ends the set-up and is returned; connections made so
+/// far are dropped.
 async fn connect_all(
     broker: std::net::SocketAddr,
-    source_ips: u32,
-    source_offset: usize,
+    (source_ips, source_offset): (u32, usize),
+    version: iothub_protocol::ProtocolVersion,
     endpoints: &[Endpoint],
     subscribe: Option<iothub_protocol::QoS>,
     read_chunk: usize,
@@ -133,7 +144,8 @@ async fn connect_all(
         tasks.spawn(async move {
             let _permit =
                 permits.acquire_owned().await.map_err(|_| BenchError::Broker("set-up cancelled".into()))?;
-            let mut connection = Connection::establish(broker, source, &client_id, read_chunk).await?;
+            let mut connection =
+                Connection::establish(broker, source, &client_id, read_chunk, version).await?;
             if let Some(qos) = subscribe {
                 connection.subscribe(&filter, qos).await?;
             }
@@ -161,17 +173,19 @@ fn spawn_publishers(
     let (aggregate, count) = (plan.rate as f64, topology.publishers.len().max(1) as f64);
     let mut handles = Vec::with_capacity(connections.len());
     for (index, (connection, endpoint)) in connections.into_iter().zip(&topology.publishers).enumerate() {
-        let encoder = PublishEncoder::new(&endpoint.topic, plan.qos, plan.payload);
+        let encoder = PublishEncoder::new(&endpoint.topic, plan.qos, plan.payload, connection.version);
         let batch_bytes = buffer_share(topology.publishers.len()).max(2 * encoder.packet_size());
         #[allow(clippy::cast_precision_loss)] // An index far below 2^53.
         let phase =
             if plan.rate > 0 { Duration::from_secs_f64(index as f64 / aggregate) } else { Duration::ZERO };
+        // A 5.0 broker's Receive Maximum caps the window [MQTT-3.3.4-7].
+        let inflight = plan.inflight.min(connection.send_quota.unwrap_or(u16::MAX));
         let config = PublisherConfig {
             encoder,
             qos: plan.qos,
             rate: aggregate / count,
             phase,
-            inflight: usize::from(plan.inflight),
+            inflight: usize::from(inflight),
             closed_loop: plan.closed_loop,
             batch_bytes,
         };
@@ -296,8 +310,13 @@ fn report(
     if let (Some(a), Some(pct)) = (acks, ack_loss_pct) {
         let _ = write!(r.headline, "; acknowledged and lost {} of {} ({pct:.3} %)", a.lost, a.owed);
     }
+    let refused = totals.refused.load(Ordering::Relaxed);
+    if refused > 0 {
+        let _ = write!(r.headline, "; refused by the broker {refused}");
+    }
     r.push("host", plan.target.host.as_str());
     r.push("port", u64::from(plan.target.port));
+    r.push("mqtt_version", crate::wire::version_name(plan.target.version));
     r.push("qos", u64::from(plan.qos.bits()));
     r.push("payload_bytes", plan.payload as u64);
     r.push("publishers", topology.publishers.len() as u64);
@@ -319,6 +338,7 @@ fn report(
     r.push("lost", lost);
     r.push("loss_pct", loss_pct);
     r.push("acknowledged", totals.acknowledged.load(Ordering::Relaxed));
+    r.push("refused", totals.refused.load(Ordering::Relaxed));
     r.push("acknowledged_deliveries", acks.map(|a| a.owed));
     r.push("acknowledged_lost", acks.map(|a| a.lost));
     r.push("acknowledged_loss_pct", ack_loss_pct);

@@ -18,7 +18,7 @@ use iothub_protocol::{Packet, QoS};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::futures::Notified;
 
-use crate::client::{next_packet, read_more, Connection, PING_AFTER};
+use crate::client::{disconnected, next_packet, read_more, Connection, PING_AFTER};
 use crate::error::BenchError;
 use crate::pubsub::ledger::{seq_for_ack, Ledger, SeqSet};
 use crate::pubsub::shared::{Flow, Schedule, Totals};
@@ -173,7 +173,7 @@ impl Publisher {
             }
             if self.out.is_empty() {
                 if now >= self.last_write + PING_AFTER {
-                    wire::put(&Packet::PingReq, &mut self.out)?;
+                    wire::put(&Packet::PingReq, self.connection.version, &mut self.out)?;
                 }
                 wake = wake.min(self.last_write + PING_AFTER);
             }
@@ -284,29 +284,53 @@ impl Publisher {
     }
 
     /// Handles every whole packet read: acknowledgements close publications, PUBREC is answered
-    /// with PUBREL [MQTT-4.3.3-1]; anything else is ignored.
+    /// with PUBREL [MQTT-4.3.3-1]. In 5.0 a PUBACK or PUBREC whose reason code is 0x80 or more
+    /// ends the exchange without the broker taking the message over (section 4.3.3): it frees its
+    /// place in the window and counts as refused, not acknowledged; 0x10 (No matching
+    /// subscribers) is a success. A DISCONNECT from the broker (5.0) ends the connection with its
+    /// reason. Anything else is ignored.
     fn handle_incoming(&mut self) -> Result<(), BenchError> {
-        let mut acknowledged = 0u64;
-        while let Some(packet) = next_packet(&mut self.connection.inbox, &self.connection.client_id)? {
+        let (mut acknowledged, mut refused, mut ended) = (0u64, 0u64, None);
+        let version = self.connection.version;
+        while let Some(packet) = next_packet(&mut self.connection.inbox, version, &self.connection.client_id)?
+        {
             match packet {
                 Packet::PubAck(response) => {
                     self.unacked = self.unacked.saturating_sub(1);
-                    acknowledged += 1;
-                    self.record_ack(response.packet_id);
+                    if wire::accepted(response.reason_code) {
+                        acknowledged += 1;
+                        self.record_ack(response.packet_id);
+                    } else {
+                        refused += 1;
+                    }
                 }
                 Packet::PubComp(_) => {
                     self.unacked = self.unacked.saturating_sub(1);
                     acknowledged += 1;
                 }
-                Packet::PubRec(response) => {
+                Packet::PubRec(response) if wire::accepted(response.reason_code) => {
                     self.record_ack(response.packet_id);
-                    put_ack(&mut self.out, Ack::PubRel, response.packet_id)?;
+                    put_ack(&mut self.out, version, Ack::PubRel, response.packet_id)?;
+                }
+                Packet::PubRec(_) => {
+                    self.unacked = self.unacked.saturating_sub(1);
+                    refused += 1;
+                }
+                Packet::Disconnect(disconnect) => {
+                    ended = Some(disconnect.reason_code);
+                    break;
                 }
                 _ => {}
             }
         }
         if acknowledged > 0 {
             self.totals.acknowledged.fetch_add(acknowledged, Ordering::Relaxed);
+        }
+        if refused > 0 {
+            self.totals.refused.fetch_add(refused, Ordering::Relaxed);
+        }
+        if let Some(reason) = ended {
+            return Err(disconnected(&self.connection.client_id, reason));
         }
         Ok(())
     }

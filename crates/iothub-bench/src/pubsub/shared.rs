@@ -134,6 +134,9 @@ pub struct Totals {
     pub received: AtomicU64,
     /// QoS 1/2 publications fully acknowledged (PUBACK or PUBCOMP).
     pub acknowledged: AtomicU64,
+    /// 5.0 only: QoS 1/2 publications the broker answered with an error reason code (0x80 or
+    /// more in PUBACK or PUBREC): it did not take them over, and the exchange ended there.
+    pub refused: AtomicU64,
     /// Connections that failed during the run.
     pub errors: AtomicU64,
     /// Times a closed loop saw no delivery for a second and wrote the missing messages off.

@@ -4,7 +4,8 @@
 //! QoS 1 is answered with PUBACK [MQTT-4.3.2-2]; QoS 2 with PUBREC, and the broker's PUBREL with
 //! PUBCOMP [MQTT-4.3.3-2]. A message counts as delivered when its PUBLISH arrives. Latency is
 //! recorded for messages sent inside the measurement window, whenever they arrive, so slow
-//! deliveries at the end of the window are not left out. The subscriber runs until told to stop.
+//! deliveries at the end of the window are not left out. The subscriber runs until told to stop,
+//! or until a 5.0 broker sends DISCONNECT, which ends it with the broker's reason.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use iothub_protocol::{Packet, QoS};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
-use crate::client::{next_packet, read_more, Connection, PING_AFTER};
+use crate::client::{disconnected, next_packet, read_more, Connection, PING_AFTER};
 use crate::error::BenchError;
 use crate::pubsub::ledger::{source_of, Ledger, SeqSet};
 use crate::pubsub::shared::{Flow, LatencySink, Schedule, Totals};
@@ -143,7 +144,7 @@ impl Subscriber {
                     self.last_write = Instant::now();
                 }
                 Event::Ping => {
-                    wire::put(&Packet::PingReq, &mut self.out)?;
+                    wire::put(&Packet::PingReq, self.connection.version, &mut self.out)?;
                     self.last_write = Instant::now();
                 }
             }
@@ -154,8 +155,10 @@ impl Subscriber {
     fn handle_incoming(&mut self) -> Result<(), BenchError> {
         let now = self.schedule.nanos_at(Instant::now());
         let (open, close) = self.schedule.window_nanos();
-        let mut received = 0u64;
-        while let Some(packet) = next_packet(&mut self.connection.inbox, &self.connection.client_id)? {
+        let (mut received, mut ended) = (0u64, None);
+        let version = self.connection.version;
+        while let Some(packet) = next_packet(&mut self.connection.inbox, version, &self.connection.client_id)?
+        {
             match packet {
                 Packet::Publish(publish) => {
                     received += 1;
@@ -170,12 +173,18 @@ impl Subscriber {
                         }
                     }
                     match (publish.qos, publish.packet_id) {
-                        (QoS::AtLeastOnce, Some(id)) => put_ack(&mut self.out, Ack::PubAck, id)?,
-                        (QoS::ExactlyOnce, Some(id)) => put_ack(&mut self.out, Ack::PubRec, id)?,
+                        (QoS::AtLeastOnce, Some(id)) => put_ack(&mut self.out, version, Ack::PubAck, id)?,
+                        (QoS::ExactlyOnce, Some(id)) => put_ack(&mut self.out, version, Ack::PubRec, id)?,
                         _ => {}
                     }
                 }
-                Packet::PubRel(response) => put_ack(&mut self.out, Ack::PubComp, response.packet_id)?,
+                Packet::PubRel(response) => {
+                    put_ack(&mut self.out, version, Ack::PubComp, response.packet_id)?;
+                }
+                Packet::Disconnect(disconnect) => {
+                    ended = Some(disconnect.reason_code);
+                    break;
+                }
                 _ => {}
             }
         }
@@ -185,6 +194,9 @@ impl Subscriber {
             if self.closed_loop {
                 self.flow.progress.notify_waiters();
             }
+        }
+        if let Some(reason) = ended {
+            return Err(disconnected(&self.connection.client_id, reason));
         }
         Ok(())
     }
