@@ -569,7 +569,10 @@ impl Session {
                 discarded += 1;
                 continue;
             }
-            if self.link.is_v5() && self.publish_size(&delivery, now) > self.link.max_packet_size {
+            // A client without a Maximum Packet Size (and every 3.1.1 one) costs no size check.
+            if self.link.max_packet_size != usize::MAX
+                && self.publish_size(&delivery, now) > self.link.max_packet_size
+            {
                 self.mailbox.count_too_large();
                 discarded += 1;
                 continue;
@@ -959,9 +962,8 @@ impl Outgoing<'_> {
         // its property to the whole topic: where that would no longer fit the client's Maximum
         // Packet Size, this PUBLISH goes without an alias, and no mapping changes
         // [MQTT-3.1.2-24].
-        let aliases = aliases.filter(|_| {
-            link.client_alias_max == 0
-                || link.max_packet_size == usize::MAX
+        let aliases = aliases.filter(|_| link.client_alias_max != 0).filter(|_| {
+            link.max_packet_size == usize::MAX
                 || self.parts(&message.topic, Some(NonZeroU16::MAX), now).size(ProtocolVersion::V5)
                     <= link.max_packet_size
         });

@@ -301,6 +301,10 @@ fn connack_properties(r: &mut Reader) -> Result<Option<Box<ConnAckProperties>>, 
 
 fn publish_properties(r: &mut Reader) -> Result<Option<Box<PublishProperties>>, DecodeError> {
     let mut p = r.properties()?;
+    if !p.r.has_remaining() {
+        // The common case, a PUBLISH without properties: nothing to build.
+        return Ok(None);
+    }
     let mut out = PublishProperties::default();
     while let Some(id) = p.next()? {
         match id {
