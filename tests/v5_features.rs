@@ -237,3 +237,29 @@ fn mqtt_5_3_1_2_24_connack_fits_the_clients_maximum_packet_size() {
         assert_eq!(properties.topic_alias_maximum, Some(10));
     }
 }
+
+/// 3.2.2.2, [MQTT-3.1.4-1]: a 5.0 CONNECT the server cannot accept as sent is answered with a
+/// CONNACK carrying the reason (0x82 for a property given twice, 0x95 for a packet above the
+/// server's maximum) before the close; a 3.1.1 one is closed without CONNACK, as before.
+#[test]
+fn a_bad_5_0_connect_gets_a_connack_with_its_reason_code() {
+    let broker = TestBroker::with_config("[server]\nmax_packet_size = 64\n");
+    // CONNECT "MQTT" 5, clean start, keep-alive 60, properties: Session Expiry Interval twice.
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 10];
+    body.extend([0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2]);
+    body.extend([0, 1, b'x']);
+    let mut twice = vec![0x10, u8::try_from(body.len()).unwrap()];
+    twice.extend(&body);
+    let mut client = RawClient::connect(broker.addr);
+    client.send(&twice);
+    let Packet::ConnAck(connack) = read(&mut client) else { panic!("expected CONNACK") };
+    assert_eq!(connack.reason_code, ReasonCode::ProtocolError);
+    client.expect_closed();
+
+    let long = "l".repeat(100);
+    let mut client = RawClient::connect(broker.addr);
+    client.send(&connect(&long, None));
+    let Packet::ConnAck(connack) = read(&mut client) else { panic!("expected CONNACK") };
+    assert_eq!(connack.reason_code, ReasonCode::PacketTooLarge);
+    client.expect_closed();
+}

@@ -158,9 +158,27 @@ pub(super) fn assigned_client_id() -> ByteString {
     ByteString::from(format!("auto-{high:016x}{low:016x}"))
 }
 
+/// True when `buf` starts with the fixed header of a CONNECT whose protocol is "MQTT" level 5,
+/// whatever follows: a CONNECT the decoder refuses is still answered in 5.0 then.
+pub(super) fn is_v5_connect(buf: &[u8]) -> bool {
+    let Ok(Some(header)) = iothub_protocol::check(buf, usize::MAX) else {
+        return false;
+    };
+    header.first_byte == 0x10
+        && buf.get(header.header_len..header.header_len + 7) == Some(&[0, 4, b'M', b'Q', b'T', b'T', 5][..])
+}
+
 /// The decode error of the first packet, turned into what the client is told before the close:
-/// a CONNACK 0x01 for an unsupported protocol level [MQTT-3.1.2-2], nothing otherwise.
-pub(super) fn answer_to_bad_connect(error: DecodeError, out: &mut BytesMut) -> Exit {
+/// a CONNACK 0x01 for an unsupported protocol level [MQTT-3.1.2-2]; for a 5.0 CONNECT, a CONNACK
+/// with the error's reason code (0x81 Malformed Packet, 0x82 Protocol Error, 0x95 Packet too
+/// large ...), as 3.2.2.2 allows before the close [MQTT-3.1.4-1]; for 3.1.1 nothing otherwise.
+pub(super) fn answer_to_bad_connect(error: DecodeError, v5: bool, out: &mut BytesMut) -> Exit {
+    if v5 && !matches!(error, DecodeError::UnsupportedProtocolVersion(_)) {
+        // The client's own limits are in the CONNECT that could not be read: none apply.
+        let link = Link::v3(ProtocolVersion::V5, 1);
+        let _ = connack(out, &link, false, error.reason_code(), None);
+        return Exit::Violation(error);
+    }
     if let DecodeError::UnsupportedProtocolVersion(_) = error {
         // A 3.1.1 CONNACK is four bytes: it always fits.
         let link = Link::v3(ProtocolVersion::V311, 1);

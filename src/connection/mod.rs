@@ -303,6 +303,8 @@ impl Connection {
     async fn read_connect(&mut self) -> Result<Box<Connect>, Exit> {
         let max = self.context.config.max_packet_size;
         loop {
+            // Read before decoding, which consumes a packet it refuses.
+            let v5 = handshake::is_v5_connect(&self.rbuf);
             match decode(&mut self.rbuf, ProtocolVersion::V311, max) {
                 Ok(Some(Packet::Connect(connect))) => return Ok(connect),
                 Ok(Some(other)) => {
@@ -310,7 +312,7 @@ impl Connection {
                     return Err(Exit::Violation(DecodeError::Violation(Rule::Mqtt3_1_0_1)));
                 }
                 Ok(None) => {}
-                Err(error) => return Err(handshake::answer_to_bad_connect(error, &mut self.wbuf)),
+                Err(error) => return Err(handshake::answer_to_bad_connect(error, v5, &mut self.wbuf)),
             }
             self.read_some().await?;
         }
