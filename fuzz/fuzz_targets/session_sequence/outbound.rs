@@ -42,6 +42,9 @@ impl Harness {
                 assert!(!self.connected && qos == QoS::AtMostOnce && !retain, "{outcome:?}")
             }
             PushOutcome::Dropped => {}
+            // Only a discarded session's mailbox is closed, and the harness never discards one
+            // it still pushes to.
+            PushOutcome::Closed => panic!("a live session's mailbox is closed"),
         }
     }
 
