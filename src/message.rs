@@ -121,7 +121,7 @@ impl Message {
 /// The Subscription Identifiers a delivery carries: one per matching subscription that has one
 /// (3.3.2.3.8). Almost always none or one, which costs no allocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum SubscriptionIds {
+pub(crate) enum SubscriptionIds {
     /// No matching subscription has an identifier.
     #[default]
     None,
@@ -133,7 +133,7 @@ pub enum SubscriptionIds {
 
 impl SubscriptionIds {
     /// The identifiers, in subscription order.
-    pub fn as_slice(&self) -> &[NonZeroU32] {
+    pub(crate) fn as_slice(&self) -> &[NonZeroU32] {
         match self {
             SubscriptionIds::None => &[],
             SubscriptionIds::One(id) => std::slice::from_ref(id),
@@ -142,7 +142,7 @@ impl SubscriptionIds {
     }
 
     /// Adds an identifier, once.
-    pub fn add(&mut self, id: NonZeroU32) {
+    pub(crate) fn add(&mut self, id: NonZeroU32) {
         match self {
             SubscriptionIds::None => *self = SubscriptionIds::One(id),
             SubscriptionIds::One(first) if *first == id => {}
@@ -158,7 +158,7 @@ impl SubscriptionIds {
 
     /// Bytes these identifiers add to a 5.0 PUBLISH: each is a property identifier byte and a
     /// variable byte integer.
-    pub fn wire_size(&self) -> usize {
+    pub(crate) fn wire_size(&self) -> usize {
         self.as_slice().iter().map(|id| 1 + varint_len(id.get())).sum()
     }
 }
@@ -186,24 +186,45 @@ pub struct Delivery {
     /// Sent from the retained store because of a new subscription; such deliveries have a
     /// queue allowance of their own.
     pub on_subscribe: bool,
+    /// What only some deliveries carry, boxed so that a plain delivery, the one every queue is
+    /// full of, stays three words: queues and fan-out loops move less memory.
+    extra: Option<Box<DeliveryExtra>>,
+}
+
+/// The rarer parts of a delivery.
+#[derive(Debug, Clone, Default)]
+struct DeliveryExtra {
     /// Subscription Identifiers of the matching subscriptions [MQTT-3.3.4-3].
-    pub subscription_ids: SubscriptionIds,
+    subscription_ids: SubscriptionIds,
     /// The shared subscription group it was chosen for, if any: a member whose session ends
     /// hands it to another member.
-    pub shared: Option<Arc<str>>,
+    shared: Option<Arc<str>>,
 }
 
 impl Delivery {
     /// A live delivery of `message` at `qos`, RETAIN flag cleared.
     pub fn live(message: Arc<Message>, qos: QoS) -> Delivery {
-        Delivery {
-            message,
-            qos,
-            retain: false,
-            on_subscribe: false,
-            subscription_ids: SubscriptionIds::None,
-            shared: None,
-        }
+        Delivery { message, qos, retain: false, on_subscribe: false, extra: None }
+    }
+
+    /// Subscription Identifiers of the matching subscriptions [MQTT-3.3.4-3].
+    pub fn subscription_ids(&self) -> &[NonZeroU32] {
+        self.extra.as_ref().map_or(&[], |e| e.subscription_ids.as_slice())
+    }
+
+    /// Adds a Subscription Identifier, once.
+    pub fn add_subscription_id(&mut self, id: NonZeroU32) {
+        self.extra.get_or_insert_with(Box::default).subscription_ids.add(id);
+    }
+
+    /// The shared subscription (`$share/{group}/{filter}`) the delivery was chosen for.
+    pub fn shared(&self) -> Option<&Arc<str>> {
+        self.extra.as_ref().and_then(|e| e.shared.as_ref())
+    }
+
+    /// Marks the delivery as chosen for the shared subscription `key`.
+    pub fn set_shared(&mut self, key: Arc<str>) {
+        self.extra.get_or_insert_with(Box::default).shared = Some(key);
     }
 
     /// A retained message sent because of a new subscription, RETAIN flag set.
@@ -216,7 +237,7 @@ impl Delivery {
     pub fn size(&self) -> usize {
         publish_size(&self.message.topic, self.qos, self.message.payload.len())
             + self.message.properties_size
-            + self.subscription_ids.wire_size()
+            + self.extra.as_ref().map_or(0, |e| e.subscription_ids.wire_size())
     }
 }
 
@@ -227,6 +248,14 @@ mod tests {
 
     fn id(value: u32) -> NonZeroU32 {
         NonZeroU32::new(value).unwrap_or(NonZeroU32::MIN)
+    }
+
+    /// A plain delivery, what every queue is full of, is three words: the rarer 5.0 parts are
+    /// boxed (a 56-byte delivery made fan-out measurably slower, docs/benchmarks.md).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_plain_delivery_is_three_words() {
+        assert_eq!(std::mem::size_of::<Delivery>(), 24);
     }
 
     #[test]

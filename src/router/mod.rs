@@ -24,7 +24,7 @@ pub use tree::SubscriptionTree;
 
 use crate::config::SharedStrategy;
 use crate::mailbox::{Mailbox, PushOutcome};
-use crate::message::{too_deep, Delivery, Message, SubscriptionIds};
+use crate::message::{too_deep, Delivery, Message};
 use crate::metrics::Metrics;
 
 /// Most members a message tries when the ones picked for it turn out to have ended (each ended
@@ -166,9 +166,11 @@ fn delivery_for(message: &Arc<Message>, subscriber: &Subscriber) -> Delivery {
     let mut delivery = Delivery::live(Arc::clone(message), subscriber.qos.min(message.qos));
     delivery.retain = message.retain && subscriber.retain_as_published;
     if let Some(id) = subscriber.subscription_id {
-        delivery.subscription_ids = SubscriptionIds::One(id);
+        delivery.add_subscription_id(id);
     }
-    delivery.shared.clone_from(&subscriber.shared);
+    if let Some(key) = &subscriber.shared {
+        delivery.set_shared(Arc::clone(key));
+    }
     delivery
 }
 
@@ -265,7 +267,7 @@ impl Router {
                 let mut delivery = Delivery::retained(message, options.qos);
                 delivery.qos = delivery.message.qos.min(options.qos);
                 if let Some(id) = subscription_id {
-                    delivery.subscription_ids = SubscriptionIds::One(id);
+                    delivery.add_subscription_id(id);
                 }
                 // A drop is counted by the mailbox.
                 mailbox.push(delivery);
@@ -334,7 +336,7 @@ impl Router {
                 let mut delivery = Delivery::live(Arc::clone(message), qos);
                 delivery.retain = message.retain && group.iter().any(|s| s.retain_as_published);
                 for id in group.iter().filter_map(|s| s.subscription_id) {
-                    delivery.subscription_ids.add(id);
+                    delivery.add_subscription_id(id);
                 }
                 deliver(&first.mailbox, delivery, scratch);
             }
@@ -384,7 +386,7 @@ impl Router {
     pub fn hand_on_shared(&self, deliveries: Vec<Delivery>, scratch: &mut RouteScratch) -> usize {
         let mut handed = 0;
         for delivery in deliveries {
-            let Some(key) = delivery.shared.clone() else {
+            let Some(key) = delivery.shared().cloned() else {
                 continue;
             };
             let Some(Ok(shared)) = parse_shared(&key) else {

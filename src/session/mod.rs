@@ -367,10 +367,10 @@ impl Session {
             .inflight
             .take_unreceived()
             .into_iter()
-            .filter(|d| d.shared.is_some() && d.qos == QoS::AtLeastOnce)
+            .filter(|d| d.shared().is_some() && d.qos == QoS::AtLeastOnce)
             .collect();
         let queued = self.mailbox.take_all();
-        taken.extend(queued.into_iter().filter(|d| d.shared.is_some()));
+        taken.extend(queued.into_iter().filter(|d| d.shared().is_some()));
         taken
     }
 
@@ -935,7 +935,7 @@ impl Outgoing<'_> {
             properties: message.properties.as_deref(),
             message_expiry_interval: message.remaining_expiry(now),
             topic_alias,
-            subscription_identifiers: delivery.subscription_ids.as_slice(),
+            subscription_identifiers: delivery.subscription_ids(),
         }
     }
 
