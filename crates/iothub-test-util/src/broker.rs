@@ -149,11 +149,14 @@ impl RawClient {
     #[track_caller]
     pub fn expect_closed(&mut self) {
         let mut buf = [0u8; 64];
-        match self.stream.read(&mut buf) {
-            Ok(0) => {}
-            Ok(n) => panic!("expected the connection to close, got {:02x?}", &buf[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
-            Err(e) => panic!("expected the connection to close: {e}"),
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => panic!("expected the connection to close, got {:02x?}", &buf[..n]),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => panic!("expected the connection to close: {e}"),
+            }
         }
     }
 
@@ -162,9 +165,20 @@ impl RawClient {
     pub fn expect_silence(&mut self, quiet: Duration) {
         self.stream.set_read_timeout(Some(quiet)).or_fail("setting the read timeout");
         let mut buf = [0u8; 1];
-        match self.stream.read(&mut buf) {
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            other => panic!("expected silence, got {other:?}"),
+        let deadline = std::time::Instant::now() + quiet;
+        loop {
+            match self.stream.read(&mut buf) {
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                // A signal cut the wait short: wait out the rest of it.
+                Err(e) if e.kind() == ErrorKind::Interrupted => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.stream.set_read_timeout(Some(left)).or_fail("setting the read timeout");
+                }
+                other => panic!("expected silence, got {other:?}"),
+            }
         }
         self.stream.set_read_timeout(Some(WAIT)).or_fail("setting the read timeout");
     }
