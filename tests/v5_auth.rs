@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use iothub::auth::{AuthenticationMethod, Exchange, Step};
 use iothub_protocol::{
-    decode, Auth, AuthProperties, Connect, ConnectProperties, Packet, ProtocolVersion, ReasonCode,
+    Auth, AuthProperties, Connect, ConnectProperties, Packet, ProtocolVersion, ReasonCode,
 };
 use iothub_test_util::{loopback_config, RawClient, TestBroker};
 
@@ -60,16 +60,7 @@ fn broker() -> TestBroker {
     )
 }
 
-fn encode(packet: &Packet) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    packet.encode(ProtocolVersion::V5, &mut buf).unwrap();
-    buf.to_vec()
-}
-
-fn read(client: &mut RawClient) -> Packet {
-    let mut buf = BytesMut::from(&client.read_packet()[..]);
-    decode(&mut buf, ProtocolVersion::V5, usize::MAX).unwrap().unwrap()
-}
+use iothub_test_util::v5_client::{encode_v5 as encode, read_v5 as read};
 
 fn connect(client_id: &str, method: &str, data: &[u8]) -> Vec<u8> {
     let properties = ConnectProperties {

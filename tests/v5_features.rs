@@ -15,16 +15,7 @@ use iothub_protocol::{
 };
 use iothub_test_util::{connect_packet, subscribe_packet, RawClient, TestBroker, CONNACK_ACCEPTED};
 
-fn encode(packet: &Packet) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    packet.encode(ProtocolVersion::V5, &mut buf).unwrap();
-    buf.to_vec()
-}
-
-fn read(client: &mut RawClient) -> Packet {
-    let mut buf = BytesMut::from(&client.read_packet()[..]);
-    decode(&mut buf, ProtocolVersion::V5, usize::MAX).unwrap().unwrap()
-}
+use iothub_test_util::v5_client::{encode_v5 as encode, read_v5 as read};
 
 fn connect(client_id: &str, will: Option<Will>) -> Vec<u8> {
     encode(&Packet::Connect(Box::new(Connect {

@@ -17,6 +17,25 @@ use iothub_protocol::{
 use crate::packets::{PINGREQ, PINGRESP};
 use crate::{OrFail, RawClient};
 
+/// The bytes of `packet` encoded for 5.0.
+#[track_caller]
+pub fn encode_v5(packet: &Packet) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    packet.encode(ProtocolVersion::V5, &mut buf).or_fail("encoding a 5.0 packet");
+    buf.to_vec()
+}
+
+/// Reads the next packet from `raw` and decodes it as 5.0; it must be exactly one packet.
+#[track_caller]
+pub fn read_v5(raw: &mut RawClient) -> Packet {
+    let bytes = raw.read_packet();
+    let mut buf = BytesMut::from(&bytes[..]);
+    match decode(&mut buf, ProtocolVersion::V5, usize::MAX) {
+        Ok(Some(packet)) if buf.is_empty() => packet,
+        other => panic!("expected one 5.0 packet, got {other:?} from {bytes:02x?}"),
+    }
+}
+
 /// A packet identifier, which is never 0.
 #[track_caller]
 pub fn packet_id(id: u16) -> NonZeroU16 {
@@ -137,20 +156,13 @@ impl V5Client {
     /// Sends a packet encoded for 5.0.
     #[track_caller]
     pub fn send(&mut self, packet: &Packet) {
-        let mut buf = BytesMut::new();
-        packet.encode(ProtocolVersion::V5, &mut buf).or_fail("encoding a 5.0 packet");
-        self.raw.send(&buf);
+        self.raw.send(&encode_v5(packet));
     }
 
     /// Reads and decodes the next packet.
     #[track_caller]
     pub fn recv(&mut self) -> Packet {
-        let bytes = self.raw.read_packet();
-        let mut buf = BytesMut::from(&bytes[..]);
-        match decode(&mut buf, ProtocolVersion::V5, usize::MAX) {
-            Ok(Some(packet)) if buf.is_empty() => packet,
-            other => panic!("expected one 5.0 packet, got {other:?} from {bytes:02x?}"),
-        }
+        read_v5(&mut self.raw)
     }
 
     /// Subscribes to `filters` with one SUBSCRIBE (carrying `subscription_id` if given) and
