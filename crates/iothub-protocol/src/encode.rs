@@ -84,21 +84,27 @@ pub fn encode_publish(
     payload: &[u8],
 ) -> Result<(), EncodeError> {
     let start = buf.len();
-    write_publish(buf, header, topic, payload).inspect_err(|_| buf.truncate(start))
+    write_publish(buf, header, topic, payload, false).inspect_err(|_| buf.truncate(start))
 }
 
+/// Writes a PUBLISH without properties: the 3.x form, or with `v5` the 5.0 form, which only adds
+/// a Property Length of 0 after the packet identifier.
 fn write_publish(
     buf: &mut BytesMut,
     header: &PublishHeader,
     topic: &str,
     payload: &[u8],
+    v5: bool,
 ) -> Result<(), EncodeError> {
     let PublishHeader { dup, qos, retain, packet_id } = *header;
     let first_byte = 0x30 | (u8::from(dup) << 3) | (qos.bits() << 1) | u8::from(retain);
-    put_header(buf, first_byte, publish_body_len(topic, qos, payload.len()))?;
+    put_header(buf, first_byte, publish_body_len(topic, qos, payload.len()) + usize::from(v5))?;
     put_field(buf, topic.as_bytes())?;
     if qos != QoS::AtMostOnce {
         buf.put_u16(packet_id.map_or(0, PacketId::get));
+    }
+    if v5 {
+        buf.put_u8(0);
     }
     buf.put_slice(payload);
     Ok(())
@@ -138,6 +144,13 @@ pub struct OutgoingPublish<'a> {
 }
 
 impl OutgoingPublish<'_> {
+    fn has_properties(&self) -> bool {
+        self.properties.is_some()
+            || self.message_expiry_interval.is_some()
+            || self.topic_alias.is_some()
+            || !self.subscription_identifiers.is_empty()
+    }
+
     fn parts(&self) -> v5::PublishParts<'_> {
         v5::PublishParts {
             properties: self.properties,
@@ -166,8 +179,13 @@ impl OutgoingPublish<'_> {
         match version {
             ProtocolVersion::V5 => {
                 let start = buf.len();
-                v5::write_publish(buf, &self.header, self.topic, &self.parts(), self.payload)
-                    .inspect_err(|_| buf.truncate(start))
+                if self.has_properties() {
+                    v5::write_publish(buf, &self.header, self.topic, &self.parts(), self.payload)
+                } else {
+                    // Most messages carry no property at all: the 3.1.1 path plus one byte.
+                    write_publish(buf, &self.header, self.topic, self.payload, true)
+                }
+                .inspect_err(|_| buf.truncate(start))
             }
             ProtocolVersion::V31 | ProtocolVersion::V311 => {
                 encode_publish(buf, &self.header, self.topic, self.payload)
