@@ -225,15 +225,25 @@ impl Default for AuthConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// Storage backend; "memory" is the one available.
+    /// Storage backend: "memory" (nothing survives a restart) or "redb" (durable).
     pub backend: String,
-    /// Directory of a durable backend.
+    /// Directory of the durable store, created if missing; "data" when not set.
     pub path: Option<String>,
+    /// What a corrupt or unreadable store does at start-up: "set_aside" (rename it with a
+    /// timestamp, log loudly, start empty) or "refuse" (stop with a message).
+    pub on_corruption: String,
 }
 
 impl Default for StorageConfig {
     fn default() -> StorageConfig {
-        StorageConfig { backend: "memory".to_owned(), path: None }
+        StorageConfig { backend: "memory".to_owned(), path: None, on_corruption: "set_aside".to_owned() }
+    }
+}
+
+impl StorageConfig {
+    /// The directory of the durable store.
+    pub fn dir(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(self.path.as_deref().unwrap_or("data"))
     }
 }
 
@@ -315,6 +325,7 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("auth", "acl_file", Kind::Str),
     ("storage", "backend", Kind::Str),
     ("storage", "path", Kind::Str),
+    ("storage", "on_corruption", Kind::Str),
     ("logging", "level", Kind::Str),
     ("logging", "format", Kind::Str),
 ];
@@ -623,12 +634,22 @@ impl Config {
                 "authentication is not available in this release; set it to false",
             ));
         }
-        if self.storage.backend != "memory" {
+        if !["memory", "redb"].contains(&self.storage.backend.as_str()) {
             return Err(error(
                 origin,
                 "storage.backend",
-                format!("{:?} is not available in this release; use \"memory\"", self.storage.backend),
+                format!("{:?} is not a backend; use \"memory\" or \"redb\"", self.storage.backend),
             ));
+        }
+        if !["set_aside", "refuse"].contains(&self.storage.on_corruption.as_str()) {
+            return Err(error(
+                origin,
+                "storage.on_corruption",
+                format!("{:?} is not a choice; use \"set_aside\" or \"refuse\"", self.storage.on_corruption),
+            ));
+        }
+        if self.storage.path.as_deref() == Some("") {
+            return Err(error(origin, "storage.path", "is empty; name the directory of the store"));
         }
         if !["trace", "debug", "info", "warn", "error"].contains(&self.logging.level.as_str()) {
             return Err(error(

@@ -11,6 +11,7 @@ use crate::mailbox::{QueueLimits, QueueOverflow};
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::session::{Registry, SessionLimits};
+use crate::storage::{SessionLog, Store};
 
 /// What every connection task shares.
 #[derive(Debug)]
@@ -27,12 +28,19 @@ pub struct Context {
     pub connection_slots: Option<Arc<Semaphore>>,
     /// The enhanced authentication methods clients may name (5.0 section 4.12).
     pub auth_methods: Vec<Arc<dyn AuthenticationMethod>>,
+    /// Durable storage; `None` with the memory backend.
+    pub(crate) store: Option<Arc<Store>>,
 }
 
 impl Context {
     /// The enhanced authentication method called `name`, if the server has it.
     pub fn auth_method(&self, name: &str) -> Option<&Arc<dyn AuthenticationMethod>> {
         self.auth_methods.iter().find(|m| m.name() == name)
+    }
+
+    /// A durable log for a persistent session of `client_id`, if storage is durable.
+    pub(crate) fn session_log(&self, client_id: &str) -> Option<SessionLog> {
+        self.store.as_ref().map(|store| SessionLog::new(Arc::clone(store), client_id))
     }
 
     /// Bounds of each session's queue.

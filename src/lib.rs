@@ -23,6 +23,7 @@ mod metrics;
 mod router;
 mod server;
 mod session;
+pub mod storage;
 mod transport;
 
 pub use config::{Config, ConfigBuilder, ConfigError};

@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 
 use crate::message::Delivery;
 use crate::metrics::Metrics;
+use crate::storage::SessionLog;
 
 /// What happened to a pushed delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +107,10 @@ pub struct Mailbox {
     online: AtomicBool,
     /// Server-wide counters that every drop is also counted in.
     metrics: Option<Arc<Metrics>>,
+    /// The durable log of a persistent session, when the server has durable storage: QoS 1/2
+    /// deliveries are logged as they are queued, under the lock, so that the op is issued
+    /// before anyone can pull the delivery.
+    log: Option<SessionLog>,
 }
 
 #[derive(Debug)]
@@ -169,7 +174,39 @@ impl Mailbox {
             slow: AtomicBool::new(false),
             online: AtomicBool::new(true),
             metrics: None,
+            log: None,
         }
+    }
+
+    /// The same mailbox, logging its session's durable changes to `log`.
+    pub(crate) fn logging_to(mut self, log: SessionLog) -> Mailbox {
+        self.log = Some(log);
+        self
+    }
+
+    /// The session's durable log, if the session is persistent and storage durable.
+    pub(crate) fn log(&self) -> Option<&SessionLog> {
+        self.log.as_ref()
+    }
+
+    /// The number of the last durable op issued for this session (0 without a log).
+    pub(crate) fn last_logged(&self) -> u64 {
+        self.log.as_ref().map_or(0, SessionLog::last)
+    }
+
+    /// Puts back a delivery read from durable storage, at the end of the queue, without
+    /// logging it again or applying the bounds: it was accepted before the restart.
+    pub(crate) fn restore(&self, delivery: Delivery) {
+        let mut inner = self.lock();
+        if delivery.on_subscribe {
+            inner.retained += 1;
+        } else {
+            inner.bytes += delivery.size();
+            if delivery.qos == QoS::AtMostOnce {
+                inner.qos0 += 1;
+            }
+        }
+        inner.queue.push_back(delivery);
     }
 
     /// The same mailbox, counting its drops in the server-wide `metrics` too.
@@ -294,7 +331,7 @@ impl Mailbox {
     /// route a whole batch first and wake each subscriber once. The flag is true when the queue
     /// was empty: only then must the caller wake the mailbox, because a connection that left
     /// messages queued is already bound to pull again.
-    pub fn enqueue(&self, delivery: Delivery) -> (PushOutcome, bool) {
+    pub fn enqueue(&self, mut delivery: Delivery) -> (PushOutcome, bool) {
         let mut inner = self.lock();
         if inner.closed {
             return (PushOutcome::Closed, false);
@@ -307,6 +344,9 @@ impl Mailbox {
         match outcome {
             PushOutcome::Queued | PushOutcome::OverLimit => {
                 let was_empty = inner.queue.len() == inner.qos0_doomed;
+                if let (Some(log), false) = (&self.log, delivery.qos == QoS::AtMostOnce) {
+                    log.enqueue(&mut delivery);
+                }
                 if delivery.on_subscribe {
                     inner.retained += 1;
                 } else {
@@ -371,6 +411,9 @@ impl Mailbox {
         if let Some(evicted) = position.and_then(|index| inner.queue.remove(index)) {
             inner.remove_accounting(&evicted);
             self.count_drop(evicted.qos);
+            if let Some(log) = &self.log {
+                log.done(&evicted);
+            }
         }
     }
 
@@ -431,6 +474,9 @@ impl Mailbox {
                     };
                     inner.remove_accounting(&evicted);
                     self.count_drop(evicted.qos);
+                    if let Some(log) = &self.log {
+                        log.done(&evicted);
+                    }
                 }
             }
         }

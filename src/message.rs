@@ -5,6 +5,7 @@
 //! either of them, about connections or about sockets.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,9 +24,15 @@ pub fn too_deep(topic: &str) -> bool {
     topic.bytes().filter(|&b| b == b'/').count() > MAX_TOPIC_SEPARATORS
 }
 
+/// Source of message ids.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// An application message as the broker holds it: decoded once, shared by every subscriber.
 #[derive(Debug)]
 pub struct Message {
+    /// Process-wide identity, unique and increasing; durable storage keys the message by it,
+    /// and a restart continues after the largest stored one.
+    pub id: u64,
     /// Topic name.
     pub topic: ByteString,
     /// Application payload.
@@ -56,6 +63,7 @@ impl Message {
     /// A message from its parts, with no properties, no expiry and no publishing session.
     pub fn new(topic: ByteString, payload: Bytes, qos: QoS, retain: bool) -> Message {
         Message {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             topic,
             payload,
             qos,
@@ -66,6 +74,13 @@ impl Message {
             expires_at: None,
             properties_size: 0,
         }
+    }
+
+    /// The same message with the id it was stored under; ids issued later are larger.
+    pub(crate) fn with_id(mut self, id: u64) -> Message {
+        self.id = id;
+        NEXT_ID.fetch_max(id.saturating_add(1), Ordering::Relaxed);
+        self
     }
 
     /// Sets the publishing session (its session id and client identifier hash).
@@ -199,6 +214,8 @@ struct DeliveryExtra {
     /// The shared subscription group it was chosen for, if any: a member whose session ends
     /// hands it to another member.
     shared: Option<Arc<str>>,
+    /// Its entry number in durable storage, for a persistent session's QoS 1/2 delivery.
+    stored: Option<u64>,
 }
 
 impl Delivery {
@@ -225,6 +242,16 @@ impl Delivery {
     /// Marks the delivery as chosen for the shared subscription `key`.
     pub fn set_shared(&mut self, key: Arc<str>) {
         self.extra.get_or_insert_with(Box::default).shared = Some(key);
+    }
+
+    /// Its entry number in durable storage, if it has one.
+    pub fn stored_seq(&self) -> Option<u64> {
+        self.extra.as_ref().and_then(|e| e.stored)
+    }
+
+    /// Sets its entry number in durable storage.
+    pub fn set_stored_seq(&mut self, seq: u64) {
+        self.extra.get_or_insert_with(Box::default).stored = Some(seq);
     }
 
     /// A retained message sent because of a new subscription, RETAIN flag set.

@@ -18,6 +18,7 @@ use crate::context::Context;
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::session::Registry;
+use crate::storage::{self, Backend, RedbBackend, Restored, StorageError, Store};
 use crate::transport::Listener;
 
 /// A bound, not yet running server.
@@ -41,20 +42,15 @@ impl Server {
         config: &Config,
         auth_methods: Vec<Arc<dyn AuthenticationMethod>>,
     ) -> io::Result<Server> {
-        let metrics = Arc::new(Metrics::default());
-        let server = config.server.clone();
-        // The validated configuration always names a strategy; without this the router kept its
-        // default and `shared_subscription_strategy` had no effect.
-        let strategy = server.shared_strategy().unwrap_or_default();
-        let context = Arc::new(Context {
-            router: Router::new(server.retained_message_limit, Arc::clone(&metrics)).with_strategy(strategy),
-            registry: Registry::default(),
-            connection_slots: (server.max_connections > 0)
-                .then(|| Arc::new(Semaphore::new(server.max_connections))),
-            metrics,
-            config: server,
-            auth_methods,
-        });
+        let context = match config.storage.backend.as_str() {
+            "redb" => open_redb(config, &auth_methods)?,
+            _ => build_context(config, &auth_methods, None),
+        };
+        Server::listen(context).await
+    }
+
+    /// Binds the listeners of `context`'s configuration.
+    async fn listen(context: Arc<Context>) -> io::Result<Server> {
         let mut brokers = Vec::new();
         for url in &context.config.listen_addresses {
             let address =
@@ -65,6 +61,14 @@ impl Server {
             brokers.push(Broker::new(listener, url, Arc::clone(&context)));
         }
         Ok(Server { brokers, context })
+    }
+
+    /// Binds every listener of `config` with durable storage on `backend` instead of the one
+    /// `storage.backend` names: its contents are restored first. This is how another backend
+    /// plugs in (see `docs/ARCHITECTURE.md`).
+    pub async fn bind_with_backend(config: &Config, backend: Box<dyn Backend>) -> io::Result<Server> {
+        let (context, _) = start_durable(config, &[], backend).map_err(io::Error::other)?;
+        Server::listen(context).await
     }
 
     /// The addresses actually bound, in configuration order.
@@ -96,12 +100,88 @@ impl Server {
         let deadline = Duration::from_secs(self.context.config.shutdown_timeout_secs);
         let finished = tokio::time::timeout(deadline, tracker.wait()).await.is_ok();
         expiry.abort();
+        if let Some(store) = &self.context.store {
+            store.close(deadline).await;
+        }
         if !finished {
             tracing::warn!(remaining = tracker.len(), "shutdown deadline passed with connections still open");
         }
         tracing::info!("stopped; {}", self.context.metrics);
         finished
     }
+}
+
+/// The shared state, with `store` as its durable storage.
+fn build_context(
+    config: &Config,
+    auth_methods: &[Arc<dyn AuthenticationMethod>],
+    store: Option<Arc<Store>>,
+) -> Arc<Context> {
+    let metrics = Arc::new(Metrics::default());
+    let server = config.server.clone();
+    // The validated configuration always names a strategy; without this the router kept its
+    // default and `shared_subscription_strategy` had no effect.
+    let strategy = server.shared_strategy().unwrap_or_default();
+    Arc::new(Context {
+        router: Router::new(server.retained_message_limit, Arc::clone(&metrics))
+            .with_strategy(strategy)
+            .with_store(store.clone()),
+        registry: Registry::default(),
+        connection_slots: (server.max_connections > 0).then(|| Arc::new(Semaphore::new(server.max_connections))),
+        metrics,
+        config: server,
+        auth_methods: auth_methods.to_vec(),
+        store,
+    })
+}
+
+/// Loads `backend`, restores its contents into a new context and starts its writer.
+fn start_durable(
+    config: &Config,
+    auth_methods: &[Arc<dyn AuthenticationMethod>],
+    mut backend: Box<dyn Backend>,
+) -> Result<(Arc<Context>, Restored), StorageError> {
+    let state = backend.load()?;
+    let store = Arc::new(Store::new());
+    let context = build_context(config, auth_methods, Some(Arc::clone(&store)));
+    let restored = storage::restore(&state, &context, &store)?;
+    store.start(backend, &state, restored.next_seq);
+    Ok((context, restored))
+}
+
+/// Opens the redb store of `storage.path`, restores its contents and starts its writer, before
+/// any listener exists. A corrupt store is set aside (renamed with a timestamp) and the broker
+/// starts empty, or with `storage.on_corruption = "refuse"` start-up fails; a store of another
+/// layout is always refused.
+#[allow(clippy::disallowed_methods)] // Start-up reads the clock to time the restore.
+fn open_redb(config: &Config, auth_methods: &[Arc<dyn AuthenticationMethod>]) -> io::Result<Arc<Context>> {
+    let dir = config.storage.dir();
+    let started = std::time::Instant::now();
+    let fail = |e: StorageError| io::Error::other(format!("storage.path {}: {e}", dir.display()));
+    let attempt = || RedbBackend::open(&dir).and_then(|b| start_durable(config, auth_methods, Box::new(b)));
+    let (context, restored) = match attempt() {
+        Ok(opened) => opened,
+        Err(StorageError::Corrupt(why)) if config.storage.on_corruption == "set_aside" => {
+            let aside = storage::set_aside(&dir).map_err(|e| fail(StorageError::Io(e.to_string())))?;
+            tracing::error!(
+                store = %dir.display(),
+                set_aside = %aside.display(),
+                problem = %why,
+                "THE DURABLE STORE IS CORRUPT: it was set aside and the broker starts with an empty store"
+            );
+            attempt().map_err(fail)?
+        }
+        Err(error) => return Err(fail(error)),
+    };
+    tracing::info!(
+        store = %dir.display(),
+        sessions = restored.sessions,
+        queued = restored.entries,
+        retained = restored.retained,
+        millis = started.elapsed().as_millis(),
+        "durable store loaded"
+    );
+    Ok(context)
 }
 
 /// Discards offline sessions whose expiry time has passed, publishes wills whose delay has

@@ -13,6 +13,7 @@ use crate::exit::Exit;
 use crate::message::Message;
 use crate::router::RouteScratch;
 use crate::session::{Session, Takeover};
+use crate::storage::Clock;
 
 /// A connection's claim on a client identifier, and the session it serves.
 pub(super) struct SessionGuard {
@@ -59,9 +60,12 @@ impl SessionGuard {
     }
 
     #[allow(clippy::disallowed_methods)] // The I/O edge reads the clock.
-    fn hand_back(&self, session: Box<Session>) {
+    fn hand_back(&self, mut session: Box<Session>) {
         let expiry = session.expiry();
         let keep = expiry.keeps();
+        if keep {
+            session.persist(&Clock::now(), true);
+        }
         let expires_at = expiry.deadline(Instant::now());
         let context = &self.context;
         if let Some(mut discarded) = context.registry.release(session, self.connection_id, keep, expires_at) {
@@ -116,6 +120,11 @@ pub(crate) fn discard(context: &Context, session: &mut Session) {
         let handed = context.router.hand_on_shared(shared, &mut routing);
         context.metrics.shared_handed_on.fetch_add(handed as u64, std::sync::atomic::Ordering::Relaxed);
     }
+    // Its mailbox is closed now (`take_shared_deliveries` took everything and closed it), so
+    // no op for this session can follow this one.
+    if let Some(log) = session.mailbox().log() {
+        log.gone();
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +153,7 @@ mod tests {
             metrics,
             connection_slots: None,
             auth_methods: Vec::new(),
+            store: None,
         })
     }
 

@@ -244,10 +244,15 @@ pub(super) fn open_session(
         }
         None => {}
     }
-    let mailbox = Arc::new(
-        Mailbox::new(context.registry.next_id(), context.queue_limits())
-            .counting_in(Arc::clone(&context.metrics)),
-    );
+    let mut mailbox =
+        Mailbox::new(context.registry.next_id(), context.queue_limits()).counting_in(Arc::clone(&context.metrics));
+    // A session that outlives its connection is durable, when storage is: 3.1.1 without clean
+    // session, 5.0 with a Session Expiry Interval.
+    let persistent = if v5 { requested > 0 } else { !connect.clean_start };
+    if let Some(log) = context.session_log(&client_id).filter(|_| persistent) {
+        mailbox = mailbox.logging_to(log);
+    }
+    let mailbox = Arc::new(mailbox);
     let mut session =
         Box::new(Session::new(client_id, connect.clean_start, mailbox, context.session_limits()));
     let expiry_interval = if v5 { session.set_expiry_interval(requested) } else { 0 };

@@ -30,7 +30,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use bytestring::ByteString;
 use iothub_protocol::{
     decode, Auth, AuthProperties, Connect, DecodeError, Disconnect, Packet, ProtocolVersion, ReasonCode, Rule,
@@ -48,6 +48,7 @@ use crate::mailbox::Mailbox;
 use crate::message::{Delivery, Message};
 use crate::router::RouteScratch;
 use crate::session::{Action, Link, Session, Takeover, Will};
+use crate::storage::{Clock, Gate};
 use crate::transport::{Transport, Upgrader};
 use handoff::SessionGuard;
 pub(crate) use handoff::{discard, publish_will};
@@ -118,6 +119,8 @@ struct Connection {
     link: Option<Link>,
     /// The enhanced authentication method the connection authenticated with, if any.
     auth: Option<AuthState>,
+    /// Holds output that depends on durable ops until they are committed.
+    gate: Gate,
 }
 
 /// A connection's enhanced authentication (5.0 section 4.12).
@@ -171,6 +174,7 @@ pub(crate) async fn run(
         info,
         link: None,
         auth: None,
+        gate: Gate::default(),
     };
     let exit = connection.serve(&shutdown, deadline).await;
     if matches!(exit, Exit::Violation(_)) {
@@ -291,6 +295,8 @@ impl Connection {
         if self.auth.is_some() {
             session.set_enhanced_auth();
         }
+        // A persistent session's record (version, expiry, will) is durable before CONNACK goes.
+        session.persist(&Clock::now(), false);
         let exit = match session.resend_inflight(&mut self.wbuf, now) {
             Ok(()) => self.serve_session(session, shutdown, &takeover).await,
             Err(error) => Exit::Encode(error),
@@ -425,10 +431,13 @@ impl Connection {
         let deadline = |session: &Session| session.poll_timeout().unwrap_or_else(|| Instant::now() + NEVER);
         let timeout = tokio::time::sleep_until(deadline(session));
         tokio::pin!(timeout);
+        let store = self.context.store.clone();
+        let mut commits = store.as_ref().map(|store| store.subscribe());
         loop {
             if mailbox.is_slow() {
                 return Exit::SlowSubscriber;
             }
+            self.check_gate(&mailbox);
             if let (Some(blocked), None) = (&blocked, &room_wait) {
                 room_wait = Some(wait_for_room(blocked.full.clone(), Instant::now() + slow_timeout));
             }
@@ -444,15 +453,21 @@ impl Connection {
                     return Exit::Encode(error);
                 }
             }
+            self.check_gate(&mailbox);
+            let committed = store.as_ref().map_or(0, |store| store.committed());
+            let writable = self.gate.writable(self.wbuf.len(), committed);
+            let held = self.gate.waiting_for().is_some();
             let backlogged = self.wbuf.len() >= READ_LIMIT;
             let reading = turn == Turn::Idle && !backlogged;
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Exit::Shutdown,
                 () = takeover.kicked() => return Exit::TakenOver,
-                written = self.writer.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => match written {
+                written = self.writer.write(&self.wbuf[..writable]), if writable > 0 => match written {
                     Ok(0) => return Exit::PeerClosed,
-                    Ok(_) => {
+                    Ok(n) => {
+                        self.wbuf.advance(n);
+                        self.gate.wrote(n);
                         if backlogged {
                             // The broker is not reading this client, and the client is taking
                             // what it is sent: it is alive.
@@ -499,6 +514,7 @@ impl Connection {
                     };
                 }
                 () = mailbox.notified() => {}
+                _ = changed(&mut commits), if held => {}
                 () = &mut timeout => {
                     let now = Instant::now();
                     if blocked.is_some() {
@@ -591,15 +607,29 @@ impl Connection {
                 let retained = send_retained.then_some((&mut self.retained, &mut self.walk_budget));
                 // The session refused filters the router would refuse, so this cannot fail.
                 let _ = router.subscribe(&filter, mailbox, &options, subscription_id, retained);
+                if let Some(log) = mailbox.log() {
+                    log.subscribe(&filter, &options, subscription_id.map(std::num::NonZeroU32::get));
+                }
             }
             Action::Unsubscribe { filter } => {
                 router.unsubscribe(&filter, mailbox.session_id());
+                if let Some(log) = mailbox.log() {
+                    log.unsubscribe(&filter);
+                }
             }
             Action::SubscriptionCount(count) => mailbox.set_subscription_count(count),
             Action::Send(packet) => link.write(&mut self.wbuf, &packet).map_err(Exit::Encode)?,
             Action::Authenticate(auth) => self.reauthenticate(&auth)?,
         }
         Ok(None)
+    }
+
+    /// Records the output appended since the last check against the durable ops this
+    /// connection's work issued: what depends on ops not yet committed is held back.
+    fn check_gate(&mut self, mailbox: &Mailbox) {
+        let Some(store) = &self.context.store else { return };
+        let issued = self.routing.take_logged().max(mailbox.last_logged());
+        self.gate.check(self.wbuf.len(), issued, store.committed());
     }
 
     /// The connection's link; only called once CONNACK has set it.
@@ -641,8 +671,14 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends what is left in the write buffer, briefly, and closes the socket.
+    /// Sends what is left in the write buffer, briefly, and closes the socket. Output held for
+    /// a commit waits for it within the same time, and is not sent if it does not come.
     async fn close(&mut self) {
+        if let (Some(store), Some(_)) = (&self.context.store, self.gate.waiting_for()) {
+            let _ = tokio::time::timeout(FINAL_FLUSH, store.durable(self.gate.needed())).await;
+            let writable = self.gate.writable(self.wbuf.len(), store.committed());
+            self.wbuf.truncate(writable);
+        }
         let flush = async {
             self.writer.write_all_buf(&mut self.wbuf).await?;
             self.writer.shutdown().await
@@ -703,6 +739,18 @@ fn wait_for_room(full: Vec<Arc<Mailbox>>, deadline: Instant) -> RoomWait {
         };
         tokio::time::timeout_at(deadline, room).await.is_ok()
     })
+}
+
+/// Completes when a commit is published; never without a store.
+async fn changed(commits: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    match commits {
+        Some(commits) => {
+            if commits.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Polls the wait if there is one; never completes otherwise.

@@ -26,6 +26,7 @@ use crate::config::SharedStrategy;
 use crate::mailbox::{Mailbox, PushOutcome};
 use crate::message::{too_deep, Delivery, Message};
 use crate::metrics::Metrics;
+use crate::storage::{Op, Store};
 
 /// Most members a message tries when the ones picked for it turn out to have ended (each ended
 /// session leaves the tree, so more tries are only needed when many end at once).
@@ -129,9 +130,17 @@ pub struct RouteScratch {
     /// Mailboxes the last message was queued in past their bound: the publisher waits for them
     /// before it acknowledges the message.
     full: Vec<Arc<Mailbox>>,
+    /// The number of the last durable op the routed messages caused (queued for a persistent
+    /// session, retained): the publisher's acknowledgement waits until it is committed.
+    logged: u64,
 }
 
 impl RouteScratch {
+    /// The number of the last durable op routing caused since the last call.
+    pub fn take_logged(&mut self) -> u64 {
+        std::mem::take(&mut self.logged)
+    }
+
     /// Wakes every mailbox that received its first message since the last call, and gives back
     /// buffers a large fan-out made large.
     pub fn wake_all(&mut self) {
@@ -177,6 +186,7 @@ fn delivery_for(message: &Arc<Message>, subscriber: &Subscriber) -> Delivery {
 /// Queues a delivery, noting in `scratch` the mailbox to wake and whether it overfilled.
 fn deliver(mailbox: &Arc<Mailbox>, delivery: Delivery, scratch: &mut RouteScratch) -> PushOutcome {
     let (outcome, wake) = mailbox.enqueue(delivery);
+    scratch.logged = scratch.logged.max(mailbox.last_logged());
     match (outcome, wake) {
         (outcome @ (PushOutcome::Queued | PushOutcome::OverLimit), wake) => {
             if outcome == PushOutcome::OverLimit {
@@ -205,6 +215,8 @@ pub struct Router {
     strategy: SharedStrategy,
     /// Woken when a retained message that expires is stored, for the sweeper to look again.
     retained_expiry: tokio::sync::Notify,
+    /// Durable storage, which every change of the retained store is logged to.
+    store: Option<Arc<Store>>,
 }
 
 impl Router {
@@ -217,6 +229,22 @@ impl Router {
             metrics,
             strategy: SharedStrategy::default(),
             retained_expiry: tokio::sync::Notify::new(),
+            store: None,
+        }
+    }
+
+    /// The same router, logging retained-store changes to durable `store`.
+    pub(crate) fn with_store(mut self, store: Option<Arc<Store>>) -> Router {
+        self.store = store;
+        self
+    }
+
+    /// Puts back a retained message read from durable storage, without logging it again.
+    pub(crate) fn restore_retained(&self, message: Arc<Message>) {
+        let expires = message.expires_at.is_some();
+        self.retained.write().unwrap_or_else(PoisonError::into_inner).set(&message);
+        if expires {
+            self.retained_expiry.notify_one();
         }
     }
 
@@ -307,7 +335,9 @@ impl Router {
             return 0;
         }
         if message.retain {
-            self.retain(message);
+            if let Some(logged) = self.retain(message) {
+                scratch.logged = scratch.logged.max(logged);
+            }
         }
         let mut matches = std::mem::take(&mut scratch.matches);
         let mut shared = std::mem::take(&mut scratch.shared);
@@ -413,7 +443,14 @@ impl Router {
 
     /// Deletes the retained messages whose expiry time has passed at `now`.
     pub fn expire_retained(&self, now: tokio::time::Instant) -> usize {
-        self.retained.write().unwrap_or_else(PoisonError::into_inner).expire(now)
+        let mut topics = Vec::new();
+        let expired = self.retained.write().unwrap_or_else(PoisonError::into_inner).expire_into(now, &mut topics);
+        if let Some(store) = &self.store {
+            for topic in topics {
+                store.issue(Op::Unretain { topic });
+            }
+        }
+        expired
     }
 
     /// When the next retained message expires, if one does.
@@ -427,8 +464,17 @@ impl Router {
     }
 
     /// Stores, replaces or (empty payload) deletes the retained message of the message's topic.
-    fn retain(&self, message: &Arc<Message>) {
-        let outcome = self.retained.write().unwrap_or_else(PoisonError::into_inner).set(message);
+    /// Returns the number of the durable op that logged the change, if there is a store. The op
+    /// is issued under the store's write lock, so the log has the changes of a topic in order.
+    fn retain(&self, message: &Arc<Message>) -> Option<u64> {
+        let mut retained = self.retained.write().unwrap_or_else(PoisonError::into_inner);
+        let outcome = retained.set(message);
+        let logged = self.store.as_ref().and_then(|store| match outcome {
+            RetainOutcome::Stored => Some(store.issue(Op::Retain { message: Arc::clone(message) })),
+            RetainOutcome::Deleted => Some(store.issue(Op::Unretain { topic: message.topic.clone() })),
+            RetainOutcome::Refused => None,
+        });
+        drop(retained);
         if outcome == RetainOutcome::Stored && message.expires_at.is_some() {
             self.retained_expiry.notify_one();
         }
@@ -442,6 +488,7 @@ impl Router {
                 );
             }
         }
+        logged
     }
 }
 

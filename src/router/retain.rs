@@ -108,6 +108,12 @@ impl RetainStore {
 
     /// Deletes every stored message whose expiry time has passed at `now`; returns how many.
     pub fn expire(&mut self, now: Instant) -> usize {
+        self.expire_into(now, &mut Vec::new())
+    }
+
+    /// Deletes every stored message whose expiry time has passed at `now`, appending their
+    /// topics to `topics`; returns how many.
+    pub fn expire_into(&mut self, now: Instant, topics: &mut Vec<ByteString>) -> usize {
         let mut expired = 0;
         while let Some(entry) = self.by_expiry.first_entry() {
             if entry.key().0 > now {
@@ -118,6 +124,7 @@ impl RetainStore {
             if delete(&mut self.root, &levels) {
                 self.len -= 1;
                 expired += 1;
+                topics.push(topic);
             }
         }
         expired

@@ -198,6 +198,32 @@ impl Inflight {
         Some(packet_id)
     }
 
+    /// Puts back a delivery read from durable storage under the packet identifier it was sent
+    /// with; false if that identifier is already in use.
+    pub(super) fn restore(&mut self, packet_id: PacketId, state: Awaiting, delivery: Delivery) -> bool {
+        let id = packet_id.get();
+        if self.in_use(id) {
+            return false;
+        }
+        if self.entries.is_empty() && self.small.len() >= SMALL {
+            self.grow();
+        }
+        if let Some(ids) = &mut self.ids {
+            ids.set(id, true);
+        }
+        self.last_id = id;
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        let outgoing = Outgoing { state, delivery, sequence, owed: false };
+        if self.entries.is_empty() && self.small.len() < SMALL {
+            self.small.push_back((id, outgoing));
+        } else {
+            self.entries.insert(id, outgoing);
+            self.order.push_back((sequence, id));
+        }
+        true
+    }
+
     /// Moves a full short window into the map.
     fn grow(&mut self) {
         for (id, outgoing) in self.small.drain(..) {

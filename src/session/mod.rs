@@ -47,6 +47,7 @@ use crate::exit::Exit;
 use crate::mailbox::Mailbox;
 use crate::message::{too_deep, Delivery, Message};
 use crate::router::parse_shared;
+use crate::storage::{Clock, SessionRecord, StoredWill};
 use alias::{InboundAliases, OutboundAliases};
 use inflight::{Awaiting, Inflight};
 
@@ -246,6 +247,9 @@ pub struct Session {
     actions: VecDeque<Action>,
     /// The SUBSCRIBE being turned into actions, a chunk at a time.
     pending_subscribe: Option<PendingSubscribe>,
+    /// When the session went offline (wall-clock ms), once it has been persisted so; 0 while a
+    /// connection has it.
+    offline_since: u64,
 }
 
 /// A SUBSCRIBE whose filters are not all handled yet.
@@ -291,6 +295,7 @@ impl Session {
             enhanced_auth: false,
             actions: VecDeque::new(),
             pending_subscribe: None,
+            offline_since: 0,
         }
     }
 
@@ -307,6 +312,7 @@ impl Session {
         self.enhanced_auth = false;
         self.actions.clear();
         self.pending_subscribe = None;
+        self.offline_since = 0;
     }
 
     /// Sets the 5.0 Session Expiry Interval (seconds) the CONNECT asked for, capped by the
@@ -349,6 +355,63 @@ impl Session {
     /// Number of subscriptions held.
     pub fn subscription_count(&self) -> usize {
         self.subscriptions.len()
+    }
+
+    /// Logs the session's record (version, expiry, will) to durable storage, if it is
+    /// persistent there; `offline` when no connection has it any more.
+    pub(crate) fn persist(&mut self, clock: &Clock, offline: bool) {
+        if self.mailbox.log().is_none() {
+            return;
+        }
+        let offline_since = if offline { self.offline_since(clock) } else { 0 };
+        let will = match &self.pending_will {
+            Some(pending) => Some(StoredWill { will: pending.will.clone(), due: clock.to_unix_ms(pending.due) }),
+            None => self.will.clone().map(|will| StoredWill { will, due: 0 }),
+        };
+        let record = SessionRecord {
+            protocol_level: self.link.version.level(),
+            expiry_interval: self.expiry_interval,
+            offline_since,
+            will,
+        };
+        if let Some(log) = self.mailbox.log() {
+            log.session(record);
+        }
+    }
+
+    /// When the session went offline, the first time this is asked after its connection ended.
+    fn offline_since(&mut self, clock: &Clock) -> u64 {
+        if self.offline_since == 0 {
+            self.offline_since = clock.unix_ms().max(1);
+        }
+        self.offline_since
+    }
+
+    /// Puts back a subscription read from durable storage (the router has it already).
+    pub(crate) fn restore_subscription(&mut self, filter: ByteString) {
+        self.subscriptions.insert(filter);
+        self.mailbox.set_subscription_count(self.subscriptions.len());
+    }
+
+    /// Puts back a delivery that was in flight when the broker stopped: sent with `packet_id`,
+    /// and `released` if PUBREL was sent. It is re-sent when a connection resumes the session.
+    pub(crate) fn restore_inflight(&mut self, packet_id: PacketId, delivery: Delivery, released: bool) {
+        let state = match (released, delivery.qos) {
+            (true, _) => Awaiting::Comp,
+            (false, QoS::ExactlyOnce) => Awaiting::Rec,
+            (false, _) => Awaiting::Ack,
+        };
+        self.inflight.restore(packet_id, state, delivery);
+    }
+
+    /// Puts back an inbound QoS 2 packet identifier that awaited PUBREL.
+    pub(crate) fn restore_incoming(&mut self, packet_id: u16) {
+        self.awaiting_pubrel.insert(packet_id);
+    }
+
+    /// Puts back a will waiting for its delay, due at `due`.
+    pub(crate) fn restore_pending_will(&mut self, will: Will, due: Instant) {
+        self.pending_will = Some(PendingWill { will, due });
     }
 
     /// Removes and returns every subscription's filter, for the caller to remove from the router
@@ -489,6 +552,7 @@ impl Session {
                 .map(|(packet_id, o)| (packet_id, o.state))
                 .collect();
             for (packet_id, state) in too_large {
+                self.log_done(packet_id, state);
                 self.inflight.complete(packet_id, state);
                 self.mailbox.count_too_large();
             }
@@ -566,6 +630,9 @@ impl Session {
         for delivery in pulled.drain(..) {
             if delivery.message.is_expired(now) {
                 self.mailbox.count_expired();
+                if let Some(log) = self.mailbox.log() {
+                    log.done(&delivery);
+                }
                 discarded += 1;
                 continue;
             }
@@ -574,6 +641,9 @@ impl Session {
                 && self.publish_size(&delivery, now) > self.link.max_packet_size
             {
                 self.mailbox.count_too_large();
+                if let Some(log) = self.mailbox.log() {
+                    log.done(&delivery);
+                }
                 discarded += 1;
                 continue;
             }
@@ -587,6 +657,9 @@ impl Session {
             let state = if delivery.qos == QoS::AtLeastOnce { Awaiting::Ack } else { Awaiting::Rec };
             // The window is at most 65,535 (validated), so an identifier is always free.
             let Some(packet_id) = self.inflight.insert(state, delivery) else { continue };
+            if let (Some(log), Some(outgoing)) = (self.mailbox.log(), self.inflight.get(packet_id)) {
+                log.sent(&outgoing.delivery, packet_id);
+            }
             if let (true, Some(outgoing)) = (result.is_ok(), self.inflight.get(packet_id)) {
                 let publish =
                     Outgoing { delivery: &outgoing.delivery, dup: false, packet_id: Some(packet_id) };
@@ -606,7 +679,16 @@ impl Session {
 
     /// PUBACK from the client ends a QoS 1 delivery.
     pub fn handle_puback(&mut self, packet_id: PacketId) {
+        self.log_done(packet_id, Awaiting::Ack);
         self.inflight.complete(packet_id, Awaiting::Ack);
+    }
+
+    /// Logs the end of the exchange using `packet_id`, if it is in `state`, to durable storage.
+    fn log_done(&self, packet_id: PacketId, state: Awaiting) {
+        let Some(log) = self.mailbox.log() else { return };
+        if let Some(outgoing) = self.inflight.get(packet_id).filter(|o| o.state == state) {
+            log.done(&outgoing.delivery);
+        }
     }
 
     /// PUBREC from the client: answer PUBREL and wait for PUBCOMP [MQTT-4.3.3-1]. A 5.0 PUBREC
@@ -616,11 +698,18 @@ impl Session {
     /// PUBREC for an identifier not in flight gets PUBREL 0x92 (3.6.2.1).
     pub fn handle_pubrec(&mut self, packet_id: PacketId, reason_code: ReasonCode) {
         if !reason_code.is_success() {
+            self.log_done(packet_id, Awaiting::Rec);
             self.inflight.complete(packet_id, Awaiting::Rec);
             return;
         }
         let reason_code = match self.inflight.advance(packet_id, Awaiting::Rec, Awaiting::Comp) {
-            Some(Awaiting::Rec | Awaiting::Comp) => ReasonCode::Success,
+            Some(Awaiting::Rec) => {
+                if let (Some(log), Some(outgoing)) = (self.mailbox.log(), self.inflight.get(packet_id)) {
+                    log.released(&outgoing.delivery, packet_id);
+                }
+                ReasonCode::Success
+            }
+            Some(Awaiting::Comp) => ReasonCode::Success,
             None if self.link.is_v5() => ReasonCode::PacketIdentifierNotFound,
             _ => return,
         };
@@ -630,6 +719,7 @@ impl Session {
 
     /// PUBCOMP from the client ends a QoS 2 delivery.
     pub fn handle_pubcomp(&mut self, packet_id: PacketId) {
+        self.log_done(packet_id, Awaiting::Comp);
         self.inflight.complete(packet_id, Awaiting::Comp);
     }
 
@@ -675,6 +765,9 @@ impl Session {
                 let new = !self.awaiting_pubrel.contains(&id.get());
                 if new && self.awaiting_pubrel.len() >= self.link.receive_maximum {
                     return Err(violation(Rule::V5_3_3_4_7));
+                }
+                if let (true, Some(log)) = (new, self.mailbox.log()) {
+                    log.incoming(id.get());
                 }
                 self.awaiting_pubrel.insert(id.get())
             }
@@ -731,6 +824,9 @@ impl Session {
     /// known and answered 0x00.
     pub fn handle_pubrel(&mut self, packet_id: PacketId) {
         let known = self.awaiting_pubrel.remove(&packet_id.get());
+        if let (true, Some(log)) = (known, self.mailbox.log()) {
+            log.incoming_done(packet_id.get());
+        }
         let reason_code = if known || !self.link.is_v5() {
             ReasonCode::Success
         } else {

@@ -251,6 +251,24 @@ impl Registry {
         }
     }
 
+    /// Adds an offline session read from durable storage at start-up, kept until `expires_at`
+    /// (`None`: never), with its delayed will indexed.
+    pub fn restore(&self, session: Box<Session>, expires_at: Option<Instant>) {
+        let mut slots = self.lock();
+        let client_id = session.client_id.clone();
+        let expires = expires_at.map(|at| (at, self.next_id()));
+        if let Some(key) = expires {
+            slots.by_expiry.insert(key, client_id.clone());
+        }
+        let will = session.pending_will_due().map(|at| (at, self.next_id()));
+        if let Some(key) = will {
+            slots.by_will.insert(key, client_id.clone());
+        }
+        slots.by_client.insert(client_id, Slot::Offline { session, expires, will });
+        drop(slots);
+        self.changed.notify_one();
+    }
+
     /// Gives up the claim of connection `connection_id` on `client_id` without a session to hand
     /// back (the task ended between its claim and its session, or lost the session in a panic).
     pub fn abandon(&self, client_id: &ByteString, connection_id: u64) {
@@ -275,6 +293,8 @@ impl Registry {
             if let Some(Slot::Offline { session, will, .. }) = slots.by_client.get_mut(&client_id) {
                 *will = None;
                 due.wills.extend(session.take_pending_will(now));
+                // The stored record must not publish it again after a restart.
+                session.persist(&crate::storage::Clock::now(), true);
             }
         }
         while let Some(entry) = slots.by_expiry.first_entry() {

@@ -61,6 +61,24 @@ impl Will {
         self
     }
 
+    /// The will's fields, for storage: topic, payload, QoS, RETAIN, properties (with its own
+    /// Message Expiry Interval), delay.
+    pub(crate) fn parts(&self) -> (&str, &[u8], QoS, bool, Option<&PublishProperties>, Duration) {
+        (&self.topic, &self.payload, self.qos, self.retain, self.properties.as_deref(), self.delay)
+    }
+
+    /// A will read back from storage.
+    pub(crate) fn restore(
+        topic: ByteString,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        properties: Option<Box<PublishProperties>>,
+        delay: Duration,
+    ) -> Will {
+        Will { topic, payload, qos, retain, properties, delay, origin: (0, 0) }
+    }
+
     /// The Will Delay Interval.
     pub fn delay(&self) -> Duration {
         self.delay

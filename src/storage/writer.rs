@@ -1,0 +1,200 @@
+//! The writer thread: takes every op issued since its last commit, turns them into keyed writes
+//! and commits them in one durable transaction (group commit), then publishes the number of the
+//! last op it committed. Connections never wait on the disk themselves: they wait on that
+//! number, and only for output that depends on it.
+//!
+//! It keeps what the keyed writes need and the ops do not say: which message each queue entry
+//! refers to, and how many entries and retained topics refer to each message, so that a message
+//! is stored once and deleted with its last reference.
+//!
+//! A commit that fails (a full disk) is retried, once a second, with the same writes; nothing
+//! issued after it is committed first, so the acknowledgements waiting on it wait, and resume
+//! when the disk has room again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytestring::ByteString;
+
+use super::record::{encode_message, encode_subscription, Clock, Entry, EntryState};
+use super::{Backend, Op, StoredState, Store, Write};
+use crate::message::{Delivery, Message};
+
+/// Pause between attempts of a commit the backend refused.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// What the writer knows of the stored state.
+#[derive(Debug, Default)]
+pub(super) struct Index {
+    /// Queue entries by client: entry number to message id.
+    entries: HashMap<Arc<str>, BTreeMap<u64, u64>>,
+    /// References to each stored message.
+    refs: HashMap<u64, u32>,
+    /// Retained topics and their message ids.
+    retained: HashMap<ByteString, u64>,
+}
+
+impl Index {
+    /// The index of a loaded store; messages nothing refers to are listed for deletion.
+    pub(super) fn of(state: &StoredState) -> (Index, Vec<Write>) {
+        let mut index = Index::default();
+        for (client, seq, record) in &state.entries {
+            if let Ok(entry) = Entry::decode(record) {
+                index.entries.entry(Arc::clone(client)).or_default().insert(*seq, entry.message);
+                *index.refs.entry(entry.message).or_default() += 1;
+            }
+        }
+        for (topic, id) in &state.retained {
+            index.retained.insert(topic.clone(), *id);
+            *index.refs.entry(*id).or_default() += 1;
+        }
+        let orphans = state
+            .messages
+            .iter()
+            .filter(|(id, _)| !index.refs.contains_key(id))
+            .map(|&(id, _)| Write::DeleteMessage { id })
+            .collect();
+        (index, orphans)
+    }
+
+    fn acquire(&mut self, message: &Message, clock: &Clock, writes: &mut Vec<Write>) {
+        let refs = self.refs.entry(message.id).or_default();
+        if *refs == 0 {
+            let mut record = Vec::with_capacity(32 + message.topic.len() + message.payload.len());
+            encode_message(message, clock, &mut record);
+            writes.push(Write::PutMessage { id: message.id, record });
+        }
+        *refs += 1;
+    }
+
+    fn release(&mut self, id: u64, writes: &mut Vec<Write>) {
+        if let Some(refs) = self.refs.get_mut(&id) {
+            *refs -= 1;
+            if *refs == 0 {
+                self.refs.remove(&id);
+                writes.push(Write::DeleteMessage { id });
+            }
+        }
+    }
+
+    fn put_entry(&self, client: &Arc<str>, seq: u64, delivery: &Delivery, state: EntryState, writes: &mut Vec<Write>) {
+        let Some(&message) = self.entries.get(client).and_then(|e| e.get(&seq)) else {
+            // Done with before this op: nothing to update.
+            return;
+        };
+        let entry = Entry { state, ..Entry::of(delivery, message) };
+        writes.push(Write::PutEntry { client: Arc::clone(client), seq, record: entry.encode() });
+    }
+
+    /// Turns one op into writes.
+    pub(super) fn translate(&mut self, op: Op, clock: &Clock, writes: &mut Vec<Write>) {
+        match op {
+            Op::Session { client, record } => {
+                writes.push(Write::PutSession { client, record: record.encode() });
+            }
+            Op::SessionGone { client } => {
+                if let Some(entries) = self.entries.remove(&client) {
+                    for message in entries.into_values() {
+                        self.release(message, writes);
+                    }
+                }
+                writes.push(Write::DeleteSession { client });
+            }
+            Op::Subscribe { client, filter, options, id } => {
+                writes.push(Write::PutSubscription { client, filter, record: encode_subscription(&options, id) });
+            }
+            Op::Unsubscribe { client, filter } => writes.push(Write::DeleteSubscription { client, filter }),
+            Op::Enqueue { client, seq, delivery } => {
+                self.acquire(&delivery.message, clock, writes);
+                let id = delivery.message.id;
+                self.entries.entry(Arc::clone(&client)).or_default().insert(seq, id);
+                writes.push(Write::PutEntry { client, seq, record: Entry::of(&delivery, id).encode() });
+            }
+            Op::Sent { client, seq, packet_id, delivery } => {
+                self.put_entry(&client, seq, &delivery, EntryState::Sent(packet_id), writes);
+            }
+            Op::Released { client, seq, packet_id, delivery } => {
+                self.put_entry(&client, seq, &delivery, EntryState::Released(packet_id), writes);
+            }
+            Op::Done { client, seq } => {
+                let removed = self.entries.get_mut(&client).and_then(|e| e.remove(&seq));
+                if let Some(message) = removed {
+                    if self.entries.get(&client).is_some_and(BTreeMap::is_empty) {
+                        self.entries.remove(&client);
+                    }
+                    self.release(message, writes);
+                    writes.push(Write::DeleteEntry { client, seq });
+                }
+            }
+            Op::Incoming { client, packet_id } => writes.push(Write::PutIncoming { client, packet_id }),
+            Op::IncomingDone { client, packet_id } => writes.push(Write::DeleteIncoming { client, packet_id }),
+            Op::Retain { message } => {
+                self.acquire(&message, clock, writes);
+                if let Some(old) = self.retained.insert(message.topic.clone(), message.id) {
+                    self.release(old, writes);
+                }
+                writes.push(Write::PutRetained { topic: message.topic.clone(), message: message.id });
+            }
+            Op::Unretain { topic } => {
+                if let Some(old) = self.retained.remove(&topic) {
+                    self.release(old, writes);
+                    writes.push(Write::DeleteRetained { topic });
+                }
+            }
+        }
+    }
+}
+
+/// Starts the writer thread.
+pub(super) fn spawn(store: Arc<Store>, backend: Box<dyn Backend>, state: &StoredState) {
+    let (index, orphans) = Index::of(state);
+    let spawned = std::thread::Builder::new()
+        .name("iothub-storage".to_owned())
+        .spawn(move || run(&store, backend, index, orphans));
+    if let Err(error) = spawned {
+        // Without a writer nothing durable is ever acknowledged; say so loudly.
+        tracing::error!(%error, "cannot start the storage writer thread");
+    }
+}
+
+fn run(store: &Store, mut backend: Box<dyn Backend>, mut index: Index, orphans: Vec<Write>) {
+    let mut writes = orphans;
+    if !writes.is_empty() {
+        commit(backend.as_mut(), &writes);
+        writes.clear();
+    }
+    while let Some((ops, last)) = store.take() {
+        let clock = Clock::now();
+        for op in ops {
+            index.translate(op, &clock, &mut writes);
+        }
+        if !writes.is_empty() {
+            commit(backend.as_mut(), &writes);
+            writes.clear();
+        }
+        store.committed.send_replace(last);
+    }
+}
+
+/// Commits `writes`, retrying until the backend takes them.
+fn commit(backend: &mut dyn Backend, writes: &[Write]) {
+    let mut failures = 0u64;
+    loop {
+        match backend.commit(writes) {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::warn!(failures, "storage commit succeeded again; acknowledgements resume");
+                }
+                return;
+            }
+            Err(error) => {
+                failures += 1;
+                if failures.is_power_of_two() {
+                    tracing::error!(%error, failures, "storage commit failed; acknowledgements wait until it succeeds");
+                }
+                std::thread::sleep(RETRY);
+            }
+        }
+    }
+}
