@@ -38,9 +38,10 @@ impl Context {
         self.auth_methods.iter().find(|m| m.name() == name)
     }
 
-    /// A durable log for a persistent session of `client_id`, if storage is durable.
-    pub(crate) fn session_log(&self, client_id: &str) -> Option<SessionLog> {
-        self.store.as_ref().map(|store| SessionLog::new(Arc::clone(store), client_id))
+    /// A durable log for the persistent session of `client_id` whose mailbox has id
+    /// `session_id`, if storage is durable.
+    pub(crate) fn session_log(&self, client_id: &str, session_id: u64) -> Option<SessionLog> {
+        self.store.as_ref().map(|store| SessionLog::new(Arc::clone(store), client_id, session_id))
     }
 
     /// Bounds of each session's queue.

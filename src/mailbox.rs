@@ -31,7 +31,7 @@ use tokio::sync::Notify;
 
 use crate::message::Delivery;
 use crate::metrics::Metrics;
-use crate::storage::SessionLog;
+use crate::storage::{Op, SessionLog};
 
 /// What happened to a pushed delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,7 +331,17 @@ impl Mailbox {
     /// route a whole batch first and wake each subscriber once. The flag is true when the queue
     /// was empty: only then must the caller wake the mailbox, because a connection that left
     /// messages queued is already bound to pull again.
-    pub fn enqueue(&self, mut delivery: Delivery) -> (PushOutcome, bool) {
+    pub fn enqueue(&self, delivery: Delivery) -> (PushOutcome, bool) {
+        self.enqueue_grouped(delivery, None)
+    }
+
+    /// `enqueue`, with the durable op of a persistent session's QoS 1/2 delivery put in `group`
+    /// (the ops of one publication, issued together) instead of issued now.
+    pub(crate) fn enqueue_grouped(
+        &self,
+        mut delivery: Delivery,
+        group: Option<&mut Vec<Op>>,
+    ) -> (PushOutcome, bool) {
         let mut inner = self.lock();
         if inner.closed {
             return (PushOutcome::Closed, false);
@@ -345,7 +355,7 @@ impl Mailbox {
             PushOutcome::Queued | PushOutcome::OverLimit => {
                 let was_empty = inner.queue.len() == inner.qos0_doomed;
                 if let (Some(log), false) = (&self.log, delivery.qos == QoS::AtMostOnce) {
-                    log.enqueue(&mut delivery);
+                    log.enqueue(&mut delivery, group);
                 }
                 if delivery.on_subscribe {
                     inner.retained += 1;

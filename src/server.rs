@@ -127,7 +127,8 @@ fn build_context(
             .with_strategy(strategy)
             .with_store(store.clone()),
         registry: Registry::default(),
-        connection_slots: (server.max_connections > 0).then(|| Arc::new(Semaphore::new(server.max_connections))),
+        connection_slots: (server.max_connections > 0)
+            .then(|| Arc::new(Semaphore::new(server.max_connections))),
         metrics,
         config: server,
         auth_methods: auth_methods.to_vec(),
@@ -145,7 +146,7 @@ fn start_durable(
     let store = Arc::new(Store::new());
     let context = build_context(config, auth_methods, Some(Arc::clone(&store)));
     let restored = storage::restore(&state, &context, &store)?;
-    store.start(backend, &state, restored.next_seq);
+    store.start(backend, &state, restored.next_seq, restored.live.clone());
     Ok((context, restored))
 }
 

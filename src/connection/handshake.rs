@@ -244,12 +244,13 @@ pub(super) fn open_session(
         }
         None => {}
     }
+    let session_id = context.registry.next_id();
     let mut mailbox =
-        Mailbox::new(context.registry.next_id(), context.queue_limits()).counting_in(Arc::clone(&context.metrics));
+        Mailbox::new(session_id, context.queue_limits()).counting_in(Arc::clone(&context.metrics));
     // A session that outlives its connection is durable, when storage is: 3.1.1 without clean
     // session, 5.0 with a Session Expiry Interval.
     let persistent = if v5 { requested > 0 } else { !connect.clean_start };
-    if let Some(log) = context.session_log(&client_id).filter(|_| persistent) {
+    if let Some(log) = context.session_log(&client_id, session_id).filter(|_| persistent) {
         mailbox = mailbox.logging_to(log);
     }
     let mailbox = Arc::new(mailbox);

@@ -585,6 +585,12 @@ impl Connection {
         let link = self.link();
         match action {
             Action::Publish { message, mut ack } => {
+                // A new inbound QoS 2 identifier is logged with the publication's own ops, so
+                // that a crash keeps both or neither: a re-sent PUBLISH is then routed exactly
+                // once.
+                if let (Some(log), Some(Packet::PubRec(response))) = (mailbox.log(), &ack) {
+                    self.routing.add_op(log.incoming_op(response.packet_id.get()));
+                }
                 let matched = router.publish(&message, &mut self.routing);
                 if matched == 0 && link.is_v5() {
                     // 0x10: accepted, but nobody subscribes (3.4.2.1, 3.5.2.1).

@@ -133,12 +133,19 @@ pub struct RouteScratch {
     /// The number of the last durable op the routed messages caused (queued for a persistent
     /// session, retained): the publisher's acknowledgement waits until it is committed.
     logged: u64,
+    /// Durable ops of the publication being routed, issued together at its end.
+    ops: Vec<Op>,
 }
 
 impl RouteScratch {
     /// The number of the last durable op routing caused since the last call.
     pub fn take_logged(&mut self) -> u64 {
         std::mem::take(&mut self.logged)
+    }
+
+    /// Adds a durable op to the publication about to be routed, to be issued with its own.
+    pub(crate) fn add_op(&mut self, op: Op) {
+        self.ops.push(op);
     }
 
     /// Wakes every mailbox that received its first message since the last call, and gives back
@@ -185,8 +192,7 @@ fn delivery_for(message: &Arc<Message>, subscriber: &Subscriber) -> Delivery {
 
 /// Queues a delivery, noting in `scratch` the mailbox to wake and whether it overfilled.
 fn deliver(mailbox: &Arc<Mailbox>, delivery: Delivery, scratch: &mut RouteScratch) -> PushOutcome {
-    let (outcome, wake) = mailbox.enqueue(delivery);
-    scratch.logged = scratch.logged.max(mailbox.last_logged());
+    let (outcome, wake) = mailbox.enqueue_grouped(delivery, Some(&mut scratch.ops));
     match (outcome, wake) {
         (outcome @ (PushOutcome::Queued | PushOutcome::OverLimit), wake) => {
             if outcome == PushOutcome::OverLimit {
@@ -332,6 +338,7 @@ impl Router {
     pub fn publish(&self, message: &Arc<Message>, scratch: &mut RouteScratch) -> usize {
         if too_deep(&message.topic) {
             tracing::debug!("message not routed: topic deeper than the hierarchy limit");
+            self.issue_ops(scratch);
             return 0;
         }
         if message.retain {
@@ -385,7 +392,19 @@ impl Router {
         shared.clear();
         scratch.matches = matches;
         scratch.shared = shared;
+        self.issue_ops(scratch);
         matched
+    }
+
+    /// Issues the durable ops of the publication just routed, together.
+    fn issue_ops(&self, scratch: &mut RouteScratch) {
+        match &self.store {
+            Some(store) => {
+                let logged = store.issue_all(&mut scratch.ops);
+                scratch.logged = scratch.logged.max(logged);
+            }
+            None => scratch.ops.clear(),
+        }
     }
 
     /// Gives `message` to another member of the shared group that `left` was picked from,
@@ -436,6 +455,7 @@ impl Router {
             deliver(&member.mailbox, onward, scratch);
             handed += 1;
         }
+        self.issue_ops(scratch);
         scratch.wake_all();
         drop(scratch.take_full());
         handed
@@ -444,7 +464,8 @@ impl Router {
     /// Deletes the retained messages whose expiry time has passed at `now`.
     pub fn expire_retained(&self, now: tokio::time::Instant) -> usize {
         let mut topics = Vec::new();
-        let expired = self.retained.write().unwrap_or_else(PoisonError::into_inner).expire_into(now, &mut topics);
+        let expired =
+            self.retained.write().unwrap_or_else(PoisonError::into_inner).expire_into(now, &mut topics);
         if let Some(store) = &self.store {
             for topic in topics {
                 store.issue(Op::Unretain { topic });

@@ -365,7 +365,9 @@ impl Session {
         }
         let offline_since = if offline { self.offline_since(clock) } else { 0 };
         let will = match &self.pending_will {
-            Some(pending) => Some(StoredWill { will: pending.will.clone(), due: clock.to_unix_ms(pending.due) }),
+            Some(pending) => {
+                Some(StoredWill { will: pending.will.clone(), due: clock.to_unix_ms(pending.due) })
+            }
             None => self.will.clone().map(|will| StoredWill { will, due: 0 }),
         };
         let record = SessionRecord {
@@ -407,6 +409,11 @@ impl Session {
     /// Puts back an inbound QoS 2 packet identifier that awaited PUBREL.
     pub(crate) fn restore_incoming(&mut self, packet_id: u16) {
         self.awaiting_pubrel.insert(packet_id);
+    }
+
+    /// Sets when the restored session went offline (wall-clock ms).
+    pub(crate) fn restore_offline_since(&mut self, unix_ms: u64) {
+        self.offline_since = unix_ms.max(1);
     }
 
     /// Puts back a will waiting for its delay, due at `due`.
@@ -765,9 +772,6 @@ impl Session {
                 let new = !self.awaiting_pubrel.contains(&id.get());
                 if new && self.awaiting_pubrel.len() >= self.link.receive_maximum {
                     return Err(violation(Rule::V5_3_3_4_7));
-                }
-                if let (true, Some(log)) = (new, self.mailbox.log()) {
-                    log.incoming(id.get());
                 }
                 self.awaiting_pubrel.insert(id.get())
             }

@@ -61,16 +61,20 @@ pub(crate) fn set_aside(dir: &Path) -> std::io::Result<std::path::PathBuf> {
 /// A change of durable state, issued by the broker and turned into [`Write`]s by the writer.
 #[derive(Debug)]
 pub(crate) enum Op {
-    /// A persistent session's record (version, expiry, will) is created or replaced.
-    Session { client: Arc<str>, record: SessionRecord },
+    /// A persistent session's record (version, expiry, will) is created or replaced; `session`
+    /// is the mailbox's process-unique id, which later ops of the session carry.
+    Session { client: Arc<str>, session: u64, record: SessionRecord },
     /// A session ends: its record, subscriptions, queue and inbound QoS 2 identifiers go.
     SessionGone { client: Arc<str> },
     /// A subscription is added or replaced.
     Subscribe { client: Arc<str>, filter: ByteString, options: SubscriptionOptions, id: u32 },
     /// A subscription is removed.
     Unsubscribe { client: Arc<str>, filter: ByteString },
-    /// A QoS 1/2 delivery is queued for a persistent session, as its entry `seq`.
-    Enqueue { client: Arc<str>, seq: u64, delivery: Delivery },
+    /// A QoS 1/2 delivery is queued for a persistent session, as its entry `seq`. Issued with
+    /// the other ops of its publication, at once, after routing: the session may have sent it
+    /// (or even finished with it) by then, and an enqueue for a session that has since ended
+    /// (another `session` id) is ignored.
+    Enqueue { client: Arc<str>, session: u64, seq: u64, delivery: Delivery },
     /// The entry was sent with this packet identifier (PUBLISH sent, PUBACK/PUBREC awaited).
     Sent { client: Arc<str>, seq: u64, packet_id: u16, delivery: Delivery },
     /// PUBREC came and PUBREL is sent: the entry awaits PUBCOMP.
@@ -201,9 +205,16 @@ impl Store {
 
     /// Starts the writer thread on `backend`, whose contents are `state` (already restored into
     /// the broker), with entry numbers continuing after `next_seq`.
-    pub(crate) fn start(self: &Arc<Self>, backend: Box<dyn Backend>, state: &StoredState, next_seq: u64) {
+    /// `sessions` are the restored sessions' client identifiers and mailbox ids.
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        backend: Box<dyn Backend>,
+        state: &StoredState,
+        next_seq: u64,
+        sessions: Vec<(Arc<str>, u64)>,
+    ) {
         self.next_seq.store(next_seq, Ordering::Relaxed);
-        writer::spawn(Arc::clone(self), backend, state);
+        writer::spawn(Arc::clone(self), backend, state, sessions);
     }
 
     /// Issues one op; returns its number.
@@ -213,6 +224,24 @@ impl Store {
         let number = pending.issued;
         let first = pending.ops.is_empty();
         pending.ops.push(op);
+        drop(pending);
+        if first {
+            self.wake.notify_one();
+        }
+        number
+    }
+
+    /// Issues `ops` at once, so that one commit has all of them or none; returns the number of
+    /// the last (0 if there were none).
+    pub(crate) fn issue_all(&self, ops: &mut Vec<Op>) -> u64 {
+        if ops.is_empty() {
+            return 0;
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.issued += ops.len() as u64;
+        let number = pending.issued;
+        let first = pending.ops.is_empty();
+        pending.ops.append(ops);
         drop(pending);
         if first {
             self.wake.notify_one();
@@ -276,18 +305,29 @@ impl Store {
 pub(crate) struct SessionLog {
     store: Arc<Store>,
     client: Arc<str>,
+    /// The id of the mailbox this log belongs to.
+    session: u64,
     last: AtomicU64,
 }
 
 impl SessionLog {
-    /// A log for `client` in `store`.
-    pub(crate) fn new(store: Arc<Store>, client: &str) -> SessionLog {
-        SessionLog { store, client: Arc::from(client), last: AtomicU64::new(0) }
+    /// A log for the session of `client` whose mailbox has id `session`, in `store`.
+    pub(crate) fn new(store: Arc<Store>, client: &str, session: u64) -> SessionLog {
+        SessionLog { store, client: Arc::from(client), session, last: AtomicU64::new(0) }
     }
 
+    /// Issues an op that the session's next output depends on: that output waits for it.
     fn issue(&self, op: Op) {
         let number = self.store.issue(op);
         self.last.fetch_max(number, Ordering::AcqRel);
+    }
+
+    /// Issues an op that no output has to wait for: the end of an entry (a crash before it is
+    /// committed only re-sends an acknowledged QoS 1 message, or finds a QoS 2 one released),
+    /// and the packet identifier of a QoS 1 send (without it a crash re-sends the message as a
+    /// new one, which QoS 1 allows).
+    fn issue_quiet(&self, op: Op) {
+        self.store.issue(op);
     }
 
     /// The number of the last op issued for this session.
@@ -301,7 +341,7 @@ impl SessionLog {
 
     /// The session's record changed.
     pub(crate) fn session(&self, record: SessionRecord) {
-        self.issue(Op::Session { client: self.client(), record });
+        self.issue(Op::Session { client: self.client(), session: self.session, record });
     }
 
     /// The session ended.
@@ -311,7 +351,12 @@ impl SessionLog {
 
     /// A subscription was added or replaced.
     pub(crate) fn subscribe(&self, filter: &ByteString, options: &SubscriptionOptions, id: Option<u32>) {
-        let op = Op::Subscribe { client: self.client(), filter: filter.clone(), options: *options, id: id.unwrap_or(0) };
+        let op = Op::Subscribe {
+            client: self.client(),
+            filter: filter.clone(),
+            options: *options,
+            id: id.unwrap_or(0),
+        };
         self.issue(op);
     }
 
@@ -320,26 +365,49 @@ impl SessionLog {
         self.issue(Op::Unsubscribe { client: self.client(), filter: filter.clone() });
     }
 
-    /// A QoS 1/2 delivery enters the queue: it gets its entry number. Called under the
-    /// mailbox's lock, so the op is issued before anyone can pull the delivery.
-    pub(crate) fn enqueue(&self, delivery: &mut Delivery) {
+    /// A QoS 1/2 delivery enters the queue: it gets its entry number (under the mailbox's
+    /// lock, so entries are numbered in queue order). The op goes into `group`, which the
+    /// router issues once the publication is routed, or is issued now without one.
+    pub(crate) fn enqueue(&self, delivery: &mut Delivery, group: Option<&mut Vec<Op>>) {
         let seq = self.store.next_seq();
         delivery.set_stored_seq(seq);
-        self.issue(Op::Enqueue { client: self.client(), seq, delivery: delivery.clone() });
+        let op =
+            Op::Enqueue { client: self.client(), session: self.session, seq, delivery: delivery.clone() };
+        match group {
+            Some(group) => group.push(op),
+            None => self.issue(op),
+        }
     }
 
     /// The delivery was sent with `packet_id`.
     pub(crate) fn sent(&self, delivery: &Delivery, packet_id: PacketId) {
         if let Some(seq) = delivery.stored_seq() {
-            let op = Op::Sent { client: self.client(), seq, packet_id: packet_id.get(), delivery: delivery.clone() };
-            self.issue(op);
+            let qos = delivery.qos;
+            let op = Op::Sent {
+                client: self.client(),
+                seq,
+                packet_id: packet_id.get(),
+                delivery: delivery.clone(),
+            };
+            if qos == iothub_protocol::QoS::ExactlyOnce {
+                // A QoS 2 PUBLISH must be re-sent with this identifier after a crash, or the
+                // client would take it for a new message: it goes out once this is durable.
+                self.issue(op);
+            } else {
+                self.issue_quiet(op);
+            }
         }
     }
 
     /// PUBREL is being sent for the delivery.
     pub(crate) fn released(&self, delivery: &Delivery, packet_id: PacketId) {
         if let Some(seq) = delivery.stored_seq() {
-            let op = Op::Released { client: self.client(), seq, packet_id: packet_id.get(), delivery: delivery.clone() };
+            let op = Op::Released {
+                client: self.client(),
+                seq,
+                packet_id: packet_id.get(),
+                delivery: delivery.clone(),
+            };
             self.issue(op);
         }
     }
@@ -347,13 +415,14 @@ impl SessionLog {
     /// The delivery is done with.
     pub(crate) fn done(&self, delivery: &Delivery) {
         if let Some(seq) = delivery.stored_seq() {
-            self.issue(Op::Done { client: self.client(), seq });
+            self.issue_quiet(Op::Done { client: self.client(), seq });
         }
     }
 
-    /// An inbound QoS 2 identifier awaits PUBREL.
-    pub(crate) fn incoming(&self, packet_id: u16) {
-        self.issue(Op::Incoming { client: self.client(), packet_id });
+    /// The op for an inbound QoS 2 identifier that awaits PUBREL, to be issued with the ops
+    /// of its publication.
+    pub(crate) fn incoming_op(&self, packet_id: u16) -> Op {
+        Op::Incoming { client: self.client(), packet_id }
     }
 
     /// PUBREL released an inbound identifier.
@@ -416,7 +485,6 @@ impl Gate {
     pub(crate) fn needed(&self) -> u64 {
         self.needed
     }
-
 }
 
 #[cfg(test)]

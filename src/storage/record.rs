@@ -293,7 +293,9 @@ pub(crate) fn encode_subscription(options: &SubscriptionOptions, id: u32) -> Vec
 }
 
 /// Decodes a subscription record.
-pub(crate) fn decode_subscription(mut record: &[u8]) -> Result<(SubscriptionOptions, Option<NonZeroU32>), StorageError> {
+pub(crate) fn decode_subscription(
+    mut record: &[u8],
+) -> Result<(SubscriptionOptions, Option<NonZeroU32>), StorageError> {
     if record.len() != 6 || record.get_u8() != LAYOUT {
         return Err(corrupt("subscription"));
     }
@@ -363,9 +365,10 @@ mod tests {
             user_properties: vec![(ByteString::from("k"), ByteString::from("v"))],
             ..PublishProperties::default()
         };
-        let message = Message::new(ByteString::from("a/b"), Bytes::from_static(b"hello"), QoS::ExactlyOnce, true)
-            .from_session(9, 42)
-            .with_properties(Some(Box::new(properties)), clock.instant());
+        let message =
+            Message::new(ByteString::from("a/b"), Bytes::from_static(b"hello"), QoS::ExactlyOnce, true)
+                .from_session(9, 42)
+                .with_properties(Some(Box::new(properties)), clock.instant());
         let mut record = Vec::new();
         encode_message(&message, &clock, &mut record);
         let back = decode_message(7, &record, &clock).unwrap();
@@ -401,7 +404,10 @@ mod tests {
         };
         let back = Entry::decode(&entry.encode()).unwrap();
         assert_eq!(back.state, entry.state);
-        assert_eq!((back.qos, back.retain, back.on_subscribe, back.message), (QoS::ExactlyOnce, true, false, 1 << 40));
+        assert_eq!(
+            (back.qos, back.retain, back.on_subscribe, back.message),
+            (QoS::ExactlyOnce, true, false, 1 << 40)
+        );
         assert_eq!(back.subscription_ids, entry.subscription_ids);
         let options = SubscriptionOptions {
             qos: QoS::AtLeastOnce,

@@ -60,7 +60,9 @@ fn database(error: redb::DatabaseError) -> StorageError {
 fn from_redb(error: impl Into<redb::Error>) -> StorageError {
     match error.into() {
         redb::Error::Corrupted(why) => StorageError::Corrupt(why),
-        redb::Error::TableTypeMismatch { .. } | redb::Error::TableIsMultimap(_) | redb::Error::TableIsNotMultimap(_) => {
+        redb::Error::TableTypeMismatch { .. }
+        | redb::Error::TableIsMultimap(_)
+        | redb::Error::TableIsNotMultimap(_) => {
             StorageError::Corrupt("a table has the wrong type".to_owned())
         }
         other => io(other),
@@ -127,8 +129,12 @@ impl RedbBackend {
                     Write::DeleteSession { client } => {
                         let client: &str = client;
                         sessions.remove(client).map_err(from_redb)?;
-                        entries.retain_in((client, 0)..=(client, u64::MAX), |_, _| false).map_err(from_redb)?;
-                        incoming.retain_in((client, 0)..=(client, u16::MAX), |_, _| false).map_err(from_redb)?;
+                        entries
+                            .retain_in((client, 0)..=(client, u64::MAX), |_, _| false)
+                            .map_err(from_redb)?;
+                        incoming
+                            .retain_in((client, 0)..=(client, u16::MAX), |_, _| false)
+                            .map_err(from_redb)?;
                         let filters: Vec<String> = subscriptions
                             .range((client, "")..)
                             .map_err(from_redb)?

@@ -22,7 +22,7 @@ use crate::message::{Delivery, Message};
 use crate::session::{Session, SessionExpiry};
 
 /// What a restore brought back.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Restored {
     /// Persistent sessions.
     pub(crate) sessions: usize,
@@ -30,13 +30,22 @@ pub(crate) struct Restored {
     pub(crate) entries: usize,
     /// Retained messages.
     pub(crate) retained: usize,
+    /// The sessions kept, with their mailbox ids.
+    pub(crate) live: Live,
     /// The next queue entry number.
     pub(crate) next_seq: u64,
 }
 
+/// The restored sessions: client identifier and mailbox id, for the writer.
+pub(crate) type Live = Vec<(Arc<str>, u64)>;
+
 /// Restores `state` into `context`; stored sessions get logs on `store`. A record that cannot
 /// be read makes the whole store corrupt: nothing is half-restored.
-pub(crate) fn restore(state: &StoredState, context: &Context, store: &Arc<Store>) -> Result<Restored, StorageError> {
+pub(crate) fn restore(
+    state: &StoredState,
+    context: &Context,
+    store: &Arc<Store>,
+) -> Result<Restored, StorageError> {
     let clock = Clock::now();
     let now = clock.instant();
     let mut messages: HashMap<u64, Arc<Message>> = HashMap::with_capacity(state.messages.len());
@@ -48,9 +57,10 @@ pub(crate) fn restore(state: &StoredState, context: &Context, store: &Arc<Store>
     let mut records: HashMap<Arc<str>, SessionRecord> = HashMap::new();
     for (client, record) in &state.sessions {
         let record = SessionRecord::decode(record)?;
-        let log = SessionLog::new(Arc::clone(store), client);
+        let session_id = context.registry.next_id();
+        let log = SessionLog::new(Arc::clone(store), client, session_id);
         let mailbox = Arc::new(
-            Mailbox::new(context.registry.next_id(), context.queue_limits())
+            Mailbox::new(session_id, context.queue_limits())
                 .counting_in(Arc::clone(&context.metrics))
                 .logging_to(log),
         );
@@ -74,7 +84,9 @@ pub(crate) fn restore(state: &StoredState, context: &Context, store: &Arc<Store>
         let entry = Entry::decode(record)?;
         let Some(session) = sessions.get_mut(client) else { continue };
         let Some(message) = messages.get(&entry.message) else {
-            return Err(StorageError::Corrupt(format!("queue entry {seq} of {client} names a missing message")));
+            return Err(StorageError::Corrupt(format!(
+                "queue entry {seq} of {client} names a missing message"
+            )));
         };
         let mut delivery = if entry.on_subscribe {
             Delivery::retained(Arc::clone(message), entry.qos)
@@ -120,9 +132,14 @@ pub(crate) fn restore(state: &StoredState, context: &Context, store: &Arc<Store>
             session.mailbox().log().inspect(|log| log.gone());
             continue;
         }
-        let offline_since = if record.offline_since == 0 { now } else { clock.to_instant(record.offline_since) };
+        let offline_since =
+            if record.offline_since == 0 { now } else { clock.to_instant(record.offline_since) };
         if let Some(stored) = record.will {
-            let due = if stored.due == 0 { offline_since + stored.will.delay() } else { clock.to_instant(stored.due) };
+            let due = if stored.due == 0 {
+                offline_since + stored.will.delay()
+            } else {
+                clock.to_instant(stored.due)
+            };
             session.restore_pending_will(stored.will, due);
         }
         let expires_at = match expiry {
@@ -130,6 +147,12 @@ pub(crate) fn restore(state: &StoredState, context: &Context, store: &Arc<Store>
             SessionExpiry::OnClose | SessionExpiry::Never => None,
         };
         restored.sessions += 1;
+        restored.live.push((Arc::clone(&client), session.mailbox().session_id()));
+        session.restore_offline_since(if record.offline_since == 0 {
+            clock.unix_ms()
+        } else {
+            record.offline_since
+        });
         context.registry.restore(session, expires_at);
     }
     Ok(restored)

@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytestring::ByteString;
 
 use super::record::{encode_message, encode_subscription, Clock, Entry, EntryState};
-use super::{Backend, Op, StoredState, Store, Write};
+use super::{Backend, Op, Store, StoredState, Write};
 use crate::message::{Delivery, Message};
 
 /// Pause between attempts of a commit the backend refused.
@@ -33,12 +33,27 @@ pub(super) struct Index {
     refs: HashMap<u64, u32>,
     /// Retained topics and their message ids.
     retained: HashMap<ByteString, u64>,
+    /// The mailbox id of each persistent session: an enqueue for another one (a session that
+    /// has ended, whose publisher issued its ops late) is ignored.
+    current: HashMap<Arc<str>, u64>,
+    /// What happened to entries whose enqueue has not arrived yet: the router issues a
+    /// publication's ops after routing it, and the session may have sent the message, or be
+    /// done with it, by then.
+    early: HashMap<(Arc<str>, u64), Early>,
+}
+
+/// The state of an entry reached before its enqueue arrived.
+#[derive(Debug)]
+enum Early {
+    Sent(u16),
+    Released(u16),
+    Done,
 }
 
 impl Index {
     /// The index of a loaded store; messages nothing refers to are listed for deletion.
-    pub(super) fn of(state: &StoredState) -> (Index, Vec<Write>) {
-        let mut index = Index::default();
+    pub(super) fn of(state: &StoredState, sessions: Vec<(Arc<str>, u64)>) -> (Index, Vec<Write>) {
+        let mut index = Index { current: sessions.into_iter().collect(), ..Index::default() };
         for (client, seq, record) in &state.entries {
             if let Ok(entry) = Entry::decode(record) {
                 index.entries.entry(Arc::clone(client)).or_default().insert(*seq, entry.message);
@@ -78,9 +93,24 @@ impl Index {
         }
     }
 
-    fn put_entry(&self, client: &Arc<str>, seq: u64, delivery: &Delivery, state: EntryState, writes: &mut Vec<Write>) {
+    fn put_entry(
+        &mut self,
+        client: &Arc<str>,
+        seq: u64,
+        delivery: &Delivery,
+        state: EntryState,
+        writes: &mut Vec<Write>,
+    ) {
         let Some(&message) = self.entries.get(client).and_then(|e| e.get(&seq)) else {
-            // Done with before this op: nothing to update.
+            // Its enqueue has not arrived yet.
+            if self.current.contains_key(client) {
+                let early = match state {
+                    EntryState::Sent(id) => Early::Sent(id),
+                    EntryState::Released(id) => Early::Released(id),
+                    EntryState::Queued => return,
+                };
+                self.early.insert((Arc::clone(client), seq), early);
+            }
             return;
         };
         let entry = Entry { state, ..Entry::of(delivery, message) };
@@ -90,10 +120,13 @@ impl Index {
     /// Turns one op into writes.
     pub(super) fn translate(&mut self, op: Op, clock: &Clock, writes: &mut Vec<Write>) {
         match op {
-            Op::Session { client, record } => {
+            Op::Session { client, session, record } => {
+                self.current.insert(Arc::clone(&client), session);
                 writes.push(Write::PutSession { client, record: record.encode() });
             }
             Op::SessionGone { client } => {
+                self.current.remove(&client);
+                self.early.retain(|(c, _), _| *c != client);
                 if let Some(entries) = self.entries.remove(&client) {
                     for message in entries.into_values() {
                         self.release(message, writes);
@@ -102,14 +135,29 @@ impl Index {
                 writes.push(Write::DeleteSession { client });
             }
             Op::Subscribe { client, filter, options, id } => {
-                writes.push(Write::PutSubscription { client, filter, record: encode_subscription(&options, id) });
+                writes.push(Write::PutSubscription {
+                    client,
+                    filter,
+                    record: encode_subscription(&options, id),
+                });
             }
             Op::Unsubscribe { client, filter } => writes.push(Write::DeleteSubscription { client, filter }),
-            Op::Enqueue { client, seq, delivery } => {
+            Op::Enqueue { client, session, seq, delivery } => {
+                let early = self.early.remove(&(Arc::clone(&client), seq));
+                if self.current.get(&client) != Some(&session) {
+                    return;
+                }
+                let state = match early {
+                    Some(Early::Done) => return,
+                    Some(Early::Sent(id)) => EntryState::Sent(id),
+                    Some(Early::Released(id)) => EntryState::Released(id),
+                    None => EntryState::Queued,
+                };
                 self.acquire(&delivery.message, clock, writes);
                 let id = delivery.message.id;
                 self.entries.entry(Arc::clone(&client)).or_default().insert(seq, id);
-                writes.push(Write::PutEntry { client, seq, record: Entry::of(&delivery, id).encode() });
+                let entry = Entry { state, ..Entry::of(&delivery, id) };
+                writes.push(Write::PutEntry { client, seq, record: entry.encode() });
             }
             Op::Sent { client, seq, packet_id, delivery } => {
                 self.put_entry(&client, seq, &delivery, EntryState::Sent(packet_id), writes);
@@ -119,6 +167,9 @@ impl Index {
             }
             Op::Done { client, seq } => {
                 let removed = self.entries.get_mut(&client).and_then(|e| e.remove(&seq));
+                if removed.is_none() && self.current.contains_key(&client) {
+                    self.early.insert((Arc::clone(&client), seq), Early::Done);
+                }
                 if let Some(message) = removed {
                     if self.entries.get(&client).is_some_and(BTreeMap::is_empty) {
                         self.entries.remove(&client);
@@ -128,7 +179,9 @@ impl Index {
                 }
             }
             Op::Incoming { client, packet_id } => writes.push(Write::PutIncoming { client, packet_id }),
-            Op::IncomingDone { client, packet_id } => writes.push(Write::DeleteIncoming { client, packet_id }),
+            Op::IncomingDone { client, packet_id } => {
+                writes.push(Write::DeleteIncoming { client, packet_id })
+            }
             Op::Retain { message } => {
                 self.acquire(&message, clock, writes);
                 if let Some(old) = self.retained.insert(message.topic.clone(), message.id) {
@@ -147,8 +200,13 @@ impl Index {
 }
 
 /// Starts the writer thread.
-pub(super) fn spawn(store: Arc<Store>, backend: Box<dyn Backend>, state: &StoredState) {
-    let (index, orphans) = Index::of(state);
+pub(super) fn spawn(
+    store: Arc<Store>,
+    backend: Box<dyn Backend>,
+    state: &StoredState,
+    sessions: Vec<(Arc<str>, u64)>,
+) {
+    let (index, orphans) = Index::of(state, sessions);
     let spawned = std::thread::Builder::new()
         .name("iothub-storage".to_owned())
         .spawn(move || run(&store, backend, index, orphans));
