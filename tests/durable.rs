@@ -31,15 +31,16 @@ use iothub_protocol::{
     decode, Connect, ConnectProperties, Packet, ProtocolVersion, Publish, PublishResponse, QoS, Subscribe,
     SubscriptionOptions,
 };
+use iothub_test_util::OrFail;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_iothub");
 
 /// Most messages each publisher sends over the whole test.
 const MESSAGES: u64 = 20_000;
 /// Messages a publisher keeps unacknowledged at once.
-const WINDOW: usize = 16;
+const WINDOW: u16 = 16;
 /// How long a round may last before its kill, at most.
-const MAX_ROUND: Duration = Duration::from_millis(700);
+const MAX_ROUND_MS: u64 = 700;
 /// Deadline of every wait for the broker or a client.
 const WAIT: Duration = Duration::from_secs(20);
 /// Deadline of a subscriber's drain of its whole session at the end.
@@ -70,8 +71,8 @@ impl Broker {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("starting iothub");
-        let stderr = child.stderr.take().expect("its standard error");
+            .or_fail("starting iothub");
+        let stderr = child.stderr.take().or_fail("its standard error");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
@@ -112,7 +113,7 @@ fn wait_for_port(lines: &Receiver<String>) -> u16 {
         seen.push(line.clone());
         if let Some(at) = line.find(marker) {
             let digits: String = line[at + marker.len()..].chars().take_while(char::is_ascii_digit).collect();
-            return digits.parse().expect("a port");
+            return digits.parse().or_fail("a port");
         }
     }
 }
@@ -198,11 +199,11 @@ impl Client {
 }
 
 fn id(value: u16) -> NonZeroU16 {
-    NonZeroU16::new(value).expect("a packet identifier")
+    NonZeroU16::new(value).or_fail("a packet identifier")
 }
 
 fn qos(bits: u8) -> QoS {
-    QoS::from_bits(bits).expect("a QoS")
+    QoS::from_bits(bits).or_fail("a QoS")
 }
 
 /// What a publisher has had acknowledged, and what it sent.
@@ -251,7 +252,7 @@ impl Publisher {
         let Ok((mut client, present)) = Client::connect(addr, self.id, self.version, !self.persistent) else {
             return;
         };
-        let mut state = self.state.lock().expect("publisher state");
+        let mut state = self.state.lock().or_fail("publisher state");
         state.connects += 1;
         if self.persistent && state.connects > 1 && !present {
             state.lost_session = true;
@@ -274,12 +275,12 @@ impl Publisher {
                 return;
             }
         }
-        let mut free: Vec<u16> = (1..=WINDOW as u16).rev().collect();
-        free.retain(|p| !self.state.lock().expect("state").inflight.contains_key(p));
+        let mut free: Vec<u16> = (1..=WINDOW).rev().collect();
+        free.retain(|p| !self.state.lock().or_fail("state").inflight.contains_key(p));
         let mut waiting: HashMap<u16, u64> = HashMap::new();
         while !stop.load(Ordering::Acquire) {
             while let Some(&packet_id) = free.last() {
-                let mut state = self.state.lock().expect("state");
+                let mut state = self.state.lock().or_fail("state");
                 if state.next >= MESSAGES {
                     break;
                 }
@@ -300,7 +301,7 @@ impl Publisher {
                 Ok(None) => continue,
                 Err(_) => return,
             };
-            let mut state = self.state.lock().expect("state");
+            let mut state = self.state.lock().or_fail("state");
             match packet {
                 Packet::PubAck(ack) => {
                     if let Some(seq) = waiting.remove(&ack.packet_id.get()) {
@@ -366,9 +367,9 @@ impl Subscriber {
         let Ok((mut client, present)) = Client::connect(addr, self.id, self.version, false) else {
             return;
         };
-        let subscribed = self.state.lock().expect("state").subscribed;
+        let subscribed = self.state.lock().or_fail("state").subscribed;
         if subscribed && !present {
-            self.state.lock().expect("state").lost_session = true;
+            self.state.lock().or_fail("state").lost_session = true;
         }
         if !subscribed {
             let subscribe = Subscribe {
@@ -386,7 +387,7 @@ impl Subscriber {
         let deadline = Instant::now() + DRAIN;
         while !stop.load(Ordering::Acquire) {
             if let Some(done) = until {
-                if done(&self.state.lock().expect("state")) || Instant::now() > deadline {
+                if done(&self.state.lock().or_fail("state")) || Instant::now() > deadline {
                     return;
                 }
             }
@@ -395,7 +396,7 @@ impl Subscriber {
                 Ok(None) => continue,
                 Err(_) => return,
             };
-            let mut state = self.state.lock().expect("state");
+            let mut state = self.state.lock().or_fail("state");
             let answer = match packet {
                 Packet::SubAck(_) => {
                     state.subscribed = true;
@@ -536,7 +537,7 @@ fn acknowledged_messages_survive_kill_9_in_every_persistent_session() {
         for subscriber in &subscribers {
             let done = |r: &Received| r.subscribed;
             subscriber.run(broker.addr, &stop, Some(&done));
-            assert!(subscriber.state.lock().expect("state").subscribed, "{} subscribed", subscriber.id);
+            assert!(subscriber.state.lock().or_fail("state").subscribed, "{} subscribed", subscriber.id);
         }
         broker.kill();
     }
@@ -553,15 +554,15 @@ fn acknowledged_messages_survive_kill_9_in_every_persistent_session() {
             let (subscriber, stop, addr) = (Arc::clone(subscriber), Arc::clone(&stop), broker.addr);
             threads.push(std::thread::spawn(move || subscriber.run(addr, &stop, None)));
         }
-        let delay = Duration::from_millis(50 + rng.below(MAX_ROUND.as_millis() as u64 - 50));
+        let delay = Duration::from_millis(50 + rng.below(MAX_ROUND_MS - 50));
         std::thread::sleep(delay); // The moment of the crash, not a synchronisation.
         broker.kill();
         stop.store(true, Ordering::Release);
         for thread in threads {
-            thread.join().expect("a client thread");
+            thread.join().or_fail("a client thread");
         }
         let acked: Vec<usize> =
-            publishers.iter().map(|p| p.state.lock().expect("state").acked.len()).collect();
+            publishers.iter().map(|p| p.state.lock().or_fail("state").acked.len()).collect();
         println!("round {round}: killed after {delay:?}; acknowledged so far {acked:?}");
     }
 
@@ -571,7 +572,7 @@ fn acknowledged_messages_survive_kill_9_in_every_persistent_session() {
     let expected: HashMap<&str, BTreeSet<u64>> = publishers
         .iter()
         .filter(|p| p.topic.starts_with("crash/q/"))
-        .map(|p| (p.topic, p.state.lock().expect("state").acked.clone()))
+        .map(|p| (p.topic, p.state.lock().or_fail("state").acked.clone()))
         .collect();
     // A QoS 2 publisher's exchanges still in flight are finished first.
     publishers[1].run(broker.addr, &AtomicBool::new(true));
@@ -588,16 +589,17 @@ fn acknowledged_messages_survive_kill_9_in_every_persistent_session() {
         println!("{} drained in {:?}", subscriber.id, started.elapsed());
     }
     let (mut retained, _) =
-        Client::connect(broker.addr, "crash-retained-reader", ProtocolVersion::V311, true).expect("a reader");
+        Client::connect(broker.addr, "crash-retained-reader", ProtocolVersion::V311, true)
+            .or_fail("a reader");
     let subscribe = Subscribe {
         packet_id: id(1),
         filters: vec![("crash/retained".into(), SubscriptionOptions { qos: qos(1), ..Default::default() })],
         properties: None,
     };
-    retained.send(&Packet::Subscribe(subscribe)).expect("SUBSCRIBE");
+    retained.send(&Packet::Subscribe(subscribe)).or_fail("SUBSCRIBE");
     let deadline = Instant::now() + WAIT;
     let retained_seq = loop {
-        match retained.recv().expect("the reader's connection") {
+        match retained.recv().or_fail("the reader's connection") {
             Some(Packet::Publish(p)) => {
                 break std::str::from_utf8(&p.payload).ok().and_then(|s| s.parse::<u64>().ok())
             }
@@ -608,12 +610,12 @@ fn acknowledged_messages_survive_kill_9_in_every_persistent_session() {
     drop(broker);
 
     for publisher in &publishers {
-        let state = publisher.state.lock().expect("state");
+        let state = publisher.state.lock().or_fail("state");
         assert!(!state.lost_session, "{}: its persistent session was lost", publisher.id);
         assert!(!state.acked.is_empty(), "{}: nothing was acknowledged in {rounds} rounds", publisher.id);
     }
-    let last_retained = publishers[2].state.lock().expect("state").acked.iter().next_back().copied();
-    let sent_retained = publishers[2].state.lock().expect("state").next;
+    let last_retained = publishers[2].state.lock().or_fail("state").acked.iter().next_back().copied();
+    let sent_retained = publishers[2].state.lock().or_fail("state").next;
     match (retained_seq, last_retained) {
         (Some(got), Some(acked)) => assert!(
             got >= acked && got < sent_retained,
@@ -622,7 +624,7 @@ fn acknowledged_messages_survive_kill_9_in_every_persistent_session() {
         (got, acked) => panic!("retained message {got:?}, last acknowledged {acked:?}"),
     }
     for subscriber in &subscribers {
-        let state = subscriber.state.lock().expect("state");
+        let state = subscriber.state.lock().or_fail("state");
         assert!(!state.lost_session, "{}: its persistent session was lost", subscriber.id);
         for (topic, acked) in &expected {
             let got = state.by_topic.get(*topic).cloned().unwrap_or_default();
@@ -661,10 +663,139 @@ fn acknowledged_messages_survive_kill_9_in_every_persistent_session() {
 /// only by the operating system's own cleaning: a failed run leaves its store for inspection.
 fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("iothub-crash-{}-{}", std::process::id(), unique()));
-    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    std::fs::create_dir_all(&dir).or_fail("a temporary directory");
     dir
 }
 
 fn unique() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+/// Runs a broker on `dir` long enough to retain `count` messages, then stops it with SIGTERM.
+fn store_with_retained(dir: &Path, count: u16) {
+    let broker = Broker::start(dir, &[]);
+    let (mut client, _) =
+        Client::connect(broker.addr, "filler", ProtocolVersion::V311, true).or_fail("a client");
+    for n in 1..=count {
+        let publish = Publish {
+            dup: false,
+            qos: qos(1),
+            retain: true,
+            topic: format!("kept/{n}").into(),
+            packet_id: Some(id(n)),
+            payload: Bytes::from_static(b"retained"),
+            properties: None,
+        };
+        client.send(&Packet::Publish(publish)).or_fail("PUBLISH");
+    }
+    let mut acked = 0;
+    let deadline = Instant::now() + WAIT;
+    while acked < count && Instant::now() < deadline {
+        if let Ok(Some(Packet::PubAck(_))) = client.recv() {
+            acked += 1;
+        }
+    }
+    assert_eq!(acked, count, "every retained message acknowledged");
+}
+
+/// Runs the broker on `dir` for three seconds under `timeout`; returns whether it listened, and
+/// its log.
+fn start_and_read(dir: &Path, extra: &[&str]) -> (bool, String) {
+    let path = format!("storage.path={}", dir.display());
+    let output = Command::new("timeout")
+        .args([
+            "-k",
+            "2",
+            "3",
+            BINARY,
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--set",
+            "storage.backend=redb",
+            "--set",
+            &path,
+        ])
+        .args(["--log-level", "info"])
+        .args(extra)
+        .output()
+        .or_fail("running iothub under timeout");
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (text.contains("listening on"), text)
+}
+
+fn set_aside_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .or_fail("the store directory")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("iothub.redb.corrupt-"))
+        .count()
+}
+
+/// A damaged store (truncated, overwritten with random bytes, emptied) never stops the broker
+/// silently and never loses the evidence: it is renamed with a timestamp, the broker logs an
+/// error naming it and starts with an empty store, which then works.
+#[test]
+fn a_corrupt_store_is_set_aside_loudly_and_the_broker_starts_empty() {
+    for damage in ["truncated", "random bytes", "empty"] {
+        let dir = tempdir();
+        store_with_retained(&dir, 20);
+        let file = dir.join("iothub.redb");
+        let len = std::fs::metadata(&file).or_fail("the store file").len();
+        match damage {
+            "truncated" => std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .and_then(|f| f.set_len(len / 2))
+                .or_fail("truncating"),
+            "random bytes" => {
+                let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+                let bytes: Vec<u8> = (0..len).map(|_| rng.below(256).to_le_bytes()[0]).collect();
+                std::fs::write(&file, bytes).or_fail("overwriting");
+            }
+            _ => std::fs::write(&file, b"").or_fail("emptying"),
+        }
+        let (listened, log) = start_and_read(&dir, &[]);
+        assert!(log.contains("THE DURABLE STORE IS CORRUPT"), "{damage}: no loud log line in {log}");
+        assert!(listened, "{damage}: the broker did not start: {log}");
+        assert!(set_aside_files(&dir) >= 1, "{damage}: the damaged file was not kept");
+        let broker = Broker::start(&dir, &[]);
+        let (mut client, _) =
+            Client::connect(broker.addr, "after", ProtocolVersion::V311, true).or_fail("a client");
+        let subscribe = Subscribe {
+            packet_id: id(1),
+            filters: vec![("kept/#".into(), SubscriptionOptions::default())],
+            properties: None,
+        };
+        client.send(&Packet::Subscribe(subscribe)).or_fail("SUBSCRIBE");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut retained = 0;
+        while Instant::now() < deadline {
+            if let Ok(Some(Packet::Publish(_))) = client.recv() {
+                retained += 1;
+            }
+        }
+        assert_eq!(retained, 0, "{damage}: the new store starts empty");
+    }
+}
+
+/// With `storage.on_corruption = "refuse"` a damaged store stops start-up with a message that
+/// names the key, and a non-zero exit; the file is left as it was.
+#[test]
+fn a_corrupt_store_with_refuse_stops_start_up_with_a_message() {
+    let dir = tempdir();
+    store_with_retained(&dir, 5);
+    let file = dir.join("iothub.redb");
+    std::fs::write(&file, vec![0xA5; 64 * 1024]).or_fail("overwriting");
+    let path = format!("storage.path={}", dir.display());
+    let output = Command::new(BINARY)
+        .args(["--listen", "tcp://127.0.0.1:0", "--set", "storage.backend=redb", "--set", &path])
+        .args(["--set", "storage.on_corruption=refuse"])
+        .output()
+        .or_fail("running iothub");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "start-up must fail");
+    assert!(stderr.contains("storage.path") && stderr.contains("corrupt"), "{stderr}");
+    assert_eq!(std::fs::read(&file).or_fail("the file").len(), 64 * 1024, "the evidence is untouched");
+    assert_eq!(set_aside_files(&dir), 0);
 }

@@ -246,9 +246,9 @@ impl Router {
     }
 
     /// Puts back a retained message read from durable storage, without logging it again.
-    pub(crate) fn restore_retained(&self, message: Arc<Message>) {
+    pub(crate) fn restore_retained(&self, message: &Arc<Message>) {
         let expires = message.expires_at.is_some();
-        self.retained.write().unwrap_or_else(PoisonError::into_inner).set(&message);
+        self.retained.write().unwrap_or_else(PoisonError::into_inner).set(message);
         if expires {
             self.retained_expiry.notify_one();
         }

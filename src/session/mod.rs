@@ -366,7 +366,7 @@ impl Session {
         let offline_since = if offline { self.offline_since(clock) } else { 0 };
         let will = match &self.pending_will {
             Some(pending) => {
-                Some(StoredWill { will: pending.will.clone(), due: clock.to_unix_ms(pending.due) })
+                Some(StoredWill { will: pending.will.clone(), due: clock.unix_ms_of(pending.due) })
             }
             None => self.will.clone().map(|will| StoredWill { will, due: 0 }),
         };

@@ -60,7 +60,7 @@ impl Clock {
     }
 
     /// Wall-clock milliseconds of `at`; never 0, which means "none" on disk.
-    pub(crate) fn to_unix_ms(&self, at: Instant) -> u64 {
+    pub(crate) fn unix_ms_of(&self, at: Instant) -> u64 {
         let ms = if at >= self.instant {
             self.unix_ms.saturating_add(millis(at - self.instant))
         } else {
@@ -70,7 +70,7 @@ impl Clock {
     }
 
     /// The instant of wall-clock milliseconds `ms`: in the past (clamped to now) or ahead.
-    pub(crate) fn to_instant(&self, ms: u64) -> Instant {
+    pub(crate) fn instant_of(&self, ms: u64) -> Instant {
         match ms.checked_sub(self.unix_ms) {
             Some(ahead) => self.instant.checked_add(Duration::from_millis(ahead)).unwrap_or(self.instant),
             None => self.instant,
@@ -149,7 +149,7 @@ fn decode_will(mut record: &[u8]) -> Result<Will, StorageError> {
 /// Encodes a message (for the `messages` table, or inside a will).
 pub(crate) fn encode_message(message: &Message, clock: &Clock, out: &mut Vec<u8>) {
     out.put_u8(LAYOUT);
-    out.put_u64(message.expires_at.map_or(0, |at| clock.to_unix_ms(at)));
+    out.put_u64(message.expires_at.map_or(0, |at| clock.unix_ms_of(at)));
     out.put_u64(message.origin_hash);
     let outgoing = OutgoingPublish {
         header: PublishHeader {
@@ -187,7 +187,7 @@ pub(crate) fn decode_message(id: u64, mut record: &[u8], clock: &Clock) -> Resul
         .from_session(0, origin_hash)
         .with_properties(publish.properties, clock.instant())
         .with_id(id);
-    message.expires_at = (expires != 0).then(|| clock.to_instant(expires));
+    message.expires_at = (expires != 0).then(|| clock.instant_of(expires));
     Ok(message)
 }
 

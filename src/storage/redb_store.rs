@@ -43,8 +43,31 @@ fn io(error: impl std::fmt::Display) -> StorageError {
 fn storage(error: redb::StorageError) -> StorageError {
     match error {
         redb::StorageError::Corrupted(why) => StorageError::Corrupt(why),
+        redb::StorageError::Io(e) if is_damage(&e) => StorageError::Corrupt(e.to_string()),
         other => io(other),
     }
+}
+
+/// An I/O error that means the file's contents are wrong, not that the disk refused.
+fn is_damage(error: &std::io::Error) -> bool {
+    matches!(error.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof)
+}
+
+/// Runs `f`, turning a panic inside redb (it asserts on some damaged files) into corruption:
+/// a damaged store must be set aside, not crash the broker at every start.
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, StorageError>) -> Result<T, StorageError> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    result.unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(StorageError::Corrupt(format!("{what} failed on a damaged file: {why}")))
+    })
 }
 
 fn database(error: redb::DatabaseError) -> StorageError {
@@ -74,10 +97,17 @@ impl RedbBackend {
     pub fn open(dir: &Path) -> Result<RedbBackend, StorageError> {
         std::fs::create_dir_all(dir).map_err(|e| io(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(FILE_NAME);
-        let db = Database::create(&path).map_err(database)?;
-        let backend = RedbBackend { path, db: Some(db) };
-        backend.check_layout()?;
-        Ok(backend)
+        // redb takes an empty file for a new store; the broker never leaves one, so it is a
+        // store that lost its contents, and is set aside like any other damage.
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            return Err(StorageError::Corrupt("the store file is empty".to_owned()));
+        }
+        guarded("opening the store", || {
+            let db = Database::create(&path).map_err(database)?;
+            let backend = RedbBackend { path: path.clone(), db: Some(db) };
+            backend.check_layout()?;
+            Ok(backend)
+        })
     }
 
     fn db(&mut self) -> Result<&Database, StorageError> {
@@ -187,6 +217,27 @@ impl RedbBackend {
 
 impl Backend for RedbBackend {
     fn load(&mut self) -> Result<StoredState, StorageError> {
+        guarded("reading the store", || self.load_unguarded())
+    }
+
+    fn commit(&mut self, writes: &[Write]) -> Result<(), StorageError> {
+        let result = match self.db() {
+            Ok(db) => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| RedbBackend::apply(db, writes)))
+                    .unwrap_or_else(|_| Err(io("the store's commit panicked")))
+            }
+            Err(error) => Err(error),
+        };
+        if result.is_err() {
+            // redb refuses every operation on a handle after an I/O failure.
+            self.db = None;
+        }
+        result
+    }
+}
+
+impl RedbBackend {
+    fn load_unguarded(&mut self) -> Result<StoredState, StorageError> {
         let db = self.db()?;
         let txn = db.begin_read().map_err(from_redb)?;
         let mut state = StoredState::default();
@@ -218,14 +269,5 @@ impl Backend for RedbBackend {
             state.retained.push((ByteString::from(key.value()), value.value()));
         }
         Ok(state)
-    }
-
-    fn commit(&mut self, writes: &[Write]) -> Result<(), StorageError> {
-        let result = RedbBackend::apply(self.db()?, writes);
-        if result.is_err() {
-            // redb refuses every operation on a handle after an I/O failure.
-            self.db = None;
-        }
-        result
     }
 }

@@ -120,7 +120,7 @@ pub(crate) fn restore(
             return Err(StorageError::Corrupt(format!("retained topic {topic} names a missing message")));
         };
         if !message.is_expired(now) {
-            context.router.restore_retained(Arc::clone(message));
+            context.router.restore_retained(message);
             restored.retained += 1;
         }
     }
@@ -133,12 +133,12 @@ pub(crate) fn restore(
             continue;
         }
         let offline_since =
-            if record.offline_since == 0 { now } else { clock.to_instant(record.offline_since) };
+            if record.offline_since == 0 { now } else { clock.instant_of(record.offline_since) };
         if let Some(stored) = record.will {
             let due = if stored.due == 0 {
                 offline_since + stored.will.delay()
             } else {
-                clock.to_instant(stored.due)
+                clock.instant_of(stored.due)
             };
             session.restore_pending_will(stored.will, due);
         }
