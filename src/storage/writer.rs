@@ -11,7 +11,9 @@
 //! issued after it is committed first, so the acknowledgements waiting on it wait, and resume
 //! when the disk has room again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +42,50 @@ pub(super) struct Index {
     /// publication's ops after routing it, and the session may have sent the message, or be
     /// done with it, by then.
     early: HashMap<(Arc<str>, u64), Early>,
+    /// Entries and messages first written in the batch being translated: if the batch also
+    /// deletes them, none of their writes need to reach the backend.
+    fresh: HashSet<Key>,
+}
+
+/// The key of a write that later writes of the same key supersede.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Entry(Arc<str>, u64),
+    Message(u64),
+}
+
+fn key_of(write: &Write) -> Option<Key> {
+    match write {
+        Write::PutEntry { client, seq, .. } | Write::DeleteEntry { client, seq } => {
+            Some(Key::Entry(Arc::clone(client), *seq))
+        }
+        Write::PutMessage { id, .. } | Write::DeleteMessage { id } => Some(Key::Message(*id)),
+        _ => None,
+    }
+}
+
+/// The net effect of a batch: of the writes to one entry or message only the last is kept, and
+/// not even that when it deletes what the batch itself created (a message queued, sent and
+/// acknowledged between two commits costs the disk nothing). Other writes keep their order.
+fn compact(writes: Vec<Write>, fresh: &HashSet<Key>) -> Vec<Write> {
+    let mut last: HashMap<Key, usize> = HashMap::default();
+    for (at, write) in writes.iter().enumerate() {
+        if let Some(key) = key_of(write) {
+            last.insert(key, at);
+        }
+    }
+    writes
+        .into_iter()
+        .enumerate()
+        .filter(|(at, write)| match key_of(write) {
+            None => true,
+            Some(key) => {
+                let deletes = matches!(write, Write::DeleteEntry { .. } | Write::DeleteMessage { .. });
+                last.get(&key) == Some(at) && !(deletes && fresh.contains(&key))
+            }
+        })
+        .map(|(_, write)| write)
+        .collect()
 }
 
 /// The state of an entry reached before its enqueue arrived.
@@ -76,6 +122,7 @@ impl Index {
     fn acquire(&mut self, message: &Message, clock: &Clock, writes: &mut Vec<Write>) {
         let refs = self.refs.entry(message.id).or_default();
         if *refs == 0 {
+            self.fresh.insert(Key::Message(message.id));
             let mut record = Vec::with_capacity(32 + message.topic.len() + message.payload.len());
             encode_message(message, clock, &mut record);
             writes.push(Write::PutMessage { id: message.id, record });
@@ -156,6 +203,7 @@ impl Index {
                 self.acquire(&delivery.message, clock, writes);
                 let id = delivery.message.id;
                 self.entries.entry(Arc::clone(&client)).or_default().insert(seq, id);
+                self.fresh.insert(Key::Entry(Arc::clone(&client), seq));
                 let entry = Entry { state, ..Entry::of(&delivery, id) };
                 writes.push(Write::PutEntry { client, seq, record: entry.encode() });
             }
@@ -227,9 +275,10 @@ fn run(store: &Store, mut backend: Box<dyn Backend>, mut index: Index, orphans: 
         for op in ops {
             index.translate(op, &clock, &mut writes);
         }
-        if !writes.is_empty() {
-            commit(backend.as_mut(), &writes);
-            writes.clear();
+        let net = compact(std::mem::take(&mut writes), &index.fresh);
+        index.fresh.clear();
+        if !net.is_empty() {
+            commit(backend.as_mut(), &net);
         }
         store.committed.send_replace(last);
     }

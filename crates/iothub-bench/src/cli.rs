@@ -92,6 +92,10 @@ pub struct Target {
     /// MQTT version every client speaks: 3 (3.1.1) or 5 (5.0).
     #[arg(long = "mqtt", value_name = "3|5", default_value = "3", value_parser = parse_mqtt)]
     pub version: ProtocolVersion,
+    /// Every client asks for a persistent session (3.1.1 clean session 0; 5.0 Clean Start 0 and
+    /// a Session Expiry Interval of an hour), so that a durable broker stores its messages.
+    #[arg(long)]
+    pub persistent: bool,
 }
 
 /// Options of the message scenarios.

@@ -10,6 +10,7 @@ use iothub_bench::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    iothub_bench::wire::set_persistent(cli.command.target().persistent);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     if cli.threads > 0 {

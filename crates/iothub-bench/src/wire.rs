@@ -46,7 +46,8 @@ pub fn put(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) -> Res
         .map_err(|e| BenchError::Config(format!("cannot encode {}: {e}", packet.name())))
 }
 
-/// A clean-session CONNECT without credentials, will or properties, in `version`.
+/// A CONNECT without credentials or will, in `version`: a clean session, or a persistent one
+/// with `--persistent` (see `set_persistent`).
 ///
 /// At 5.0 no Receive Maximum is sent: a bench subscriber acknowledges every delivery as it reads
 /// it and sets no limit of its own in 3.1.1 either, so the broker's own inflight limit is what
@@ -54,16 +55,33 @@ pub fn put(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) -> Res
 /// connection, as a clean 3.1.1 session does), no Topic Alias Maximum (the broker sends whole
 /// topics), no Maximum Packet Size.
 pub fn connect(client_id: &str, keep_alive: u16, version: ProtocolVersion) -> Packet {
+    let persistent = PERSISTENT.load(std::sync::atomic::Ordering::Relaxed);
+    let properties = (persistent && version == ProtocolVersion::V5).then(|| {
+        Box::new(iothub_protocol::ConnectProperties {
+            session_expiry_interval: Some(3600),
+            ..iothub_protocol::ConnectProperties::default()
+        })
+    });
     Packet::Connect(Box::new(Connect {
         protocol: version,
-        clean_start: true,
+        clean_start: !persistent,
         keep_alive,
         client_id: ByteString::from(client_id),
         will: None,
         username: None,
         password: None,
-        properties: None,
+        properties,
     }))
+}
+
+/// Whether every CONNECT of this run asks for a persistent session (`--persistent`): 3.1.1
+/// clean session 0, 5.0 Clean Start 0 with a Session Expiry Interval of an hour. Set once by
+/// `main` before any client connects.
+static PERSISTENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every later CONNECT ask for a persistent session.
+pub fn set_persistent(persistent: bool) {
+    PERSISTENT.store(persistent, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// A SUBSCRIBE for one filter at `qos`.
