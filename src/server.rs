@@ -16,9 +16,10 @@ use crate::broker::Broker;
 use crate::config::{parse_listen_address, Config};
 use crate::context::Context;
 use crate::metrics::Metrics;
+use crate::restore::{restore, Restored};
 use crate::router::Router;
 use crate::session::Registry;
-use crate::storage::{self, Backend, RedbBackend, Restored, StorageError, Store};
+use crate::storage::{self, Backend, RedbBackend, StorageError, Store};
 use crate::transport::Listener;
 
 /// A bound, not yet running server.
@@ -145,7 +146,7 @@ fn start_durable(
     let state = backend.load()?;
     let store = Arc::new(Store::new());
     let context = build_context(config, auth_methods, Some(Arc::clone(&store)));
-    let restored = storage::restore(&state, &context, &store)?;
+    let restored = restore(&state, &context, &store)?;
     store.start(backend, &state, restored.next_seq, restored.live.clone());
     Ok((context, restored))
 }

@@ -799,3 +799,103 @@ fn a_corrupt_store_with_refuse_stops_start_up_with_a_message() {
     assert_eq!(std::fs::read(&file).or_fail("the file").len(), 64 * 1024, "the evidence is untouched");
     assert_eq!(set_aside_files(&dir), 0);
 }
+
+/// A 5.0 session's delayed will survives `kill -9`: the session was online when the broker died,
+/// so its network connection ended then, and after the restart the will is published once its
+/// delay has passed, to a persistent subscriber whose subscription was restored; a second restart
+/// does not publish it again.
+#[test]
+fn a_delayed_will_is_published_after_a_crash_and_only_once() {
+    let dir = tempdir();
+    let broker = Broker::start(&dir, &[]);
+    let (mut watcher, _) =
+        Client::connect(broker.addr, "will-watcher", ProtocolVersion::V311, false).or_fail("watcher");
+    let subscribe = Subscribe {
+        packet_id: id(1),
+        filters: vec![("wills/#".into(), SubscriptionOptions { qos: qos(1), ..Default::default() })],
+        properties: None,
+    };
+    watcher.send(&Packet::Subscribe(subscribe)).or_fail("SUBSCRIBE");
+    let deadline = Instant::now() + WAIT;
+    while !matches!(watcher.recv(), Ok(Some(Packet::SubAck(_)))) {
+        assert!(Instant::now() < deadline, "no SUBACK");
+    }
+    drop(watcher);
+    let stream = TcpStream::connect_timeout(&broker.addr, WAIT).or_fail("connecting the testator");
+    stream.set_read_timeout(Some(Duration::from_millis(200))).or_fail("a timeout");
+    let mut testator = Client { stream, buf: BytesMut::new(), version: ProtocolVersion::V5 };
+    let will = iothub_protocol::Will {
+        topic: "wills/device".into(),
+        payload: Bytes::from_static(b"gone"),
+        qos: qos(1),
+        retain: false,
+        properties: Some(Box::new(iothub_protocol::WillProperties {
+            will_delay_interval: Some(1),
+            ..Default::default()
+        })),
+    };
+    let connect = Connect {
+        protocol: ProtocolVersion::V5,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: "testator".into(),
+        will: Some(will),
+        username: None,
+        password: None,
+        properties: Some(Box::new(ConnectProperties {
+            session_expiry_interval: Some(600),
+            ..Default::default()
+        })),
+    };
+    testator.send(&Packet::Connect(Box::new(connect))).or_fail("CONNECT");
+    let deadline = Instant::now() + WAIT;
+    while !matches!(testator.recv(), Ok(Some(Packet::ConnAck(_)))) {
+        assert!(Instant::now() < deadline, "no CONNACK");
+    }
+    // CONNACK came after the session's record, will included, was committed.
+    broker.kill();
+    drop(testator);
+
+    let broker = Broker::start(&dir, &[]);
+    let (mut watcher, present) =
+        Client::connect(broker.addr, "will-watcher", ProtocolVersion::V311, false).or_fail("watcher");
+    assert!(present, "the watcher's session survived");
+    let deadline = Instant::now() + WAIT;
+    let got = loop {
+        match watcher.recv() {
+            Ok(Some(Packet::Publish(p))) => {
+                if let Some(packet_id) = p.packet_id {
+                    watcher.send(&Packet::PubAck(PublishResponse::new(packet_id))).or_fail("PUBACK");
+                }
+                break Some(p);
+            }
+            _ if Instant::now() > deadline => break None,
+            _ => {}
+        }
+    };
+    let got = got.or_fail("the will after the restart");
+    assert_eq!((&*got.topic, &got.payload[..]), ("wills/device", &b"gone"[..]));
+    // Published, and gone from the testator's record: a restart does not publish it again. (The
+    // end of the watcher's delivery may not be committed before the kill: a re-send of that
+    // delivery, DUP=1 with its packet identifier, is QoS 1's at-least-once, not a second
+    // publication.)
+    watcher.send(&Packet::PingReq).or_fail("PINGREQ");
+    let deadline = Instant::now() + WAIT;
+    while !matches!(watcher.recv(), Ok(Some(Packet::PingResp))) {
+        assert!(Instant::now() < deadline, "no PINGRESP");
+    }
+    drop(watcher);
+    drop(broker);
+    let broker = Broker::start(&dir, &[]);
+    let (mut watcher, _) =
+        Client::connect(broker.addr, "will-watcher", ProtocolVersion::V311, false).or_fail("watcher");
+    let quiet_until = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < quiet_until {
+        if let Ok(Some(Packet::Publish(p))) = watcher.recv() {
+            assert!(p.dup && p.packet_id == got.packet_id, "the will was published again: {p:?}");
+            if let Some(packet_id) = p.packet_id {
+                watcher.send(&Packet::PubAck(PublishResponse::new(packet_id))).or_fail("PUBACK");
+            }
+        }
+    }
+}

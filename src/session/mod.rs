@@ -366,9 +366,9 @@ impl Session {
         let offline_since = if offline { self.offline_since(clock) } else { 0 };
         let will = match &self.pending_will {
             Some(pending) => {
-                Some(StoredWill { will: pending.will.clone(), due: clock.unix_ms_of(pending.due) })
+                Some(StoredWill { will: pending.will.encode(), due: clock.unix_ms_of(pending.due) })
             }
-            None => self.will.clone().map(|will| StoredWill { will, due: 0 }),
+            None => self.will.as_ref().map(|will| StoredWill { will: will.encode(), due: 0 }),
         };
         let record = SessionRecord {
             protocol_level: self.link.version.level(),

@@ -9,8 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use bytes::{BufMut, BytesMut};
 use bytestring::ByteString;
-use iothub_protocol::{PublishProperties, QoS, WillProperties};
+use iothub_protocol::{
+    OutgoingPublish, Packet, ProtocolVersion, PublishHeader, PublishProperties, QoS, WillProperties,
+};
 use tokio::time::Instant;
 
 use crate::exit::Exit;
@@ -61,22 +64,49 @@ impl Will {
         self
     }
 
-    /// The will's fields, for storage: topic, payload, QoS, RETAIN, properties (with its own
-    /// Message Expiry Interval), delay.
-    pub(crate) fn parts(&self) -> (&str, &[u8], QoS, bool, Option<&PublishProperties>, Duration) {
-        (&self.topic, &self.payload, self.qos, self.retain, self.properties.as_deref(), self.delay)
+    /// The will as durable storage keeps it: its Will Delay Interval, then the will as a 5.0
+    /// PUBLISH (topic, QoS, RETAIN, payload, properties with its own Message Expiry Interval),
+    /// written by the broker's codec.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let qos = self.qos;
+        let outgoing = OutgoingPublish {
+            header: PublishHeader {
+                dup: false,
+                qos,
+                retain: self.retain,
+                packet_id: (qos != QoS::AtMostOnce).then_some(iothub_protocol::PacketId::MIN),
+            },
+            topic: &self.topic,
+            payload: &self.payload,
+            properties: self.properties.as_deref(),
+            message_expiry_interval: self.properties.as_ref().and_then(|p| p.message_expiry_interval),
+            topic_alias: None,
+            subscription_identifiers: &[],
+        };
+        let mut packet = BytesMut::with_capacity(4 + outgoing.size(ProtocolVersion::V5));
+        packet.put_u32(u32::try_from(self.delay.as_secs()).unwrap_or(u32::MAX));
+        // A will the broker accepted fits a PUBLISH: its fields came from a CONNECT.
+        let _ = outgoing.encode(ProtocolVersion::V5, &mut packet);
+        packet.to_vec()
     }
 
-    /// A will read back from storage.
-    pub(crate) fn restore(
-        topic: ByteString,
-        payload: Bytes,
-        qos: QoS,
-        retain: bool,
-        properties: Option<Box<PublishProperties>>,
-        delay: Duration,
-    ) -> Will {
-        Will { topic, payload, qos, retain, properties, delay, origin: (0, 0) }
+    /// A will read back from `encode`'s bytes; `None` if they are not one.
+    pub(crate) fn decode(record: &[u8]) -> Option<Will> {
+        let (delay, packet) = record.split_first_chunk::<4>()?;
+        let delay = Duration::from_secs(u64::from(u32::from_be_bytes(*delay)));
+        let mut packet = BytesMut::from(packet);
+        match iothub_protocol::decode(&mut packet, ProtocolVersion::V5, usize::MAX) {
+            Ok(Some(Packet::Publish(p))) if packet.is_empty() => Some(Will {
+                topic: p.topic,
+                payload: p.payload,
+                qos: p.qos,
+                retain: p.retain,
+                properties: p.properties,
+                delay,
+                origin: (0, 0),
+            }),
+            _ => None,
+        }
     }
 
     /// The Will Delay Interval.

@@ -29,7 +29,6 @@
 mod memory;
 mod record;
 mod redb_store;
-mod restore;
 mod writer;
 
 use std::collections::VecDeque;
@@ -42,9 +41,10 @@ use iothub_protocol::{PacketId, SubscriptionOptions};
 use tokio::sync::watch;
 
 pub use memory::MemoryBackend;
-pub(crate) use record::{Clock, SessionRecord, StoredWill};
+pub(crate) use record::{
+    decode_message, decode_subscription, Clock, Entry, EntryState, SessionRecord, StoredWill,
+};
 pub use redb_store::RedbBackend;
-pub(crate) use restore::{restore, Restored};
 
 use crate::message::{Delivery, Message};
 

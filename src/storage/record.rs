@@ -24,7 +24,6 @@ use tokio::time::Instant;
 
 use super::StorageError;
 use crate::message::{Delivery, Message};
-use crate::session::Will;
 
 /// Layout version of every record; bumped when any record changes.
 pub(crate) const LAYOUT: u8 = 1;
@@ -104,46 +103,11 @@ pub(crate) struct SessionRecord {
 /// A will as stored.
 #[derive(Debug, Clone)]
 pub(crate) struct StoredWill {
-    /// The will, with its delay and its own Message Expiry Interval.
-    pub(crate) will: Will,
+    /// The will, with its delay and its own Message Expiry Interval, as the session encoded it
+    /// (`Will::encode`; storage does not know what a will is).
+    pub(crate) will: Vec<u8>,
     /// When a delayed will is due (wall-clock ms), once its connection has ended; 0 otherwise.
     pub(crate) due: u64,
-}
-
-fn encode_will(will: &Will, out: &mut Vec<u8>) {
-    let (topic, payload, qos, retain, properties, delay) = will.parts();
-    out.put_u32(u32::try_from(delay.as_secs()).unwrap_or(u32::MAX));
-    let outgoing = OutgoingPublish {
-        header: PublishHeader {
-            dup: false,
-            qos,
-            retain,
-            packet_id: (qos != QoS::AtMostOnce).then_some(iothub_protocol::PacketId::MIN),
-        },
-        topic,
-        payload,
-        properties,
-        message_expiry_interval: properties.and_then(|p| p.message_expiry_interval),
-        topic_alias: None,
-        subscription_identifiers: &[],
-    };
-    let mut packet = BytesMut::with_capacity(outgoing.size(ProtocolVersion::V5));
-    let _ = outgoing.encode(ProtocolVersion::V5, &mut packet);
-    out.extend_from_slice(&packet);
-}
-
-fn decode_will(mut record: &[u8]) -> Result<Will, StorageError> {
-    if record.len() < 4 {
-        return Err(corrupt("will"));
-    }
-    let delay = Duration::from_secs(u64::from(record.get_u32()));
-    let mut packet = BytesMut::from(record);
-    match decode(&mut packet, ProtocolVersion::V5, MAX_MESSAGE_RECORD) {
-        Ok(Some(Packet::Publish(p))) if packet.is_empty() => {
-            Ok(Will::restore(p.topic, p.payload, p.qos, p.retain, p.properties, delay))
-        }
-        _ => Err(corrupt("will")),
-    }
 }
 
 /// Encodes a message (for the `messages` table, or inside a will).
@@ -321,7 +285,7 @@ impl SessionRecord {
             Some(will) => {
                 out.put_u8(1);
                 out.put_u64(will.due);
-                encode_will(&will.will, &mut out);
+                out.extend_from_slice(&will.will);
             }
         }
         out
@@ -338,7 +302,7 @@ impl SessionRecord {
             0 if record.is_empty() => None,
             1 if record.len() > 12 => {
                 let due = record.get_u64();
-                Some(StoredWill { will: decode_will(record)?, due })
+                Some(StoredWill { will: record.to_vec(), due })
             }
             _ => return Err(corrupt("session")),
         };

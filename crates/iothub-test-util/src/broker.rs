@@ -11,6 +11,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use iothub::auth::AuthenticationMethod;
+use iothub::storage::Backend;
 use iothub::{Config, ConfigBuilder, Server};
 use tokio_util::sync::CancellationToken;
 
@@ -55,9 +56,22 @@ impl TestBroker {
         TestBroker::with_auth_methods(config, Vec::new())
     }
 
+    /// Starts a broker with durable storage on `backend` (its contents restored first).
+    pub fn with_backend(config: Config, backend: Box<dyn Backend>) -> TestBroker {
+        TestBroker::spawn(config, Some(backend), Vec::new())
+    }
+
     /// Starts a broker with a complete configuration and these MQTT 5.0 enhanced
     /// authentication methods.
     pub fn with_auth_methods(config: Config, methods: Vec<Arc<dyn AuthenticationMethod>>) -> TestBroker {
+        TestBroker::spawn(config, None, methods)
+    }
+
+    fn spawn(
+        config: Config,
+        backend: Option<Box<dyn Backend>>,
+        methods: Vec<Arc<dyn AuthenticationMethod>>,
+    ) -> TestBroker {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let (tx, rx) = mpsc::channel();
@@ -68,8 +82,11 @@ impl TestBroker {
                 .build()
                 .or_fail("the broker's runtime");
             runtime.block_on(async move {
-                let server =
-                    Server::bind_with_auth_methods(&config, methods).await.or_fail("binding the broker");
+                let server = match backend {
+                    Some(backend) => Server::bind_with_backend(&config, backend).await,
+                    None => Server::bind_with_auth_methods(&config, methods).await,
+                }
+                .or_fail("binding the broker");
                 // The test waits for the address; if it gave up, the server stops with it.
                 if tx.send(server.local_addrs()[0]).is_ok() {
                     server.run(token).await;

@@ -14,12 +14,14 @@ use std::sync::Arc;
 use bytestring::ByteString;
 use iothub_protocol::{PacketId, ProtocolVersion};
 
-use super::record::{decode_message, decode_subscription, Clock, Entry, EntryState, SessionRecord};
-use super::{SessionLog, StorageError, Store, StoredState};
 use crate::context::Context;
 use crate::mailbox::Mailbox;
 use crate::message::{Delivery, Message};
-use crate::session::{Session, SessionExpiry};
+use crate::session::{Session, SessionExpiry, Will};
+use crate::storage::{
+    decode_message, decode_subscription, Clock, Entry, EntryState, SessionLog, SessionRecord, StorageError,
+    Store, StoredState,
+};
 
 /// What a restore brought back.
 #[derive(Debug, Default, Clone)]
@@ -135,12 +137,11 @@ pub(crate) fn restore(
         let offline_since =
             if record.offline_since == 0 { now } else { clock.instant_of(record.offline_since) };
         if let Some(stored) = record.will {
-            let due = if stored.due == 0 {
-                offline_since + stored.will.delay()
-            } else {
-                clock.instant_of(stored.due)
-            };
-            session.restore_pending_will(stored.will, due);
+            let will = Will::decode(&stored.will)
+                .ok_or_else(|| StorageError::Corrupt(format!("the will of {client} is unreadable")))?;
+            let due =
+                if stored.due == 0 { offline_since + will.delay() } else { clock.instant_of(stored.due) };
+            session.restore_pending_will(will, due);
         }
         let expires_at = match expiry {
             SessionExpiry::After(after) => offline_since.checked_add(after),

@@ -1,0 +1,109 @@
+//! Durable storage in process, on the `Backend` trait: the memory backend (the reference any
+//! backend is held to) keeps what a restarted broker restores, and acknowledgements wait for
+//! commits, including commits that fail for a while (a full disk) and then succeed.
+//!
+//! The crash tests against the real binary and redb are in `tests/durable.rs`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use iothub::storage::{Backend, MemoryBackend, StorageError, StoredState, Write};
+use iothub_test_util::{
+    ack, connect_packet, loopback_config, next_publish, publish, publish_packet, raw_connected, subscribe,
+    RawClient, TestBroker, CONNACK_SESSION_PRESENT, PUBACK,
+};
+
+/// A backend whose commits fail while `full` is set, as on a full disk.
+#[derive(Debug, Clone)]
+struct Flaky {
+    inner: MemoryBackend,
+    full: Arc<AtomicBool>,
+}
+
+impl Backend for Flaky {
+    fn load(&mut self) -> Result<StoredState, StorageError> {
+        self.inner.load()
+    }
+
+    fn commit(&mut self, writes: &[Write]) -> Result<(), StorageError> {
+        if self.full.load(Ordering::Acquire) {
+            return Err(StorageError::Io("No space left on device".to_owned()));
+        }
+        self.inner.commit(writes)
+    }
+}
+
+fn broker_on(backend: &MemoryBackend) -> TestBroker {
+    TestBroker::with_backend(loopback_config(""), Box::new(backend.clone()))
+}
+
+/// A persistent 3.1.1 subscriber to `filter` at QoS 1 that leaves without DISCONNECT.
+fn subscribe_and_leave(broker: &TestBroker, client_id: &str, filter: &str) {
+    let mut client = RawClient::connect(broker.addr);
+    client.send(&connect_packet(client_id, false, 60));
+    let _ = client.read_packet();
+    subscribe(&mut client, 1, &[(filter, 1)]);
+}
+
+#[test]
+fn a_restarted_broker_restores_sessions_their_queues_and_retained_messages() {
+    let backend = MemoryBackend::default();
+    {
+        let broker = broker_on(&backend);
+        subscribe_and_leave(&broker, "keeper", "stored/#");
+        let mut publisher = raw_connected(broker.addr, "writer");
+        // Each PUBACK is read: it is sent once the message is committed.
+        for n in 1..=5u16 {
+            publish(&mut publisher, "stored/queue", format!("m{n}").as_bytes(), 1, false, n);
+        }
+        publish(&mut publisher, "stored/kept", b"retained", 1, true, 6);
+    }
+    let (messages, entries, sessions) = backend.counts();
+    assert_eq!((entries, sessions), (6, 1), "six queued entries of one session are stored");
+    assert_eq!(messages, 6, "each message stored once");
+    let broker = broker_on(&backend);
+    let mut client = RawClient::connect(broker.addr);
+    client.send(&connect_packet("keeper", false, 60));
+    client.expect(&CONNACK_SESSION_PRESENT);
+    // No re-subscribe: the queue and the subscription came back.
+    let mut texts = Vec::new();
+    for _ in 0..6 {
+        texts.push(next_publish(&mut client).text().to_owned());
+    }
+    assert_eq!(texts, ["m1", "m2", "m3", "m4", "m5", "retained"]);
+    let mut late = raw_connected(broker.addr, "late");
+    subscribe(&mut late, 1, &[("stored/kept", 0)]);
+    assert_eq!(next_publish(&mut late).text(), "retained");
+    // Live traffic still reaches the restored subscription.
+    let mut publisher = raw_connected(broker.addr, "writer-2");
+    publish(&mut publisher, "stored/live", b"live", 1, false, 1);
+    assert_eq!(next_publish(&mut client).text(), "live");
+    client.send(&iothub_test_util::PINGREQ);
+    client.expect(&iothub_test_util::PINGRESP);
+    drop(broker);
+    let (messages, entries, _) = backend.counts();
+    assert_eq!((entries, messages), (0, 1), "delivered messages are deleted; the retained one stays");
+}
+
+#[test]
+fn acknowledgements_wait_while_the_disk_refuses_and_resume_when_it_takes_writes_again() {
+    let memory = MemoryBackend::default();
+    let full = Arc::new(AtomicBool::new(false));
+    let backend = Flaky { inner: memory.clone(), full: Arc::clone(&full) };
+    let broker = TestBroker::with_backend(loopback_config(""), Box::new(backend));
+    subscribe_and_leave(&broker, "patient", "disk/#");
+    full.store(true, Ordering::Release);
+    let mut publisher = raw_connected(broker.addr, "hopeful");
+    publisher.send(&publish_packet("disk/full", b"kept", 1, false, false, 9));
+    // Nothing is acknowledged while the commit fails.
+    publisher.expect_silence(Duration::from_millis(1500));
+    full.store(false, Ordering::Release);
+    publisher.expect(&ack(PUBACK, 9));
+    let mut subscriber = RawClient::connect(broker.addr);
+    subscriber.send(&connect_packet("patient", false, 60));
+    subscriber.expect(&CONNACK_SESSION_PRESENT);
+    assert_eq!(next_publish(&mut subscriber).text(), "kept");
+    drop(broker);
+    assert!(memory.commits() > 0);
+}
