@@ -19,8 +19,8 @@ use crate::mailbox::Mailbox;
 use crate::message::{Delivery, Message};
 use crate::session::{Session, SessionExpiry, Will};
 use crate::storage::{
-    decode_message, decode_subscription, Clock, Entry, EntryState, SessionLog, SessionRecord, StorageError,
-    Store, StoredState,
+    decode_message, decode_subscription, Clock, Entry, EntryState, Op, SessionLog, SessionRecord,
+    StorageError, Store, StoredState,
 };
 
 /// What a restore brought back.
@@ -121,7 +121,10 @@ pub(crate) fn restore(
         let Some(message) = messages.get(id) else {
             return Err(StorageError::Corrupt(format!("retained topic {topic} names a missing message")));
         };
-        if !message.is_expired(now) {
+        if message.is_expired(now) {
+            // Expired while the broker was down: it goes from the store too.
+            store.issue(Op::Unretain { topic: topic.clone() });
+        } else {
             context.router.restore_retained(message);
             restored.retained += 1;
         }

@@ -899,3 +899,31 @@ fn a_delayed_will_is_published_after_a_crash_and_only_once() {
         }
     }
 }
+
+/// A store written by another layout version is refused with a message naming both versions,
+/// whatever `on_corruption` says: it is not damage, and setting it aside would hide data a
+/// migration could read.
+#[test]
+fn a_store_of_another_layout_is_refused_with_a_clear_message() {
+    let dir = tempdir();
+    store_with_retained(&dir, 1);
+    {
+        let db = redb::Database::create(dir.join("iothub.redb")).or_fail("opening the store");
+        let txn = db.begin_write().or_fail("a write transaction");
+        {
+            let mut meta =
+                txn.open_table(redb::TableDefinition::<&str, u64>::new("meta")).or_fail("the meta table");
+            meta.insert("layout", 99).or_fail("writing the layout");
+        }
+        txn.commit().or_fail("committing");
+    }
+    let path = format!("storage.path={}", dir.display());
+    let output = Command::new(BINARY)
+        .args(["--listen", "tcp://127.0.0.1:0", "--set", "storage.backend=redb", "--set", &path])
+        .output()
+        .or_fail("running iothub");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "start-up must fail: {stderr}");
+    assert!(stderr.contains("layout version 99") && stderr.contains("layout 1"), "{stderr}");
+    assert_eq!(set_aside_files(&dir), 0, "nothing set aside");
+}

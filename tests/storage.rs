@@ -52,6 +52,7 @@ fn a_restarted_broker_restores_sessions_their_queues_and_retained_messages() {
     {
         let broker = broker_on(&backend);
         subscribe_and_leave(&broker, "keeper", "stored/#");
+        subscribe_and_leave(&broker, "second-keeper", "stored/queue");
         let mut publisher = raw_connected(broker.addr, "writer");
         // Each PUBACK is read: it is sent once the message is committed.
         for n in 1..=5u16 {
@@ -60,8 +61,8 @@ fn a_restarted_broker_restores_sessions_their_queues_and_retained_messages() {
         publish(&mut publisher, "stored/kept", b"retained", 1, true, 6);
     }
     let (messages, entries, sessions) = backend.counts();
-    assert_eq!((entries, sessions), (6, 1), "six queued entries of one session are stored");
-    assert_eq!(messages, 6, "each message stored once");
+    assert_eq!((entries, sessions), (11, 2), "6 + 5 queued entries of two sessions are stored");
+    assert_eq!(messages, 6, "each message stored once, however many sessions queue it");
     let broker = broker_on(&backend);
     let mut client = RawClient::connect(broker.addr);
     client.send(&connect_packet("keeper", false, 60));
@@ -81,6 +82,14 @@ fn a_restarted_broker_restores_sessions_their_queues_and_retained_messages() {
     assert_eq!(next_publish(&mut client).text(), "live");
     client.send(&iothub_test_util::PINGREQ);
     client.expect(&iothub_test_util::PINGRESP);
+    let mut second = RawClient::connect(broker.addr);
+    second.send(&connect_packet("second-keeper", false, 60));
+    second.expect(&CONNACK_SESSION_PRESENT);
+    for n in 1..=5 {
+        assert_eq!(next_publish(&mut second).text(), format!("m{n}"));
+    }
+    second.send(&iothub_test_util::PINGREQ);
+    second.expect(&iothub_test_util::PINGRESP);
     drop(broker);
     let (messages, entries, _) = backend.counts();
     assert_eq!((entries, messages), (0, 1), "delivered messages are deleted; the retained one stays");
