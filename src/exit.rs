@@ -38,6 +38,8 @@ pub enum Exit {
     Shutdown,
     /// Re-authentication (5.0 enhanced authentication) failed.
     NotAuthorized,
+    /// A 3.1.1 client published at QoS 1/2 while the durable store refused writes.
+    StorageRefused,
 }
 
 impl Exit {
@@ -63,6 +65,9 @@ impl Exit {
             ),
             Exit::Shutdown => tracing::debug!("closing connection: server shutting down"),
             Exit::NotAuthorized => tracing::info!("closing connection: re-authentication failed"),
+            Exit::StorageRefused => tracing::warn!(
+                "closing connection: a QoS 1/2 publication while the store refuses writes (is the disk full?)"
+            ),
         }
     }
 
@@ -78,6 +83,7 @@ impl Exit {
             }
             Exit::Shutdown => Some("the server is shutting down".to_owned()),
             Exit::NotAuthorized => Some("re-authentication failed".to_owned()),
+            Exit::StorageRefused => Some("the broker's storage refuses writes".to_owned()),
             _ => None,
         }
     }
@@ -91,6 +97,7 @@ impl Exit {
             Exit::SlowSubscriber => Some(ReasonCode::QuotaExceeded),
             Exit::Shutdown => Some(ReasonCode::ServerShuttingDown),
             Exit::NotAuthorized => Some(ReasonCode::NotAuthorized),
+            Exit::StorageRefused => Some(ReasonCode::QuotaExceeded),
             Exit::Encode(_) => Some(ReasonCode::ImplementationSpecificError),
             Exit::Disconnect
             | Exit::DisconnectWithWill

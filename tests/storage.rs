@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iothub::storage::{Backend, MemoryBackend, StorageError, StoredState, Write};
+use iothub_protocol::{Packet, ReasonCode};
+use iothub_test_util::v5_client::message;
 use iothub_test_util::{
     ack, connect_packet, loopback_config, next_publish, publish, publish_packet, raw_connected, subscribe,
-    RawClient, TestBroker, CONNACK_SESSION_PRESENT, PUBACK,
+    RawClient, TestBroker, V5Client, CONNACK_SESSION_PRESENT, PUBACK,
 };
 
 /// A backend whose commits fail while `full` is set, as on a full disk.
@@ -96,23 +98,45 @@ fn a_restarted_broker_restores_sessions_their_queues_and_retained_messages() {
 }
 
 #[test]
-fn acknowledgements_wait_while_the_disk_refuses_and_resume_when_it_takes_writes_again() {
+fn while_the_disk_refuses_writes_acknowledgements_wait_new_publications_are_refused_and_all_resumes() {
     let memory = MemoryBackend::default();
     let full = Arc::new(AtomicBool::new(false));
     let backend = Flaky { inner: memory.clone(), full: Arc::clone(&full) };
     let broker = TestBroker::with_backend(loopback_config(""), Box::new(backend));
-    subscribe_and_leave(&broker, "patient", "disk/#");
+    // An online persistent subscriber: nothing of its own is written while the disk is full.
+    let mut subscriber = RawClient::connect(broker.addr);
+    subscriber.send(&connect_packet("patient", false, 60));
+    let _ = subscriber.read_packet();
+    subscribe(&mut subscriber, 1, &[("disk/#", 1)]);
     full.store(true, Ordering::Release);
     let mut publisher = raw_connected(broker.addr, "hopeful");
     publisher.send(&publish_packet("disk/full", b"kept", 1, false, false, 9));
     // Nothing is acknowledged while the commit fails.
     publisher.expect_silence(Duration::from_millis(1500));
+    // Meanwhile new QoS 1/2 publications are refused, not routed: a 5.0 publisher is told
+    // 0x97 (Quota exceeded) in its PUBACK and PUBREC and stays connected [MQTT-4.3.3], a 3.1.1
+    // one, which cannot be told, is disconnected.
+    let mut v5 = V5Client::connect(broker.addr, "told");
+    v5.send(&Packet::Publish(message("disk/refused", b"refused", 1, false, 3)));
+    match v5.recv() {
+        Packet::PubAck(ack) => assert_eq!(ack.reason_code, ReasonCode::QuotaExceeded),
+        other => panic!("expected PUBACK 0x97, got {other:?}"),
+    }
+    v5.send(&Packet::Publish(message("disk/refused", b"refused", 2, false, 4)));
+    match v5.recv() {
+        Packet::PubRec(rec) => assert_eq!(rec.reason_code, ReasonCode::QuotaExceeded),
+        other => panic!("expected PUBREC 0x97, got {other:?}"),
+    }
+    let mut v3 = raw_connected(broker.addr, "untold");
+    v3.send(&publish_packet("disk/refused", b"refused", 1, false, false, 5));
+    v3.expect_closed();
     full.store(false, Ordering::Release);
     publisher.expect(&ack(PUBACK, 9));
-    let mut subscriber = RawClient::connect(broker.addr);
-    subscriber.send(&connect_packet("patient", false, 60));
-    subscriber.expect(&CONNACK_SESSION_PRESENT);
+    // Once the disk takes writes again, publications are accepted again; the refused packet
+    // identifier 4 is a new exchange.
+    v5.publish(message("disk/again", b"again", 2, false, 4));
     assert_eq!(next_publish(&mut subscriber).text(), "kept");
+    assert_eq!(next_publish(&mut subscriber).text(), "again", "refused messages were not routed");
     drop(broker);
     assert!(memory.commits() > 0);
 }

@@ -548,6 +548,11 @@ impl Connection {
         let result = 'turn: loop {
             while let Some(action) = session.poll_action() {
                 work += 1;
+                let action = match self.refuse_while_storage_fails(action, session) {
+                    Ok(Some(action)) => action,
+                    Ok(None) => continue,
+                    Err(exit) => break 'turn Err(exit),
+                };
                 match self.apply(action, session.mailbox()) {
                     Ok(None) => {}
                     Ok(Some(wait)) => {
@@ -576,6 +581,41 @@ impl Connection {
         };
         self.routing.wake_all();
         result
+    }
+
+    /// While the durable store refuses writes (a full disk), a QoS 1/2 PUBLISH is not accepted:
+    /// nothing could be promised about it. A 5.0 client gets PUBACK/PUBREC 0x97 (Quota
+    /// exceeded) and the exchange ends; a 3.1.1 client, which has no way to be told, is
+    /// disconnected. Either way the message is not routed, and its QoS 2 packet identifier is
+    /// forgotten, so a re-send is a new message. Other actions pass.
+    fn refuse_while_storage_fails(
+        &mut self,
+        action: Action,
+        session: &mut Session,
+    ) -> Result<Option<Action>, Exit> {
+        let failing = self.context.store.as_ref().is_some_and(|store| store.is_failing());
+        let Action::Publish { ack: Some(ack), .. } = &action else { return Ok(Some(action)) };
+        if !failing {
+            return Ok(Some(action));
+        }
+        let (Packet::PubAck(response) | Packet::PubRec(response)) = ack else { return Ok(Some(action)) };
+        let mut refusal = response.clone();
+        if matches!(ack, Packet::PubRec(_)) {
+            session.forget_incoming(refusal.packet_id);
+        }
+        let link = self.link();
+        if !link.is_v5() {
+            return Err(Exit::StorageRefused);
+        }
+        refusal.reason_code = ReasonCode::QuotaExceeded;
+        refusal.properties = Some(Box::new(iothub_protocol::PublishResponseProperties {
+            reason_string: Some(ByteString::from_static("the broker's storage refuses writes; not accepted")),
+            ..iothub_protocol::PublishResponseProperties::default()
+        }));
+        let packet =
+            if matches!(ack, Packet::PubRec(_)) { Packet::PubRec(refusal) } else { Packet::PubAck(refusal) };
+        link.write(&mut self.wbuf, &packet).map_err(Exit::Encode)?;
+        Ok(None)
     }
 
     /// Takes one action of the session. Returns the wait, if a routed message overfilled a

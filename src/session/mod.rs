@@ -406,6 +406,12 @@ impl Session {
         self.inflight.restore(packet_id, state, delivery);
     }
 
+    /// Forgets an inbound QoS 2 packet identifier whose PUBLISH was refused (PUBREC 0x80 or
+    /// more ends the exchange, 4.3.3), so that a PUBLISH reusing it is a new message.
+    pub(crate) fn forget_incoming(&mut self, packet_id: PacketId) {
+        self.awaiting_pubrel.remove(&packet_id.get());
+    }
+
     /// Puts back an inbound QoS 2 packet identifier that awaited PUBREL.
     pub(crate) fn restore_incoming(&mut self, packet_id: u16) {
         self.awaiting_pubrel.insert(packet_id);

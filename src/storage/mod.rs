@@ -180,6 +180,8 @@ pub(crate) struct Store {
     wake: std::sync::Condvar,
     /// The number of the last op that is durable.
     committed: watch::Sender<u64>,
+    /// Set while the backend refuses commits (a full disk), cleared by the next success.
+    failing: std::sync::atomic::AtomicBool,
     /// Next queue entry number, over every session: entries of one session are numbered in
     /// queue order and never reused, even by a later session of the same client.
     next_seq: AtomicU64,
@@ -199,6 +201,7 @@ impl Store {
             pending: Mutex::new(Pending::default()),
             wake: std::sync::Condvar::new(),
             committed: watch::channel(0).0,
+            failing: std::sync::atomic::AtomicBool::new(false),
             next_seq: AtomicU64::new(0),
         }
     }
@@ -252,6 +255,16 @@ impl Store {
     /// A fresh queue entry number.
     pub(crate) fn next_seq(&self) -> u64 {
         self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// True while the backend refuses commits.
+    pub(crate) fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Acquire)
+    }
+
+    /// Records whether the last commit attempt failed.
+    fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Release);
     }
 
     /// The number of the last durable op.

@@ -267,7 +267,7 @@ pub(super) fn spawn(
 fn run(store: &Store, mut backend: Box<dyn Backend>, mut index: Index, orphans: Vec<Write>) {
     let mut writes = orphans;
     if !writes.is_empty() {
-        commit(backend.as_mut(), &writes);
+        commit(store, backend.as_mut(), &writes);
         writes.clear();
     }
     while let Some((ops, last)) = store.take() {
@@ -278,24 +278,26 @@ fn run(store: &Store, mut backend: Box<dyn Backend>, mut index: Index, orphans: 
         let net = compact(std::mem::take(&mut writes), &index.fresh);
         index.fresh.clear();
         if !net.is_empty() {
-            commit(backend.as_mut(), &net);
+            commit(store, backend.as_mut(), &net);
         }
         store.committed.send_replace(last);
     }
 }
 
 /// Commits `writes`, retrying until the backend takes them.
-fn commit(backend: &mut dyn Backend, writes: &[Write]) {
+fn commit(store: &Store, backend: &mut dyn Backend, writes: &[Write]) {
     let mut failures = 0u64;
     loop {
         match backend.commit(writes) {
             Ok(()) => {
+                store.set_failing(false);
                 if failures > 0 {
                     tracing::warn!(failures, "storage commit succeeded again; acknowledgements resume");
                 }
                 return;
             }
             Err(error) => {
+                store.set_failing(true);
                 failures += 1;
                 if failures.is_power_of_two() {
                     tracing::error!(%error, failures, "storage commit failed; acknowledgements wait until it succeeds");
