@@ -2,7 +2,7 @@
 //! survive a crash (`kill -9`), written behind a trait that any backend can implement.
 //!
 //! The in-memory structures (registry, mailboxes, sessions, retained store) stay the state the
-//! broker works on. A durable backend keeps a copy on disk, fed by a log of [`Op`]s: every change
+//! broker works on. A durable backend keeps a copy on disk, fed by a log of ops (`Op`): every change
 //! a persistent session's state goes through (a message queued for it, sent with a packet
 //! identifier, released, acknowledged; a subscription; its will and expiry) and every change of
 //! the retained store. Ops are issued without waiting (a push under a short lock) and numbered;
