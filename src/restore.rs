@@ -117,6 +117,19 @@ pub(crate) fn restore(
             session.restore_incoming(*packet_id);
         }
     }
+    // Rows of a client without a session record belong to no session (none can be left by a
+    // commit, which is atomic, but a backend may hold them): they go.
+    let orphans: std::collections::BTreeSet<&Arc<str>> = state
+        .subscriptions
+        .iter()
+        .map(|(client, _, _)| client)
+        .chain(state.entries.iter().map(|(client, _, _)| client))
+        .chain(state.incoming.iter().map(|(client, _)| client))
+        .filter(|client| !sessions.contains_key(*client))
+        .collect();
+    for client in orphans {
+        store.issue(Op::SessionGone { client: Arc::clone(client) });
+    }
     for (topic, id) in &state.retained {
         let Some(message) = messages.get(id) else {
             return Err(StorageError::Corrupt(format!("retained topic {topic} names a missing message")));
