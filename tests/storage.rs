@@ -140,3 +140,38 @@ fn while_the_disk_refuses_writes_acknowledgements_wait_new_publications_are_refu
     drop(broker);
     assert!(memory.commits() > 0);
 }
+
+/// 5.0 state survives a restart: the Session Expiry Interval, a subscription's options and
+/// identifier, and a queued message's properties and expiry, which keeps counting down (what is
+/// forwarded is what is left) [MQTT-3.3.2-6].
+#[test]
+fn a_restart_keeps_5_0_options_identifiers_properties_and_expiry() {
+    use iothub_protocol::PublishProperties;
+    use iothub_test_util::v5_client::{connect_v5, options, subscription_ids, with_properties};
+    let backend = MemoryBackend::default();
+    {
+        let broker = broker_on(&backend);
+        let (mut subscriber, _) = V5Client::connect_with(broker.addr, connect_v5("five", true, 600));
+        subscriber.subscribe_granted(1, &[("five/#", options(1))], Some(77));
+        drop(subscriber);
+        let mut publisher = V5Client::connect(broker.addr, "five-writer");
+        let properties = PublishProperties {
+            message_expiry_interval: Some(100),
+            content_type: Some("text/plain".into()),
+            user_properties: vec![("k".into(), "v".into())],
+            ..PublishProperties::default()
+        };
+        publisher.publish(with_properties(message("five/a", b"kept", 1, false, 1), properties));
+    }
+    let broker = broker_on(&backend);
+    let (mut subscriber, connack) = V5Client::connect_with(broker.addr, connect_v5("five", false, 600));
+    assert!(connack.session_present, "the 5.0 session came back");
+    let got = subscriber.next_publish();
+    assert_eq!(&got.payload[..], b"kept");
+    assert_eq!(subscription_ids(&got), [77], "the subscription's identifier came back");
+    let properties = got.properties.as_deref().map(Clone::clone).unwrap_or_default();
+    assert_eq!(properties.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(properties.user_properties, vec![("k".into(), "v".into())]);
+    let left = properties.message_expiry_interval.unwrap_or(0);
+    assert!(left > 0 && left <= 100, "what is left of the expiry is forwarded: {left}");
+}
