@@ -169,7 +169,7 @@ fn a_restart_keeps_5_0_options_identifiers_properties_and_expiry() {
     let got = subscriber.next_publish();
     assert_eq!(&got.payload[..], b"kept");
     assert_eq!(subscription_ids(&got), [77], "the subscription's identifier came back");
-    let properties = got.properties.as_deref().map(Clone::clone).unwrap_or_default();
+    let properties = got.properties.as_deref().cloned().unwrap_or_default();
     assert_eq!(properties.content_type.as_deref(), Some("text/plain"));
     assert_eq!(properties.user_properties, vec![("k".into(), "v".into())]);
     let left = properties.message_expiry_interval.unwrap_or(0);
