@@ -32,7 +32,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use bytestring::ByteString;
 use iothub_protocol::{
-    encode_publish, DecodeError, Disconnect, EncodeError, OutgoingPublish, Packet, PacketId, PayloadFormat,
+    encode_publish, encode_publish_v5_plain, DecodeError, Disconnect, EncodeError, OutgoingPublish, Packet, PacketId, PayloadFormat,
     ProtocolVersion, Publish, PublishResponse, QoS, ReasonCode, RetainHandling, Rule, SubAck, Subscribe,
     SubscriptionOptions, UnsubAck, Unsubscribe,
 };
@@ -1055,14 +1055,23 @@ impl Outgoing<'_> {
         now: Instant,
     ) -> Result<(), EncodeError> {
         let message = &self.delivery.message;
+        let header = iothub_protocol::PublishHeader {
+            dup: self.dup,
+            qos: self.delivery.qos,
+            retain: self.delivery.retain,
+            packet_id: self.packet_id,
+        };
         if !link.is_v5() {
-            let header = iothub_protocol::PublishHeader {
-                dup: self.dup,
-                qos: self.delivery.qos,
-                retain: self.delivery.retain,
-                packet_id: self.packet_id,
-            };
             return encode_publish(out, &header, &message.topic, &message.payload);
+        }
+        // Nothing per delivery and nothing forwarded: the 3.1.1 bytes plus a zero Property
+        // Length. (Without aliases and properties the size was already checked by the caller.)
+        if link.client_alias_max == 0
+            && message.properties.is_none()
+            && message.expires_at.is_none()
+            && self.delivery.subscription_ids().is_empty()
+        {
+            return encode_publish_v5_plain(out, &header, &message.topic, &message.payload);
         }
         // The size checked before sending counts the whole topic and no alias. A new alias adds
         // its property to the whole topic: where that would no longer fit the client's Maximum

@@ -87,6 +87,19 @@ pub fn encode_publish(
     write_publish(buf, header, topic, payload, false).inspect_err(|_| buf.truncate(start))
 }
 
+/// Writes a 5.0 PUBLISH that carries no property at all (the common case: no forwarded
+/// properties, no expiry, no alias, no Subscription Identifier): `encode_publish`'s bytes plus a
+/// Property Length of 0. On error `buf` is left as it was.
+pub fn encode_publish_v5_plain(
+    buf: &mut BytesMut,
+    header: &PublishHeader,
+    topic: &str,
+    payload: &[u8],
+) -> Result<(), EncodeError> {
+    let start = buf.len();
+    write_publish(buf, header, topic, payload, true).inspect_err(|_| buf.truncate(start))
+}
+
 /// Writes a PUBLISH without properties: the 3.x form, or with `v5` the 5.0 form, which only adds
 /// a Property Length of 0 after the packet identifier.
 fn write_publish(

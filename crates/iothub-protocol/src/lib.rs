@@ -24,7 +24,7 @@ pub mod topic;
 pub mod types;
 
 pub use decode::{check, decode, FixedHeader, MAX_REMAINING_LENGTH};
-pub use encode::{encode_publish, publish_size, OutgoingPublish};
+pub use encode::{encode_publish, encode_publish_v5_plain, publish_size, OutgoingPublish};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
     Auth, ConnAck, Connect, Disconnect, Packet, Publish, PublishHeader, PublishResponse, RetainHandling,
