@@ -32,9 +32,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use bytestring::ByteString;
 use iothub_protocol::{
-    encode_publish, encode_publish_v5_plain, DecodeError, Disconnect, EncodeError, OutgoingPublish, Packet, PacketId, PayloadFormat,
-    ProtocolVersion, Publish, PublishResponse, QoS, ReasonCode, RetainHandling, Rule, SubAck, Subscribe,
-    SubscriptionOptions, UnsubAck, Unsubscribe,
+    encode_publish, encode_publish_v5_plain, DecodeError, Disconnect, EncodeError, OutgoingPublish, Packet,
+    PacketId, PayloadFormat, ProtocolVersion, Publish, PublishResponse, QoS, ReasonCode, RetainHandling,
+    Rule, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 use tokio::time::Instant;
 

@@ -307,3 +307,132 @@ fn commit(store: &Store, backend: &mut dyn Backend, writes: &[Write]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::record::{Entry, EntryState};
+    use bytes::Bytes;
+    use iothub_protocol::QoS;
+
+    fn delivery(qos: QoS) -> Delivery {
+        let message = Message::new(ByteString::from("t"), Bytes::from_static(b"x"), qos, false);
+        Delivery::live(Arc::new(message), qos)
+    }
+
+    fn client() -> Arc<str> {
+        Arc::from("c")
+    }
+
+    /// An index with one live session `c` (mailbox 7).
+    fn index() -> Index {
+        Index::of(&StoredState::default(), vec![(client(), 7)]).0
+    }
+
+    fn run(index: &mut Index, ops: Vec<Op>) -> Vec<Write> {
+        let clock = Clock::now();
+        let mut writes = Vec::new();
+        for op in ops {
+            index.translate(op, &clock, &mut writes);
+        }
+        let net = compact(writes, &index.fresh);
+        index.fresh.clear();
+        net
+    }
+
+    fn enqueue(seq: u64, delivery: &Delivery) -> Op {
+        Op::Enqueue { client: client(), session: 7, seq, delivery: delivery.clone() }
+    }
+
+    #[test]
+    fn a_message_queued_sent_and_done_in_one_batch_writes_nothing() {
+        let mut index = index();
+        let d = delivery(QoS::AtLeastOnce);
+        let ops = vec![
+            enqueue(1, &d),
+            Op::Sent { client: client(), seq: 1, packet_id: 5, delivery: d.clone() },
+            Op::Done { client: client(), seq: 1 },
+        ];
+        assert_eq!(run(&mut index, ops), vec![]);
+        assert!(index.refs.is_empty());
+    }
+
+    #[test]
+    fn a_message_done_in_a_later_batch_is_deleted_with_its_entry() {
+        let mut index = index();
+        let d = delivery(QoS::AtLeastOnce);
+        let first = run(&mut index, vec![enqueue(1, &d)]);
+        assert_eq!(first.len(), 2, "the message and its entry: {first:?}");
+        let second = run(&mut index, vec![Op::Done { client: client(), seq: 1 }]);
+        assert_eq!(
+            second,
+            vec![Write::DeleteMessage { id: d.message.id }, Write::DeleteEntry { client: client(), seq: 1 }]
+        );
+    }
+
+    /// The router issues a publication's ops after routing it: the session may have sent the
+    /// message first. The entry is stored in the state it reached; one already done with is not
+    /// stored at all.
+    #[test]
+    fn states_reached_before_the_enqueue_are_applied_when_it_arrives() {
+        let mut index = index();
+        let d = delivery(QoS::ExactlyOnce);
+        run(&mut index, vec![Op::Sent { client: client(), seq: 1, packet_id: 9, delivery: d.clone() }]);
+        let writes = run(&mut index, vec![enqueue(1, &d)]);
+        let stored = writes.iter().find_map(|w| match w {
+            Write::PutEntry { record, .. } => Entry::decode(record).ok(),
+            _ => None,
+        });
+        assert_eq!(stored.map(|e| e.state), Some(EntryState::Sent(9)));
+        let e = delivery(QoS::AtLeastOnce);
+        run(&mut index, vec![Op::Done { client: client(), seq: 2 }]);
+        assert_eq!(run(&mut index, vec![enqueue(2, &e)]), vec![]);
+    }
+
+    /// A publisher that routed to a session just before it ended issues its enqueue after the
+    /// session's end: it is ignored, and so is one for a newer session of the same client.
+    #[test]
+    fn an_enqueue_for_an_ended_session_is_ignored() {
+        let mut index = index();
+        let d = delivery(QoS::AtLeastOnce);
+        run(&mut index, vec![Op::SessionGone { client: client() }]);
+        assert_eq!(run(&mut index, vec![enqueue(1, &d)]), vec![]);
+        let record = crate::storage::SessionRecord {
+            protocol_level: 4,
+            expiry_interval: 0,
+            offline_since: 0,
+            will: None,
+        };
+        run(&mut index, vec![Op::Session { client: client(), session: 8, record }]);
+        let stale = Op::Enqueue { client: client(), session: 7, seq: 2, delivery: d.clone() };
+        assert_eq!(run(&mut index, vec![stale]), vec![]);
+        let fresh = Op::Enqueue { client: client(), session: 8, seq: 3, delivery: d };
+        assert_eq!(run(&mut index, vec![fresh]).len(), 2);
+    }
+
+    #[test]
+    fn a_message_shared_by_sessions_and_the_retained_store_is_stored_once() {
+        let mut index = index();
+        let d = delivery(QoS::AtLeastOnce);
+        let record = crate::storage::SessionRecord {
+            protocol_level: 4,
+            expiry_interval: 0,
+            offline_since: 0,
+            will: None,
+        };
+        let other: Arc<str> = Arc::from("d");
+        let ops = vec![
+            Op::Session { client: Arc::clone(&other), session: 9, record },
+            enqueue(1, &d),
+            Op::Enqueue { client: Arc::clone(&other), session: 9, seq: 2, delivery: d.clone() },
+            Op::Retain { message: Arc::clone(&d.message) },
+        ];
+        let writes = run(&mut index, ops);
+        let messages = writes.iter().filter(|w| matches!(w, Write::PutMessage { .. })).count();
+        assert_eq!(messages, 1);
+        assert_eq!(index.refs.get(&d.message.id), Some(&3));
+        run(&mut index, vec![Op::Done { client: client(), seq: 1 }, Op::SessionGone { client: other }]);
+        let last = run(&mut index, vec![Op::Unretain { topic: ByteString::from("t") }]);
+        assert!(last.contains(&Write::DeleteMessage { id: d.message.id }), "{last:?}");
+    }
+}
