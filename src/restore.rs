@@ -99,6 +99,9 @@ pub(crate) fn restore(
         for id in entry.subscription_ids {
             delivery.add_subscription_id(id);
         }
+        if let Some(key) = entry.shared {
+            delivery.set_shared(key);
+        }
         delivery.set_stored_seq(*seq);
         restored.next_seq = restored.next_seq.max(seq + 1);
         restored.entries += 1;

@@ -175,3 +175,31 @@ fn a_restart_keeps_5_0_options_identifiers_properties_and_expiry() {
     let left = properties.message_expiry_interval.unwrap_or(0);
     assert!(left > 0 && left <= 100, "what is left of the expiry is forwarded: {left}");
 }
+
+/// A shared subscription's queued messages keep their group across a restart: when a member's
+/// session then ends, they go to another member of the group [MQTT-4.8.2-3] instead of being
+/// lost with it.
+#[test]
+fn after_a_restart_a_leaving_shared_member_still_hands_its_messages_on() {
+    let backend = MemoryBackend::default();
+    {
+        let broker = broker_on(&backend);
+        subscribe_and_leave(&broker, "member-a", "$share/g/jobs/#");
+        subscribe_and_leave(&broker, "member-b", "$share/g/jobs/#");
+        let mut publisher = raw_connected(broker.addr, "dispatcher");
+        for n in 1..=4u16 {
+            publish(&mut publisher, "jobs/x", format!("job{n}").as_bytes(), 1, false, n);
+        }
+    }
+    let (_, entries, _) = backend.counts();
+    assert_eq!(entries, 4, "each job queued for one member");
+    let broker = broker_on(&backend);
+    let mut b = RawClient::connect(broker.addr);
+    b.send(&connect_packet("member-b", false, 60));
+    b.expect(&CONNACK_SESSION_PRESENT);
+    // member-a comes back with a clean session: its stored one ends, and its jobs move to b.
+    let _a = raw_connected(broker.addr, "member-a");
+    let mut jobs: Vec<String> = (0..4).map(|_| next_publish(&mut b).text().to_owned()).collect();
+    jobs.sort();
+    assert_eq!(jobs, ["job1", "job2", "job3", "job4"]);
+}

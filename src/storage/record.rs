@@ -175,6 +175,9 @@ pub(crate) struct Entry {
     pub(crate) on_subscribe: bool,
     pub(crate) message: u64,
     pub(crate) subscription_ids: Vec<NonZeroU32>,
+    /// The shared subscription (`$share/{group}/{filter}`) the delivery was chosen for, so that
+    /// after a restart a member that leaves still hands it on.
+    pub(crate) shared: Option<std::sync::Arc<str>>,
 }
 
 impl Entry {
@@ -187,6 +190,7 @@ impl Entry {
             on_subscribe: delivery.on_subscribe,
             message,
             subscription_ids: delivery.subscription_ids().to_vec(),
+            shared: delivery.shared().cloned(),
         }
     }
 
@@ -208,11 +212,16 @@ impl Entry {
         for id in self.subscription_ids.iter().take(usize::from(ids)) {
             out.put_u32(id.get());
         }
+        // A shared subscription's filter fits a SUBSCRIBE, so its length fits two bytes.
+        let shared = self.shared.as_deref().map_or(&b""[..], str::as_bytes);
+        let len = u16::try_from(shared.len()).unwrap_or(0);
+        out.put_u16(len);
+        out.extend_from_slice(&shared[..usize::from(len)]);
         out
     }
 
     pub(crate) fn decode(mut record: &[u8]) -> Result<Entry, StorageError> {
-        if record.len() < 15 || record.get_u8() != LAYOUT {
+        if record.len() < 17 || record.get_u8() != LAYOUT {
             return Err(corrupt("queue entry"));
         }
         let state = record.get_u8();
@@ -221,11 +230,19 @@ impl Entry {
         let packet_id = record.get_u16();
         let message = record.get_u64();
         let count = usize::from(record.get_u8());
-        if record.len() != 4 * count {
+        if record.len() < 4 * count + 2 {
             return Err(corrupt("queue entry"));
         }
         let subscription_ids =
             (0..count).map(|_| NonZeroU32::new(record.get_u32())).collect::<Option<Vec<_>>>();
+        let len = usize::from(record.get_u16());
+        if record.len() != len {
+            return Err(corrupt("queue entry"));
+        }
+        let shared = match len {
+            0 => None,
+            _ => Some(std::sync::Arc::from(std::str::from_utf8(record).map_err(|_| corrupt("queue entry"))?)),
+        };
         let state = match (state, packet_id) {
             (0, _) => EntryState::Queued,
             (1, id) if id != 0 => EntryState::Sent(id),
@@ -239,6 +256,7 @@ impl Entry {
             on_subscribe: flags & 2 != 0,
             message,
             subscription_ids: subscription_ids.ok_or_else(|| corrupt("queue entry"))?,
+            shared,
         })
     }
 }
@@ -365,6 +383,7 @@ mod tests {
             on_subscribe: false,
             message: 1 << 40,
             subscription_ids: vec![NonZeroU32::new(3).unwrap(), NonZeroU32::new(268_435_455).unwrap()],
+            shared: Some(std::sync::Arc::from("$share/g/t/#")),
         };
         let back = Entry::decode(&entry.encode()).unwrap();
         assert_eq!(back.state, entry.state);
@@ -373,6 +392,7 @@ mod tests {
             (QoS::ExactlyOnce, true, false, 1 << 40)
         );
         assert_eq!(back.subscription_ids, entry.subscription_ids);
+        assert_eq!(back.shared, entry.shared);
         let options = SubscriptionOptions {
             qos: QoS::AtLeastOnce,
             no_local: true,
