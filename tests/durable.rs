@@ -936,3 +936,76 @@ fn a_store_of_another_layout_is_refused_with_a_clear_message() {
     assert!(stderr.contains("layout version 99") && stderr.contains("layout 1"), "{stderr}");
     assert_eq!(set_aside_files(&dir), 0, "nothing set aside");
 }
+
+/// The same promise with Mosquitto's own clients, 3.1.1 and 5.0: a persistent `mosquitto_sub`
+/// session subscribes and leaves, `mosquitto_pub` publishes 200 QoS 1 messages and a retained
+/// one (each acknowledged before the next), the broker is killed with SIGKILL and restarted, and
+/// the resumed `mosquitto_sub` session gets all 200 without subscribing again, and a new
+/// subscriber gets the retained message.
+#[test]
+fn mosquitto_clients_find_every_acknowledged_message_after_kill_9() {
+    iothub_test_util::require_tool("mosquitto_sub");
+    iothub_test_util::require_tool("mosquitto_pub");
+    for version in ["mqttv311", "mqttv5"] {
+        let dir = tempdir();
+        let broker = Broker::start(&dir, &[]);
+        let port = broker.addr.port().to_string();
+        let base = ["-h", "127.0.0.1", "-p", port.as_str(), "-V", version];
+        let id = format!("kept-{version}");
+        // -x: a 5.0 Session Expiry Interval; 3.1.1 keeps the session with -c alone.
+        let mut session: Vec<&str> = vec!["-c", "-i", &id, "-q", "1"];
+        if version == "mqttv5" {
+            session.extend(["-x", "600"]);
+        }
+        let subscribed = iothub_test_util::run_tool(
+            Command::new("mosquitto_sub")
+                .args(base)
+                .args(&session)
+                .args(["-t", "kept/#", "-W", "1", "-C", "1"]),
+        );
+        drop(subscribed); // It times out after its SUBACK: the session stays, offline.
+        let lines: String = (1..=200).map(|n| format!("m{n}\n")).collect();
+        let mut publisher = Command::new("mosquitto_pub")
+            .args(base)
+            .args(["-q", "1", "-t", "kept/queue", "-l"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .or_fail("starting mosquitto_pub");
+        publisher.stdin.take().or_fail("its stdin").write_all(lines.as_bytes()).or_fail("writing messages");
+        assert!(publisher.wait().or_fail("mosquitto_pub").success(), "{version}: every message acknowledged");
+        let retained = iothub_test_util::run_tool(Command::new("mosquitto_pub").args(base).args([
+            "-q",
+            "1",
+            "-r",
+            "-t",
+            "kept/last",
+            "-m",
+            "retained",
+        ]));
+        assert!(retained.status.success());
+        broker.kill();
+        let broker = Broker::start(&dir, &[]);
+        let port = broker.addr.port().to_string();
+        let base = ["-h", "127.0.0.1", "-p", port.as_str(), "-V", version];
+        // Resumed without a topic: no re-subscribe; -C stops at the 200th message.
+        let mut resume: Vec<&str> = session.clone();
+        resume.extend(["-C", "200", "-W", "10", "-t", "never/subscribed"]);
+        let output = iothub_test_util::run_tool(Command::new("mosquitto_sub").args(base).args(&resume));
+        let got: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| l.starts_with('m'))
+            .map(str::to_owned)
+            .collect();
+        let expected: Vec<String> = (1..=200).map(|n| format!("m{n}")).collect();
+        assert_eq!(got, expected, "{version}: the queued messages, in order");
+        let output = iothub_test_util::run_tool(Command::new("mosquitto_sub").args(base).args([
+            "-t",
+            "kept/last",
+            "-C",
+            "1",
+            "-W",
+            "5",
+        ]));
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "retained", "{version}");
+    }
+}
