@@ -207,6 +207,8 @@ impl ServerConfig {
 pub struct AuthConfig {
     /// Whether clients must authenticate.
     pub enabled: bool,
+    /// With `enabled`, whether a client without a username is let in; false unless set.
+    pub allow_anonymous: bool,
     /// Authentication backend: "none" or "password_file".
     pub backend: String,
     /// Mosquitto-format password file, for the "password_file" backend.
@@ -217,7 +219,13 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> AuthConfig {
-        AuthConfig { enabled: false, backend: "none".to_owned(), password_file: None, acl_file: None }
+        AuthConfig {
+            enabled: false,
+            allow_anonymous: false,
+            backend: "none".to_owned(),
+            password_file: None,
+            acl_file: None,
+        }
     }
 }
 
@@ -320,6 +328,7 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("server", "shared_subscription_available", Kind::Bool),
     ("server", "shutdown_timeout_secs", Kind::Uint),
     ("auth", "enabled", Kind::Bool),
+    ("auth", "allow_anonymous", Kind::Bool),
     ("auth", "backend", Kind::Str),
     ("auth", "password_file", Kind::Str),
     ("auth", "acl_file", Kind::Str),
@@ -627,11 +636,29 @@ impl Config {
                 format!("{:?} is not a backend; use \"none\" or \"password_file\"", self.auth.backend),
             ));
         }
-        if self.auth.enabled {
+        if self.auth.acl_file.is_some() {
+            // Ignoring an ACL would open every topic to every client: refuse instead.
             return Err(error(
                 origin,
-                "auth.enabled",
-                "authentication is not available in this release; set it to false",
+                "auth.acl_file",
+                "ACLs are not available in this release; remove the key",
+            ));
+        }
+        if self.auth.password_file.as_deref() == Some("") {
+            return Err(error(origin, "auth.password_file", "is empty; name a mosquitto_passwd file"));
+        }
+        if !self.auth.enabled && self.auth.password_file.is_some() {
+            return Err(error(
+                origin,
+                "auth.password_file",
+                "is set but auth.enabled = false, so it would not be used; set auth.enabled = true or remove it",
+            ));
+        }
+        if self.auth.enabled && self.auth.password_file.is_none() && !self.auth.allow_anonymous {
+            return Err(error(
+                origin,
+                "auth.password_file",
+                "is required when auth.enabled = true and auth.allow_anonymous = false: nobody could connect",
             ));
         }
         if !["memory", "redb"].contains(&self.storage.backend.as_str()) {
@@ -829,7 +856,9 @@ mod tests {
 
     #[test]
     fn features_not_built_yet_stop_start_up() {
-        assert_eq!(from_toml("[auth]\nenabled = true\n").unwrap_err().key, "auth.enabled");
+        assert_eq!(from_toml("[auth]\nenabled = true\n").unwrap_err().key, "auth.password_file");
+        assert_eq!(from_toml("[auth]\nacl_file = \"acl\"\n").unwrap_err().key, "auth.acl_file");
+        assert!(from_toml("[auth]\nenabled = true\nallow_anonymous = true\n").is_ok());
         assert_eq!(from_toml("[storage]\nbackend = \"rocksdb\"\n").unwrap_err().key, "storage.backend");
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::auth::AuthenticationMethod;
+use crate::auth::{AuthenticationMethod, Authenticator};
 use crate::config::ServerConfig;
 use crate::mailbox::{QueueLimits, QueueOverflow};
 use crate::metrics::Metrics;
@@ -30,6 +30,8 @@ pub struct Context {
     pub auth_methods: Vec<Arc<dyn AuthenticationMethod>>,
     /// Durable storage; `None` with the memory backend.
     pub(crate) store: Option<Arc<Store>>,
+    /// Username and password checks; `None` when `auth.enabled` is false.
+    pub(crate) authenticator: Option<Authenticator>,
 }
 
 impl Context {

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::AuthenticationMethod;
+use crate::auth::{AuthenticationMethod, Authenticator, PasswordFile};
 use crate::broker::Broker;
 use crate::config::{parse_listen_address, Config};
 use crate::context::Context;
@@ -45,7 +45,7 @@ impl Server {
     ) -> io::Result<Server> {
         let context = match config.storage.backend.as_str() {
             "redb" => open_redb(config, &auth_methods)?,
-            _ => build_context(config, &auth_methods, None),
+            _ => build_context(config, &auth_methods, None)?,
         };
         Server::listen(context).await
     }
@@ -68,7 +68,10 @@ impl Server {
     /// `storage.backend` names: its contents are restored first. This is how another backend
     /// plugs in (see `docs/ARCHITECTURE.md`).
     pub async fn bind_with_backend(config: &Config, backend: Box<dyn Backend>) -> io::Result<Server> {
-        let (context, _) = start_durable(config, &[], backend).map_err(io::Error::other)?;
+        let (context, _) = start_durable(config, &[], backend).map_err(|e| match e {
+            StorageError::Config(problem) => io::Error::other(problem),
+            other => io::Error::other(other),
+        })?;
         Server::listen(context).await
     }
 
@@ -117,13 +120,23 @@ fn build_context(
     config: &Config,
     auth_methods: &[Arc<dyn AuthenticationMethod>],
     store: Option<Arc<Store>>,
-) -> Arc<Context> {
+) -> io::Result<Arc<Context>> {
+    let authenticator = match (&config.auth.enabled, &config.auth.password_file) {
+        (false, _) => None,
+        (true, None) => Some(Authenticator::new(None, config.auth.allow_anonymous)),
+        (true, Some(path)) => {
+            let passwords = PasswordFile::load(std::path::Path::new(path))
+                .map_err(|e| io::Error::other(format!("auth.password_file {e}")))?;
+            tracing::info!(users = passwords.len(), "password file loaded");
+            Some(Authenticator::new(Some(passwords), config.auth.allow_anonymous))
+        }
+    };
     let metrics = Arc::new(Metrics::default());
     let server = config.server.clone();
     // The validated configuration always names a strategy; without this the router kept its
     // default and `shared_subscription_strategy` had no effect.
     let strategy = server.shared_strategy().unwrap_or_default();
-    Arc::new(Context {
+    Ok(Arc::new(Context {
         router: Router::new(server.retained_message_limit, Arc::clone(&metrics))
             .with_strategy(strategy)
             .with_store(store.clone()),
@@ -134,7 +147,8 @@ fn build_context(
         config: server,
         auth_methods: auth_methods.to_vec(),
         store,
-    })
+        authenticator,
+    }))
 }
 
 /// Loads `backend`, restores its contents into a new context and starts its writer.
@@ -145,7 +159,8 @@ fn start_durable(
 ) -> Result<(Arc<Context>, Restored), StorageError> {
     let state = backend.load()?;
     let store = Arc::new(Store::new());
-    let context = build_context(config, auth_methods, Some(Arc::clone(&store)));
+    let context = build_context(config, auth_methods, Some(Arc::clone(&store)))
+        .map_err(|e| StorageError::Config(e.to_string()))?;
     let restored = restore(&state, &context, &store)?;
     store.start(backend, &state, restored.next_seq, restored.live.clone());
     Ok((context, restored))
@@ -173,6 +188,7 @@ fn open_redb(config: &Config, auth_methods: &[Arc<dyn AuthenticationMethod>]) ->
             );
             attempt().map_err(fail)?
         }
+        Err(StorageError::Config(problem)) => return Err(io::Error::other(problem)),
         Err(error) => return Err(fail(error)),
     };
     tracing::info!(

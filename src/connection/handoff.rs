@@ -154,6 +154,7 @@ mod tests {
             connection_slots: None,
             auth_methods: Vec::new(),
             store: None,
+            authenticator: None,
         })
     }
 

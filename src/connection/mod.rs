@@ -40,7 +40,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{AuthenticationMethod, Exchange, Step};
+use crate::auth::{AuthenticationMethod, Exchange, Step, Verdict};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::identity::{ClientIdentity, ConnectionInfo};
@@ -204,6 +204,27 @@ impl Connection {
         }
         if let Some(error) = handshake::violation(&connect) {
             return Exit::Violation(error);
+        }
+        // Credentials are checked before the client identifier is claimed: an unauthenticated
+        // client can never take over a session.
+        if let Some(authenticator) = &self.context.authenticator {
+            let check = authenticator.check(connect.username.as_deref(), connect.password.as_deref());
+            let verdict = tokio::select! {
+                () = shutdown.cancelled() => return Exit::Shutdown,
+                verdict = tokio::time::timeout_at(connect_deadline, check) => match verdict {
+                    Err(_) => return Exit::ConnectTimeout,
+                    Ok(verdict) => verdict,
+                },
+            };
+            let refusal = match verdict {
+                Verdict::Allowed => None,
+                Verdict::BadCredentials => Some(ReasonCode::BadUserNameOrPassword),
+                Verdict::NotAuthorized => Some(ReasonCode::NotAuthorized),
+            };
+            if let Some(code) = refusal {
+                let _ = handshake::connack(&mut self.wbuf, &link, false, code, None);
+                return Exit::Refused(code);
+            }
         }
         let assigned = connect.client_id.is_empty().then(handshake::assigned_client_id);
         let client_id = match &assigned {

@@ -158,6 +158,9 @@ pub enum StorageError {
     /// The disk refused: full, read-only, gone.
     #[error("{0}")]
     Io(String),
+    /// The broker around the store could not be set up (a setting outside storage).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A storage backend: reads everything at start-up and commits batches of writes, each batch

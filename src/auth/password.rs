@@ -1,0 +1,179 @@
+//! The password file, in the format `mosquitto_passwd` writes: one `username:hash` per line,
+//! where the hash is
+//! - `$7$ITERATIONS$SALT$HASH`: PBKDF2-HMAC-SHA512 over the password with that salt and that
+//!   many iterations (Mosquitto 2.0's default, 101 iterations, 12-byte salt, 64-byte hash);
+//! - `$6$SALT$HASH`: SHA-512 over the password followed by the salt (Mosquitto 1.6 and earlier);
+//!
+//! salt and hash in standard Base64. Blank lines and lines starting with `#` are skipped. A
+//! password is binary data (3.1.3.5): it is hashed whole, NUL bytes included, and compared in
+//! constant time.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use sha2::{Digest, Sha512};
+use subtle::ConstantTimeEq;
+
+/// Most PBKDF2 iterations an entry may ask for: a hostile or mistaken file must not make each
+/// login cost seconds.
+const MAX_ITERATIONS: u32 = 1_000_000;
+
+/// One user's stored hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Hash {
+    /// `$7$`: PBKDF2-HMAC-SHA512.
+    Pbkdf2 { iterations: u32, salt: Vec<u8>, hash: Vec<u8> },
+    /// `$6$`: SHA-512 of password and salt.
+    Sha512 { salt: Vec<u8>, hash: Vec<u8> },
+}
+
+impl Hash {
+    fn parse(text: &str) -> Result<Hash, String> {
+        let decode =
+            |part: &str, what: &str| STANDARD.decode(part).map_err(|e| format!("{what} is not Base64: {e}"));
+        if let Some(rest) = text.strip_prefix("$7$") {
+            let mut parts = rest.split('$');
+            let (Some(iterations), Some(salt), Some(hash), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err("a $7$ entry is $7$iterations$salt$hash".to_owned());
+            };
+            let iterations: u32 =
+                iterations.parse().map_err(|_| format!("{iterations:?} is not an iteration count"))?;
+            if iterations == 0 || iterations > MAX_ITERATIONS {
+                return Err(format!("{iterations} iterations; 1 to {MAX_ITERATIONS} are accepted"));
+            }
+            let hash = decode(hash, "the hash")?;
+            if hash.is_empty() || hash.len() > 64 {
+                return Err("the hash must be 1 to 64 bytes".to_owned());
+            }
+            return Ok(Hash::Pbkdf2 { iterations, salt: decode(salt, "the salt")?, hash });
+        }
+        if let Some(rest) = text.strip_prefix("$6$") {
+            let mut parts = rest.split('$');
+            let (Some(salt), Some(hash), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err("a $6$ entry is $6$salt$hash".to_owned());
+            };
+            let hash = decode(hash, "the hash")?;
+            if hash.len() != 64 {
+                return Err("a $6$ hash is 64 bytes".to_owned());
+            }
+            return Ok(Hash::Sha512 { salt: decode(salt, "the salt")?, hash });
+        }
+        Err("not a $7$ (PBKDF2-SHA512) or $6$ (SHA-512) hash; plaintext files must be converted (mosquitto_passwd -U)".to_owned())
+    }
+
+    /// Whether `password` matches, in time independent of where it differs.
+    fn verify(&self, password: &[u8]) -> bool {
+        match self {
+            Hash::Pbkdf2 { iterations, salt, hash } => {
+                let mut derived = vec![0u8; hash.len()];
+                pbkdf2::pbkdf2_hmac::<Sha512>(password, salt, *iterations, &mut derived);
+                derived.ct_eq(hash).into()
+            }
+            Hash::Sha512 { salt, hash } => {
+                let mut digest = Sha512::new();
+                digest.update(password);
+                digest.update(salt);
+                digest.finalize().as_slice().ct_eq(hash).into()
+            }
+        }
+    }
+}
+
+/// The users of a password file.
+#[derive(Debug, Clone, Default)]
+pub struct PasswordFile {
+    users: HashMap<String, Hash>,
+}
+
+/// A password file that cannot be used, with the line at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {problem}")]
+pub struct PasswordFileError {
+    /// The file.
+    pub path: String,
+    /// What is wrong, with its line number.
+    pub problem: String,
+}
+
+impl PasswordFile {
+    /// Reads and checks the whole file. An unreadable file, a malformed line and a file with no
+    /// user at all are errors: a file that lets nobody in is a mistake, not a configuration.
+    pub fn load(path: &Path) -> Result<PasswordFile, PasswordFileError> {
+        let fail = |problem: String| PasswordFileError { path: path.display().to_string(), problem };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        let file = PasswordFile::parse(&text).map_err(fail)?;
+        if file.users.is_empty() {
+            return Err(fail("it has no user".to_owned()));
+        }
+        Ok(file)
+    }
+
+    /// Parses the text of a password file.
+    pub fn parse(text: &str) -> Result<PasswordFile, String> {
+        let mut users = HashMap::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let Some((user, hash)) = line.split_once(':') else {
+                return Err(format!("line {}: not username:hash", number + 1));
+            };
+            let hash = Hash::parse(hash).map_err(|e| format!("line {}, user {user:?}: {e}", number + 1))?;
+            users.insert(user.to_owned(), hash);
+        }
+        Ok(PasswordFile { users })
+    }
+
+    /// Whether `username` exists and `password` is its password.
+    pub fn verify(&self, username: &str, password: &[u8]) -> bool {
+        self.users.get(username).is_some_and(|hash| hash.verify(password))
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// True when no user is defined.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Written by `mosquitto_passwd -b` (Mosquitto 2.0.11) for alice / secret.
+    const PBKDF2: &str = "alice:$7$101$5duBLFV+Id+u99M9$F5b8rr06h80+doCG3w3/FSw5j8QJ4QxVnC2jhVE9DGk7Qa1ZvrKaDRvX000BkKAqNabW0W+M+r8hr4Ac0uy0QA==";
+
+    #[test]
+    fn a_mosquitto_passwd_entry_verifies_its_password_only() {
+        let file = PasswordFile::parse(PBKDF2).unwrap();
+        assert!(file.verify("alice", b"secret"));
+        assert!(!file.verify("alice", b"secret\0"));
+        assert!(!file.verify("alice", b"Secret"));
+        assert!(!file.verify("bob", b"secret"));
+    }
+
+    #[test]
+    fn malformed_lines_are_named() {
+        for text in [
+            "alice",
+            "alice:plain",
+            "alice:$7$x$aa$bb",
+            "alice:$7$0$aa$bb",
+            "alice:$6$a$bb",
+            "a:$7$101$!!$bb",
+        ] {
+            let error = PasswordFile::parse(text).unwrap_err();
+            assert!(error.contains("line 1"), "{text}: {error}");
+        }
+        assert!(PasswordFile::parse("# comment\n\n").unwrap().is_empty());
+    }
+}
