@@ -636,12 +636,15 @@ impl Config {
                 format!("{:?} is not a backend; use \"none\" or \"password_file\"", self.auth.backend),
             ));
         }
-        if self.auth.acl_file.is_some() {
-            // Ignoring an ACL would open every topic to every client: refuse instead.
+        if self.auth.acl_file.as_deref() == Some("") {
+            return Err(error(origin, "auth.acl_file", "is empty; name an ACL file"));
+        }
+        if self.auth.acl_file.is_some() && !self.auth.enabled {
+            // Without authentication any client could claim any username, and its rules.
             return Err(error(
                 origin,
                 "auth.acl_file",
-                "ACLs are not available in this release; remove the key",
+                "needs auth.enabled = true: without it, usernames are not checked",
             ));
         }
         if self.auth.password_file.as_deref() == Some("") {
@@ -858,6 +861,7 @@ mod tests {
     fn features_not_built_yet_stop_start_up() {
         assert_eq!(from_toml("[auth]\nenabled = true\n").unwrap_err().key, "auth.password_file");
         assert_eq!(from_toml("[auth]\nacl_file = \"acl\"\n").unwrap_err().key, "auth.acl_file");
+        assert_eq!(from_toml("[auth]\nacl_file = \"\"\n").unwrap_err().key, "auth.acl_file");
         assert!(from_toml("[auth]\nenabled = true\nallow_anonymous = true\n").is_ok());
         assert_eq!(from_toml("[storage]\nbackend = \"rocksdb\"\n").unwrap_err().key, "storage.backend");
     }

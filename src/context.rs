@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::auth::{AuthenticationMethod, Authenticator};
+use crate::auth::{Acl, AuthenticationMethod, Authenticator};
 use crate::config::ServerConfig;
 use crate::mailbox::{QueueLimits, QueueOverflow};
 use crate::metrics::Metrics;
@@ -32,6 +32,8 @@ pub struct Context {
     pub(crate) store: Option<Arc<Store>>,
     /// Username and password checks; `None` when `auth.enabled` is false.
     pub(crate) authenticator: Option<Authenticator>,
+    /// Topic permissions (`auth.acl_file`); `None`: every client may use every topic.
+    pub(crate) acl: Option<Arc<Acl>>,
 }
 
 impl Context {

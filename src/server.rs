@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{AuthenticationMethod, Authenticator, PasswordFile};
+use crate::auth::{Acl, AuthenticationMethod, Authenticator, PasswordFile};
 use crate::broker::Broker;
 use crate::config::{parse_listen_address, Config};
 use crate::context::Context;
@@ -131,6 +131,14 @@ fn build_context(
             Some(Authenticator::new(Some(passwords), config.auth.allow_anonymous))
         }
     };
+    let acl = match &config.auth.acl_file {
+        None => None,
+        Some(path) => {
+            let acl = Acl::load(std::path::Path::new(path))
+                .map_err(|e| io::Error::other(format!("auth.acl_file {e}")))?;
+            Some(Arc::new(acl))
+        }
+    };
     let metrics = Arc::new(Metrics::default());
     let server = config.server.clone();
     // The validated configuration always names a strategy; without this the router kept its
@@ -148,6 +156,7 @@ fn build_context(
         auth_methods: auth_methods.to_vec(),
         store,
         authenticator,
+        acl,
     }))
 }
 

@@ -6,6 +6,7 @@
 //! **Architecture Invariant:** a method never touches a socket or the session: it is given the
 //! Authentication Data the client sent and says what to answer.
 
+mod acl;
 mod password;
 
 use std::fmt::Debug;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
+pub use acl::{Acl, AclError, Permissions};
 pub use password::{PasswordFile, PasswordFileError};
 
 /// Password checks that may run at once; each runs off the connection tasks, on the blocking

@@ -156,7 +156,7 @@ mod tests {
     fn a_mosquitto_passwd_entry_verifies_its_password_only() {
         let file = PasswordFile::parse(PBKDF2).unwrap();
         assert!(file.verify("alice", b"secret"));
-        assert!(!file.verify("alice", b"secret\0"));
+        assert!(!file.verify("alice", b"\0secret"));
         assert!(!file.verify("alice", b"Secret"));
         assert!(!file.verify("bob", b"secret"));
     }

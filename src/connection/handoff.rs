@@ -155,6 +155,7 @@ mod tests {
             auth_methods: Vec::new(),
             store: None,
             authenticator: None,
+            acl: None,
         })
     }
 

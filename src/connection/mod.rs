@@ -233,6 +233,16 @@ impl Connection {
             None => ByteString::from(&*connect.client_id),
         };
         tracing::Span::current().record("client_id", for_logs(&client_id));
+        let permissions =
+            self.context.acl.as_ref().map(|acl| acl.permissions(&client_id, connect.username.as_deref()));
+        // A will is a publication: its topic must be writable, or CONNECT is refused.
+        if let (Some(permissions), Some(will)) = (&permissions, &connect.will) {
+            if !permissions.can_publish(&will.topic) {
+                tracing::info!("will topic not allowed by the ACL");
+                let _ = handshake::connack(&mut self.wbuf, &link, false, ReasonCode::NotAuthorized, None);
+                return Exit::Refused(ReasonCode::NotAuthorized);
+            }
+        }
         let mut auth_data = None;
         let method = handshake::properties(&connect)
             .authentication_method
@@ -313,6 +323,7 @@ impl Connection {
         let session = guard.hold(accepted.session);
         let now = Instant::now();
         session.attach(keep_alive, will, link, now);
+        session.set_permissions(permissions);
         if self.auth.is_some() {
             session.set_enhanced_auth();
         }

@@ -1,0 +1,315 @@
+//! Topic permissions from an ACL file in Mosquitto's `acl_file` syntax:
+//!
+//! ```text
+//! # lines before any `user` line apply to clients without a username
+//! topic read public/#
+//! user alice
+//! topic readwrite alice/#
+//! topic deny alice/secret
+//! # `pattern` lines apply to every client; %c is its client identifier, %u its username
+//! pattern write devices/%c/status
+//! ```
+//!
+//! The access is `read`, `write`, `readwrite` (the default when omitted) or `deny`. With an ACL
+//! file, everything not granted is denied. A `deny` line wins over any grant.
+//!
+//! Decisions are made where the client acts, so nothing it is denied ever reaches it:
+//! - PUBLISH: the topic must be matched by a `write` grant and by no `deny`;
+//! - SUBSCRIBE: every topic the filter can match must be readable, that is the filter must be
+//!   *covered* by one `read` grant (`a/+` covers `a/b`, `a/#` covers `a/b/c`; `a/b` does not
+//!   cover `a/+`), and no `deny` may match any topic it can match. A filter that is only partly
+//!   readable is refused, rather than granted and filtered at delivery as Mosquitto 2.0 does.
+//! - a will's topic must be writable at CONNECT.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+/// What a line grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+    ReadWrite,
+    Deny,
+}
+
+impl Access {
+    fn reads(self) -> bool {
+        matches!(self, Access::Read | Access::ReadWrite)
+    }
+
+    fn writes(self) -> bool {
+        matches!(self, Access::Write | Access::ReadWrite)
+    }
+}
+
+/// One `topic` or `pattern` line.
+#[derive(Debug, Clone)]
+struct Rule {
+    access: Access,
+    filter: String,
+}
+
+/// The rules of an ACL file.
+#[derive(Debug, Clone, Default)]
+pub struct Acl {
+    /// `topic` lines before any `user` line: clients without a username.
+    anonymous: Vec<Rule>,
+    /// `topic` lines by user.
+    users: HashMap<String, Vec<Rule>>,
+    /// `pattern` lines, for every client.
+    patterns: Vec<Rule>,
+}
+
+/// An ACL file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {problem}")]
+pub struct AclError {
+    /// The file.
+    pub path: String,
+    /// What is wrong, with its line number.
+    pub problem: String,
+}
+
+impl Acl {
+    /// Reads the file. An unreadable file, a malformed line and a file without a single rule
+    /// are errors: an empty ACL would deny everything by mistake, or be read as no ACL at all.
+    pub fn load(path: &Path) -> Result<Acl, AclError> {
+        let fail = |problem: String| AclError { path: path.display().to_string(), problem };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        let acl = Acl::parse(&text).map_err(fail)?;
+        if acl.anonymous.is_empty() && acl.users.values().all(Vec::is_empty) && acl.patterns.is_empty() {
+            return Err(fail("it has no topic or pattern rule".to_owned()));
+        }
+        Ok(acl)
+    }
+
+    /// Parses the text of an ACL file.
+    pub fn parse(text: &str) -> Result<Acl, String> {
+        let mut acl = Acl::default();
+        let mut user: Option<String> = None;
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let at = |problem: &str| format!("line {}: {problem}", number + 1);
+            let (keyword, rest) =
+                line.split_once(char::is_whitespace).ok_or_else(|| at("a keyword and a value"))?;
+            let rest = rest.trim();
+            match keyword {
+                "user" => {
+                    if rest.is_empty() {
+                        return Err(at("`user` needs a username"));
+                    }
+                    acl.users.entry(rest.to_owned()).or_default();
+                    user = Some(rest.to_owned());
+                }
+                "topic" | "pattern" => {
+                    let (access, filter) = match rest.split_once(char::is_whitespace) {
+                        Some((word, filter)) if access_of(word).is_some() => (access_of(word), filter.trim()),
+                        _ => (Some(Access::ReadWrite), rest),
+                    };
+                    let access = access.unwrap_or(Access::ReadWrite);
+                    if iothub_protocol::validate_topic_filter(filter).is_err() {
+                        return Err(at(&format!("{filter:?} is not a topic filter")));
+                    }
+                    let rule = Rule { access, filter: filter.to_owned() };
+                    match (keyword, &user) {
+                        ("pattern", _) => acl.patterns.push(rule),
+                        (_, Some(user)) => acl.users.entry(user.clone()).or_default().push(rule),
+                        (_, None) => acl.anonymous.push(rule),
+                    }
+                }
+                other => return Err(at(&format!("unknown keyword {other:?}; use topic, user or pattern"))),
+            }
+        }
+        Ok(acl)
+    }
+
+    /// The rules that apply to a client, with `%c` and `%u` of the patterns filled in.
+    fn rules_for(&self, client_id: &str, username: Option<&str>) -> Vec<Rule> {
+        let mut rules = match username {
+            Some(user) => self.users.get(user).cloned().unwrap_or_default(),
+            None => self.anonymous.clone(),
+        };
+        for pattern in &self.patterns {
+            if pattern.filter.contains("%u") && username.is_none() {
+                continue;
+            }
+            let filled = pattern.filter.replace("%c", client_id).replace("%u", username.unwrap_or(""));
+            // A client identifier or username with wildcards or separators would widen the
+            // pattern: such a pattern grants nothing (a deny still applies, widened).
+            let widened =
+                filled != pattern.filter && !substitution_is_plain(client_id, username, &pattern.filter);
+            if widened && pattern.access != Access::Deny {
+                continue;
+            }
+            rules.push(Rule { access: pattern.access, filter: filled });
+        }
+        rules
+    }
+
+    /// The permissions of one client.
+    pub fn permissions(&self, client_id: &str, username: Option<&str>) -> Permissions {
+        Permissions { rules: self.rules_for(client_id, username) }
+    }
+}
+
+fn access_of(word: &str) -> Option<Access> {
+    match word {
+        "read" => Some(Access::Read),
+        "write" => Some(Access::Write),
+        "readwrite" => Some(Access::ReadWrite),
+        "deny" => Some(Access::Deny),
+        _ => None,
+    }
+}
+
+fn substitution_is_plain(client_id: &str, username: Option<&str>, pattern: &str) -> bool {
+    let plain = |s: &str| !s.contains(['+', '#', '/']) && !s.is_empty();
+    (!pattern.contains("%c") || plain(client_id)) && (!pattern.contains("%u") || username.is_some_and(plain))
+}
+
+/// What one client may do.
+#[derive(Debug, Clone, Default)]
+pub struct Permissions {
+    rules: Vec<Rule>,
+}
+
+impl Permissions {
+    /// Whether the client may publish to `topic`.
+    pub fn can_publish(&self, topic: &str) -> bool {
+        let denied = self.rules.iter().any(|r| r.access == Access::Deny && filter_matches(&r.filter, topic));
+        !denied && self.rules.iter().any(|r| r.access.writes() && filter_matches(&r.filter, topic))
+    }
+
+    /// Whether the client may subscribe to `filter`: every topic it can match is readable.
+    pub fn can_subscribe(&self, filter: &str) -> bool {
+        let filter = strip_share(filter);
+        let denied = self.rules.iter().any(|r| r.access == Access::Deny && intersects(&r.filter, filter));
+        !denied && self.rules.iter().any(|r| r.access.reads() && covers(&r.filter, filter))
+    }
+}
+
+/// The filter of a shared subscription `$share/{group}/{filter}`, or the filter itself.
+fn strip_share(filter: &str) -> &str {
+    filter.strip_prefix("$share/").and_then(|rest| rest.split_once('/')).map_or(filter, |(_, filter)| filter)
+}
+
+/// Whether `filter` matches `topic` (4.7), with 4.7.2's rule that a wildcard first level does
+/// not match a topic starting with `$`.
+fn filter_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Whether every topic `inner` can match is matched by `outer`.
+fn covers(outer: &str, inner: &str) -> bool {
+    if inner.starts_with('$') && (outer.starts_with('+') || outer.starts_with('#')) {
+        return false;
+    }
+    let mut o = outer.split('/');
+    let mut i = inner.split('/');
+    loop {
+        match (o.next(), i.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(level)) if level != "#" => {}
+            (Some(a), Some(b)) if a == b && b != "#" && b != "+" => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Whether some topic is matched by both filters.
+fn intersects(a: &str, b: &str) -> bool {
+    let mut x = a.split('/');
+    let mut y = b.split('/');
+    loop {
+        match (x.next(), y.next()) {
+            (Some("#"), _) | (_, Some("#")) => return true,
+            (Some("+"), Some(_)) | (Some(_), Some("+")) => {}
+            (Some(p), Some(q)) if p == q => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "\
+# anonymous
+topic read public/#
+user alice
+topic readwrite alice/#
+topic deny alice/secret
+topic sensors/+/temp
+pattern write devices/%c/status
+pattern read users/%u/#
+";
+
+    #[test]
+    fn publish_needs_a_write_grant_and_no_deny() {
+        let acl = Acl::parse(FILE).unwrap();
+        let alice = acl.permissions("dev1", Some("alice"));
+        assert!(alice.can_publish("alice/x"));
+        assert!(!alice.can_publish("alice/secret"));
+        assert!(alice.can_publish("devices/dev1/status"));
+        assert!(!alice.can_publish("devices/dev2/status"));
+        assert!(alice.can_publish("sensors/k/temp"), "readwrite when no access is named");
+        assert!(!alice.can_publish("public/x"));
+        let anonymous = acl.permissions("anon", None);
+        assert!(!anonymous.can_publish("public/x"));
+    }
+
+    #[test]
+    fn a_subscription_must_be_covered_by_a_read_grant_and_meet_no_deny() {
+        let acl = Acl::parse(FILE).unwrap();
+        let alice = acl.permissions("dev1", Some("alice"));
+        assert!(alice.can_subscribe("alice/a/b"));
+        assert!(alice.can_subscribe("alice/+/b"));
+        assert!(!alice.can_subscribe("alice/#"), "it would match alice/secret");
+        assert!(!alice.can_subscribe("#"));
+        assert!(!alice.can_subscribe("sensors/#"), "only sensors/+/temp is granted");
+        assert!(alice.can_subscribe("sensors/+/temp"));
+        assert!(alice.can_subscribe("users/alice/inbox"));
+        assert!(!alice.can_subscribe("users/bob/inbox"));
+        assert!(alice.can_subscribe("$share/g/alice/jobs"));
+        let anonymous = acl.permissions("anon", None);
+        assert!(anonymous.can_subscribe("public/#"));
+        assert!(!anonymous.can_subscribe("alice/x"));
+    }
+
+    #[test]
+    fn a_client_id_with_wildcards_does_not_widen_a_pattern() {
+        let acl = Acl::parse(FILE).unwrap();
+        let sneaky = acl.permissions("#", Some("alice"));
+        assert!(!sneaky.can_publish("devices/other/status"));
+        let slash = acl.permissions("a/b", Some("alice"));
+        assert!(!slash.can_publish("devices/a/b/status"));
+    }
+
+    #[test]
+    fn malformed_lines_are_named() {
+        for text in ["topic", "topic read a/#/b", "grant read a", "user"] {
+            let error = Acl::parse(text).unwrap_err();
+            assert!(error.contains("line 1"), "{text}: {error}");
+        }
+    }
+}
