@@ -39,6 +39,81 @@ struct Cli {
     /// Set any configuration key, e.g. --set server.max_connections=100; repeatable.
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     set: Vec<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Manage a password file in mosquitto_passwd's format (as mosquitto_passwd does).
+    Passwd(PasswdArgs),
+}
+
+/// `iothub passwd [-c] FILE USER`, `iothub passwd [-c] -b FILE USER PASSWORD`,
+/// `iothub passwd -D FILE USER`, `iothub passwd -U FILE`.
+#[derive(Debug, clap::Args)]
+struct PasswdArgs {
+    /// Create the file (overwriting an existing one).
+    #[arg(short = 'c', conflicts_with_all = ["delete", "upgrade"])]
+    create: bool,
+    /// Batch mode: take the password from the command line.
+    #[arg(short = 'b', conflicts_with_all = ["delete", "upgrade"])]
+    batch: bool,
+    /// Delete the user.
+    #[arg(short = 'D', conflicts_with = "upgrade")]
+    delete: bool,
+    /// Hash every plaintext password of the file.
+    #[arg(short = 'U')]
+    upgrade: bool,
+    /// The password file.
+    file: PathBuf,
+    /// The username.
+    user: Option<String>,
+    /// The password (with -b).
+    password: Option<String>,
+}
+
+/// Runs `iothub passwd`.
+fn passwd(args: &PasswdArgs) -> ExitCode {
+    use iothub::auth::passwd_tool::{run, PasswdAction};
+    let action = match (args.upgrade, args.delete, &args.user, args.batch, &args.password) {
+        (true, _, None, _, None) => Ok(PasswdAction::Upgrade),
+        (false, true, Some(user), _, None) => Ok(PasswdAction::Delete { user: user.clone() }),
+        (false, false, Some(user), true, Some(password)) => Ok(PasswdAction::Set {
+            user: user.clone(),
+            password: password.as_bytes().to_vec(),
+            create: args.create,
+        }),
+        (false, false, Some(user), false, None) => prompt_twice().map(|password| PasswdAction::Set {
+            user: user.clone(),
+            password,
+            create: args.create,
+        }),
+        _ => Err("usage: iothub passwd [-c] FILE USER | [-c] -b FILE USER PASSWORD | -D FILE USER | -U FILE"
+            .to_owned()),
+    };
+    match action.and_then(|action| run(&args.file, &action)) {
+        Ok(message) => {
+            eprintln!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("iothub passwd: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Asks for a password twice, without echo.
+fn prompt_twice() -> Result<Vec<u8>, String> {
+    let first =
+        rpassword::prompt_password("Password: ").map_err(|e| format!("cannot read the password: {e}"))?;
+    let second = rpassword::prompt_password("Reenter password: ")
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    if first != second {
+        return Err("the passwords do not match".to_owned());
+    }
+    Ok(first.into_bytes())
 }
 
 fn load(cli: &Cli) -> Result<Config, ConfigError> {
@@ -77,6 +152,9 @@ fn init_logging(logging: &LoggingConfig) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Passwd(args)) = &cli.command {
+        return passwd(args);
+    }
     let config = match load(&cli) {
         Ok(config) => config,
         Err(error) => {

@@ -172,3 +172,77 @@ fn unsafe_or_useless_auth_settings_are_refused_at_start_up() {
         assert!(message.contains("auth.password_file"), "{name}: {message}");
     }
 }
+
+/// `iothub passwd` writes what `mosquitto_passwd` writes: Mosquitto itself accepts the users of
+/// a file it made (created with -c -b, updated with -b, a plaintext line hashed with -U, a user
+/// deleted with -D), and so does IoTHub.
+#[test]
+fn iothub_passwd_writes_files_that_mosquitto_and_iothub_both_read() {
+    require_tool("mosquitto");
+    require_tool("mosquitto_pub");
+    let binary = env!("CARGO_BIN_EXE_iothub");
+    let dir = std::env::temp_dir().join(format!("iothub-passwd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).or_fail("a directory");
+    let file = dir.join("passwd");
+    let path = file.to_str().or_fail("a UTF-8 path");
+    let tool = |args: &[&str]| {
+        let output = run_tool(Command::new(binary).arg("passwd").args(args));
+        assert!(output.status.success(), "iothub passwd {args:?}: {output:?}");
+    };
+    tool(&["-c", "-b", path, "alice", "secret"]);
+    tool(&["-b", path, "bob", "old"]);
+    tool(&["-b", path, "bob", "new"]);
+    std::fs::write(&file, format!("{}carol:plain\n", std::fs::read_to_string(&file).or_fail("reading")))
+        .or_fail("writing");
+    tool(&["-U", path]);
+    tool(&["-b", path, "dave", "x"]);
+    tool(&["-D", path, "dave"]);
+    let text = std::fs::read_to_string(&file).or_fail("reading");
+    assert!(!text.contains("plain") && !text.contains("dave"), "{text}");
+    // Mosquitto reads it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .or_fail("a port")
+        .local_addr()
+        .or_fail("its address")
+        .port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {path}\n"),
+    )
+    .or_fail("conf");
+    let mut mosquitto = Command::new("mosquitto").arg("-c").arg(&conf).spawn().or_fail("starting mosquitto");
+    let port = port.to_string();
+    let deadline = std::time::Instant::now() + iothub_test_util::WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().or_fail("a port"))).is_err() {
+        assert!(std::time::Instant::now() < deadline, "mosquitto did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(20)); // Polling for its listener, bounded.
+    }
+    let publish = |user: &str, password: &str| {
+        run_tool(Command::new("mosquitto_pub").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-u",
+            user,
+            "-P",
+            password,
+            "-t",
+            "t",
+            "-m",
+            "x",
+        ]))
+        .status
+        .success()
+    };
+    let results =
+        [publish("alice", "secret"), publish("bob", "new"), publish("carol", "plain"), publish("bob", "old")];
+    let _ = mosquitto.kill();
+    let _ = mosquitto.wait();
+    assert_eq!(results, [true, true, true, false], "Mosquitto reads the file iothub passwd wrote");
+    // And IoTHub.
+    let broker = TestBroker::with_config(&format!("[auth]\nenabled = true\npassword_file = {path:?}\n"));
+    assert_eq!(connack_v3(&broker, Some("carol"), Some(b"plain")), [0x20, 2, 0, 0]);
+    assert_eq!(connack_v3(&broker, Some("dave"), Some(b"x")), [0x20, 2, 0, 4]);
+}

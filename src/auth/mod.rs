@@ -7,6 +7,7 @@
 //! Authentication Data the client sent and says what to answer.
 
 mod acl;
+pub mod passwd_tool;
 mod password;
 
 use std::fmt::Debug;
@@ -16,7 +17,7 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 pub use acl::{Acl, AclError, Permissions};
-pub use password::{PasswordFile, PasswordFileError};
+pub use password::{hash_password, is_hash, PasswordFile, PasswordFileError, NEW_ITERATIONS};
 
 /// Password checks that may run at once; each runs off the connection tasks, on the blocking
 /// pool, so a storm of logins never stalls the connections that are already in.
