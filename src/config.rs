@@ -209,6 +209,12 @@ pub struct AuthConfig {
     pub enabled: bool,
     /// With `enabled`, whether a client without a username is let in; false unless set.
     pub allow_anonymous: bool,
+    /// Failed logins from one address or client identifier after which it is refused without
+    /// a check, until `throttle_secs` pass; 0 (the default): no throttling, since clients behind
+    /// one address (a NAT, a gateway) would pay for one bad neighbour.
+    pub throttle_failures: u32,
+    /// How long a throttled address or client identifier waits, from its last failure.
+    pub throttle_secs: u64,
     /// Authentication backend: "none" or "password_file".
     pub backend: String,
     /// Mosquitto-format password file, for the "password_file" backend.
@@ -222,6 +228,8 @@ impl Default for AuthConfig {
         AuthConfig {
             enabled: false,
             allow_anonymous: false,
+            throttle_failures: 0,
+            throttle_secs: 10,
             backend: "none".to_owned(),
             password_file: None,
             acl_file: None,
@@ -329,6 +337,8 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("server", "shutdown_timeout_secs", Kind::Uint),
     ("auth", "enabled", Kind::Bool),
     ("auth", "allow_anonymous", Kind::Bool),
+    ("auth", "throttle_failures", Kind::Uint),
+    ("auth", "throttle_secs", Kind::Uint),
     ("auth", "backend", Kind::Str),
     ("auth", "password_file", Kind::Str),
     ("auth", "acl_file", Kind::Str),

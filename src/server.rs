@@ -123,12 +123,22 @@ fn build_context(
 ) -> io::Result<Arc<Context>> {
     let authenticator = match (&config.auth.enabled, &config.auth.password_file) {
         (false, _) => None,
-        (true, None) => Some(Authenticator::new(None, config.auth.allow_anonymous)),
+        (true, None) => Some(Authenticator::new(
+            None,
+            config.auth.allow_anonymous,
+            config.auth.throttle_failures,
+            config.auth.throttle_secs,
+        )),
         (true, Some(path)) => {
             let passwords = PasswordFile::load(std::path::Path::new(path))
                 .map_err(|e| io::Error::other(format!("auth.password_file {e}")))?;
             tracing::info!(users = passwords.len(), "password file loaded");
-            Some(Authenticator::new(Some(passwords), config.auth.allow_anonymous))
+            Some(Authenticator::new(
+                Some(passwords),
+                config.auth.allow_anonymous,
+                config.auth.throttle_failures,
+                config.auth.throttle_secs,
+            ))
         }
     };
     let acl = match &config.auth.acl_file {

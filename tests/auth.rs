@@ -246,3 +246,19 @@ fn iothub_passwd_writes_files_that_mosquitto_and_iothub_both_read() {
     assert_eq!(connack_v3(&broker, Some("carol"), Some(b"plain")), [0x20, 2, 0, 0]);
     assert_eq!(connack_v3(&broker, Some("dave"), Some(b"x")), [0x20, 2, 0, 4]);
 }
+
+/// With `throttle_failures`, an address that keeps failing is refused without a check (the
+/// right password included) until `throttle_secs` pass since its last failure.
+#[test]
+fn repeated_failures_are_throttled_when_asked_for() {
+    let throttled = broker("throttle_failures = 3\nthrottle_secs = 60\n");
+    for _ in 0..3 {
+        assert_eq!(connack_v3(&throttled, Some("alice"), Some(b"guess")), [0x20, 2, 0, 4]);
+    }
+    assert_eq!(connack_v3(&throttled, Some("alice"), Some(b"secret")), [0x20, 2, 0, 4], "throttled");
+    let open = broker("throttle_failures = 0\n");
+    for _ in 0..5 {
+        assert_eq!(connack_v3(&open, Some("alice"), Some(b"guess")), [0x20, 2, 0, 4]);
+    }
+    assert_eq!(connack_v3(&open, Some("alice"), Some(b"secret")), [0x20, 2, 0, 0], "off by default");
+}

@@ -10,11 +10,15 @@ mod acl;
 pub mod passwd_tool;
 mod password;
 
+use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 pub use acl::{Acl, AclError, Permissions};
 pub use password::{hash_password, is_hash, PasswordFile, PasswordFileError, NEW_ITERATIONS};
@@ -36,28 +40,128 @@ pub enum Verdict {
 }
 
 /// Checks usernames and passwords at CONNECT: `[auth]` with `enabled`, `allow_anonymous` and
-/// `password_file`.
+/// `password_file`, and throttles addresses and client identifiers that keep failing
+/// (`throttle_failures`, `throttle_secs`).
 #[derive(Debug)]
 pub struct Authenticator {
     passwords: Option<Arc<PasswordFile>>,
     allow_anonymous: bool,
     hashing: Semaphore,
+    throttle: Throttle,
+}
+
+/// Most addresses and client identifiers whose failures are remembered at once: a storm from
+/// many addresses cannot grow the table without bound.
+const THROTTLE_ENTRIES: usize = 10_000;
+
+/// Failed logins by address and by client identifier.
+#[derive(Debug)]
+struct Throttle {
+    /// Failures within `window` after which an address or client identifier is refused
+    /// without a password check; 0 turns throttling off.
+    limit: u32,
+    window: Duration,
+    failures: Mutex<HashMap<ThrottleKey, (u32, Instant)>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ThrottleKey {
+    Address(IpAddr),
+    ClientId(String),
+}
+
+impl Throttle {
+    fn keys(peer: IpAddr, client_id: &str) -> [ThrottleKey; 2] {
+        [ThrottleKey::Address(peer), ThrottleKey::ClientId(client_id.to_owned())]
+    }
+
+    /// Whether either key has failed `limit` times, the last within the window, at `now`.
+    fn blocked(&self, keys: &[ThrottleKey], now: Instant) -> bool {
+        if self.limit == 0 {
+            return false;
+        }
+        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.iter().any(|key| {
+            failures
+                .get(key)
+                .is_some_and(|&(count, last)| count >= self.limit && now.duration_since(last) < self.window)
+        })
+    }
+
+    /// Records a login's outcome: a failure counts against both keys, a success clears them.
+    fn record(&self, keys: [ThrottleKey; 2], failed: bool, now: Instant) {
+        if self.limit == 0 {
+            return;
+        }
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in keys {
+            if !failed {
+                failures.remove(&key);
+                continue;
+            }
+            if failures.len() >= THROTTLE_ENTRIES && !failures.contains_key(&key) {
+                let window = self.window;
+                failures.retain(|_, &mut (_, last)| now.duration_since(last) < window);
+                if failures.len() >= THROTTLE_ENTRIES {
+                    continue;
+                }
+            }
+            let entry = failures.entry(key).or_insert((0, now));
+            // Failures older than the window are forgotten.
+            if now.duration_since(entry.1) >= self.window {
+                entry.0 = 0;
+            }
+            entry.0 += 1;
+            entry.1 = now;
+        }
+    }
 }
 
 impl Authenticator {
-    /// An authenticator over `passwords` (none: only anonymous clients, if allowed).
-    pub fn new(passwords: Option<PasswordFile>, allow_anonymous: bool) -> Authenticator {
+    /// An authenticator over `passwords` (none: only anonymous clients, if allowed), refusing
+    /// an address or client identifier without checking after `throttle_failures` failures
+    /// until `throttle_secs` have passed since the last one (0 failures: no throttling).
+    pub fn new(
+        passwords: Option<PasswordFile>,
+        allow_anonymous: bool,
+        throttle_failures: u32,
+        throttle_secs: u64,
+    ) -> Authenticator {
         Authenticator {
             passwords: passwords.map(Arc::new),
             allow_anonymous,
             hashing: Semaphore::new(HASHING_AT_ONCE),
+            throttle: Throttle {
+                limit: throttle_failures,
+                window: Duration::from_secs(throttle_secs),
+                failures: Mutex::new(HashMap::new()),
+            },
         }
     }
 
-    /// Checks a CONNECT's username and password. A password is binary data and is hashed whole
-    /// [MQTT-3.1.3-5 note]: a NUL byte in it is part of it. The hash runs on the blocking pool,
-    /// at most `HASHING_AT_ONCE` at a time.
-    pub async fn check(&self, username: Option<&str>, password: Option<&[u8]>) -> Verdict {
+    /// Checks a CONNECT's username and password, from `peer` for `client_id`. A password is
+    /// binary data and is hashed whole: a NUL byte in it is part of it. The hash runs on the
+    /// blocking pool, at most `HASHING_AT_ONCE` at a time; a throttled address or client
+    /// identifier is refused before any hashing.
+    #[allow(clippy::disallowed_methods)] // The throttle's window is read at the I/O edge.
+    pub async fn check(
+        &self,
+        peer: IpAddr,
+        client_id: &str,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> Verdict {
+        let keys = Throttle::keys(peer, client_id);
+        if self.throttle.blocked(&keys, Instant::now()) {
+            tracing::debug!(%peer, "login refused without a check: too many failures");
+            return Verdict::BadCredentials;
+        }
+        let verdict = self.verify(username, password).await;
+        self.throttle.record(keys, verdict != Verdict::Allowed, Instant::now());
+        verdict
+    }
+
+    async fn verify(&self, username: Option<&str>, password: Option<&[u8]>) -> Verdict {
         let Some(username) = username else {
             return if self.allow_anonymous { Verdict::Allowed } else { Verdict::NotAuthorized };
         };

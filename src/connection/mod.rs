@@ -208,7 +208,12 @@ impl Connection {
         // Credentials are checked before the client identifier is claimed: an unauthenticated
         // client can never take over a session.
         if let Some(authenticator) = &self.context.authenticator {
-            let check = authenticator.check(connect.username.as_deref(), connect.password.as_deref());
+            let check = authenticator.check(
+                self.info.peer.ip(),
+                &connect.client_id,
+                connect.username.as_deref(),
+                connect.password.as_deref(),
+            );
             let verdict = tokio::select! {
                 () = shutdown.cancelled() => return Exit::Shutdown,
                 verdict = tokio::time::timeout_at(connect_deadline, check) => match verdict {
