@@ -255,9 +255,16 @@ pub(super) fn spawn(
     sessions: Vec<(Arc<str>, u64)>,
 ) {
     let (index, orphans) = Index::of(state, sessions);
-    let spawned = std::thread::Builder::new()
-        .name("iothub-storage".to_owned())
-        .spawn(move || run(&store, backend, index, orphans));
+    let spawned = std::thread::Builder::new().name("iothub-storage".to_owned()).spawn(move || {
+        let ran =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&store, backend, index, orphans)));
+        if ran.is_err() {
+            // Without its writer the broker would hold every durable acknowledgement
+            // forever. A restart recovers from what was committed, so end the process.
+            tracing::error!("the storage writer panicked; stopping the broker so that a restart recovers");
+            std::process::abort();
+        }
+    });
     if let Err(error) = spawned {
         // Without a writer nothing durable is ever acknowledged; say so loudly.
         tracing::error!(%error, "cannot start the storage writer thread");
