@@ -611,10 +611,32 @@ impl Config {
             parse_listen_address(url)
                 .map_err(|problem| error(origin, "server.listen_addresses", format!("{url:?}: {problem}")))?;
         }
-        for range in s.integer_ranges() {
+        for range in self.integer_ranges() {
             range.check()?;
         }
         self.validate_sections()
+    }
+
+    /// Every integer key's value and range, in `SCHEMA` order: the server's, then the
+    /// authentication throttle's.
+    fn integer_ranges(&self) -> Vec<IntegerRange> {
+        let mut ranges = self.server.integer_ranges();
+        let auth = &self.auth;
+        ranges.push(IntegerRange {
+            key: "auth.throttle_failures",
+            value: u64::from(auth.throttle_failures),
+            min: 0,
+            max: 1_000_000,
+            note: "0 turns throttling off",
+        });
+        ranges.push(IntegerRange {
+            key: "auth.throttle_secs",
+            value: auth.throttle_secs,
+            min: 0,
+            max: MAX_SECONDS,
+            note: "ten years",
+        });
+        ranges
     }
 
     fn validate_sections(&self) -> Result<(), ConfigError> {
@@ -791,7 +813,7 @@ mod tests {
 
     #[test]
     fn every_integer_key_has_a_range() {
-        let ranged: Vec<&str> = Config::defaults().server.integer_ranges().iter().map(|r| r.key).collect();
+        let ranged: Vec<&str> = Config::defaults().integer_ranges().iter().map(|r| r.key).collect();
         let integers: Vec<String> = SCHEMA
             .iter()
             .filter(|(_, _, kind)| *kind == Kind::Uint)
@@ -802,7 +824,7 @@ mod tests {
 
     #[test]
     fn every_layer_accepts_each_integer_key_up_to_its_bound_and_refuses_beyond() {
-        for range in Config::defaults().server.integer_ranges() {
+        for range in Config::defaults().integer_ranges() {
             for layer in from_each_layer(range.key, &range.max.to_string()) {
                 assert!(layer.is_ok(), "{} = {}: {}", range.key, range.max, layer.unwrap_err());
             }
@@ -852,7 +874,7 @@ mod tests {
     #[test]
     fn the_largest_values_accepted_are_honoured() {
         let mut builder = ConfigBuilder::new();
-        for range in Config::defaults().server.integer_ranges() {
+        for range in Config::defaults().integer_ranges() {
             builder = builder.set_flag("--set", &format!("{}={}", range.key, range.max)).unwrap();
         }
         let config = builder.build().unwrap();
