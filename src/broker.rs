@@ -73,7 +73,7 @@ impl Broker {
                 listener = &*self.name,
                 client_id = tracing::field::Empty
             );
-            let info = ConnectionInfo { peer, listener: Arc::clone(&self.name) };
+            let info = ConnectionInfo { peer, listener: Arc::clone(&self.name), certificate_name: None };
             let upgrader = self.listener.upgrader();
             // A clone, not a child token: nothing cancels one connection through it, and a child
             // would cost every connection a tree node and a lock on the parent.

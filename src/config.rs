@@ -37,6 +37,9 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[auth]`: authentication (parsed and validated; not yet available).
     pub auth: AuthConfig,
+    /// `[tls]`: the certificate and key of `tls://` and `wss://` listeners, and client
+    /// certificates.
+    pub tls: TlsConfig,
     /// `[storage]`: persistence backend.
     pub storage: StorageConfig,
     /// `[logging]`: log level and format.
@@ -237,6 +240,24 @@ impl Default for AuthConfig {
     }
 }
 
+/// `[tls]` settings, shared by every `tls://` (alias `mqtts://`) and `wss://` listener.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, the server's own certificate first.
+    pub cert_file: Option<String>,
+    /// PEM private key of that certificate: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key_file: Option<String>,
+    /// PEM bundle of the CAs that verify client certificates; without it no client certificate
+    /// is asked for.
+    pub ca_file: Option<String>,
+    /// Whether a client must present a certificate that `ca_file` verifies.
+    pub require_client_cert: bool,
+    /// Whether the Common Name of a verified client certificate becomes the client's username,
+    /// in place of the one in CONNECT.
+    pub use_identity_as_username: bool,
+}
+
 /// `[storage]` settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -342,6 +363,11 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("auth", "backend", Kind::Str),
     ("auth", "password_file", Kind::Str),
     ("auth", "acl_file", Kind::Str),
+    ("tls", "cert_file", Kind::Str),
+    ("tls", "key_file", Kind::Str),
+    ("tls", "ca_file", Kind::Str),
+    ("tls", "require_client_cert", Kind::Bool),
+    ("tls", "use_identity_as_username", Kind::Bool),
     ("storage", "backend", Kind::Str),
     ("storage", "path", Kind::Str),
     ("storage", "on_corruption", Kind::Str),
@@ -566,32 +592,86 @@ fn wide(value: usize) -> u64 {
     u64::try_from(value).unwrap_or(u64::MAX)
 }
 
+/// The transport of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain MQTT over TCP: `tcp://` (alias `mqtt://`).
+    Tcp,
+    /// MQTT over TLS: `tls://` (aliases `mqtts://`, `ssl://`).
+    Tls,
+    /// MQTT over WebSocket: `ws://`.
+    Ws,
+    /// MQTT over WebSocket over TLS: `wss://`.
+    Wss,
+}
+
+impl Scheme {
+    /// Whether the listener needs `[tls]`'s certificate and key.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Scheme::Tls | Scheme::Wss)
+    }
+
+    /// The scheme's canonical name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Tcp => "tcp",
+            Scheme::Tls => "tls",
+            Scheme::Ws => "ws",
+            Scheme::Wss => "wss",
+        }
+    }
+}
+
+/// The HTTP path a WebSocket listener upgrades when its URL names none.
+pub const DEFAULT_WEBSOCKET_PATH: &str = "/mqtt";
+
 /// A listener address taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenAddress {
-    /// Transport scheme; only "tcp" is available in this release.
-    pub scheme: String,
+    /// Transport.
+    pub scheme: Scheme,
     /// `host:port` to bind.
     pub address: String,
+    /// The HTTP path of a WebSocket listener (`/mqtt` unless the URL names one); `None` for
+    /// the others.
+    pub path: Option<String>,
 }
 
-/// Splits `tcp://host:port`, refusing schemes not built yet.
+/// Splits `scheme://host:port[/path]`: `tcp://` (or `mqtt://`), `tls://` (or `mqtts://`,
+/// `ssl://`), `ws://` and `wss://`; only WebSocket listeners take a path.
 pub fn parse_listen_address(url: &str) -> Result<ListenAddress, String> {
-    let (scheme, address) =
-        url.split_once("://").ok_or("expected scheme://host:port, e.g. tcp://0.0.0.0:1883")?;
-    match scheme {
-        "tcp" | "mqtt" => {}
-        "ws" | "wss" | "tls" | "ssl" | "mqtts" => {
-            return Err(format!("the {scheme}:// transport is not available in this release; use tcp://"));
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("expected scheme://host:port, e.g. tcp://0.0.0.0:1883 or ws://0.0.0.0:8080/mqtt")?;
+    let scheme = match scheme {
+        "tcp" | "mqtt" => Scheme::Tcp,
+        "tls" | "mqtts" | "ssl" => Scheme::Tls,
+        "ws" => Scheme::Ws,
+        "wss" => Scheme::Wss,
+        other => {
+            return Err(format!("unknown scheme {other:?}; use tcp://, tls://, mqtts://, ws:// or wss://"))
         }
-        other => return Err(format!("unknown scheme {other:?}; use tcp://")),
-    }
+    };
+    let (address, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], Some(&rest[at..])),
+        None => (rest, None),
+    };
+    let path = match (scheme, path) {
+        (Scheme::Ws | Scheme::Wss, path) => Some(path.unwrap_or(DEFAULT_WEBSOCKET_PATH).to_owned()),
+        (_, None) => None,
+        (_, Some(path)) => {
+            return Err(format!(
+                "a {}:// listener takes no path ({path:?}); only ws:// and wss:// do",
+                scheme.name()
+            ));
+        }
+    };
     let (host, port) = address.rsplit_once(':').ok_or("missing :port")?;
     if host.is_empty() {
         return Err("missing host (use 0.0.0.0 for all interfaces)".to_owned());
     }
     port.parse::<u16>().map_err(|_| format!("port {port:?} is not a number between 0 and 65535"))?;
-    Ok(ListenAddress { scheme: "tcp".to_owned(), address: address.to_owned() })
+    Ok(ListenAddress { scheme, address: address.to_owned(), path })
 }
 
 impl Config {
@@ -607,10 +687,15 @@ impl Config {
         if s.listen_addresses.is_empty() {
             return Err(error(origin, "server.listen_addresses", "at least one listener is required"));
         }
+        let mut tls_listener = None;
         for url in &s.listen_addresses {
-            parse_listen_address(url)
+            let address = parse_listen_address(url)
                 .map_err(|problem| error(origin, "server.listen_addresses", format!("{url:?}: {problem}")))?;
+            if address.scheme.is_tls() {
+                tls_listener.get_or_insert(url.as_str());
+            }
         }
+        self.validate_tls(tls_listener)?;
         for range in self.integer_ranges() {
             range.check()?;
         }
@@ -637,6 +722,52 @@ impl Config {
             note: "ten years",
         });
         ranges
+    }
+
+    /// `[tls]`: files named must not be empty names, a TLS listener (`first`) needs a
+    /// certificate and a key, and client certificate options need a CA to verify with.
+    fn validate_tls(&self, first: Option<&str>) -> Result<(), ConfigError> {
+        let origin = "configuration";
+        let tls = &self.tls;
+        for (key, value) in [
+            ("tls.cert_file", &tls.cert_file),
+            ("tls.key_file", &tls.key_file),
+            ("tls.ca_file", &tls.ca_file),
+        ] {
+            if value.as_deref() == Some("") {
+                return Err(error(origin, key, "is empty; name a PEM file"));
+            }
+        }
+        if let Some(url) = first {
+            for (key, value) in [("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file)] {
+                if value.is_none() {
+                    return Err(error(origin, key, format!("is required by the listener {url:?}")));
+                }
+            }
+        }
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            let missing = if tls.cert_file.is_none() { "tls.cert_file" } else { "tls.key_file" };
+            return Err(error(
+                origin,
+                missing,
+                "is required with the other of tls.cert_file and tls.key_file",
+            ));
+        }
+        if tls.ca_file.is_none() {
+            for (key, set) in [
+                ("tls.require_client_cert", tls.require_client_cert),
+                ("tls.use_identity_as_username", tls.use_identity_as_username),
+            ] {
+                if set {
+                    return Err(error(
+                        origin,
+                        key,
+                        "needs tls.ca_file, the CAs that verify client certificates",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate_sections(&self) -> Result<(), ConfigError> {
@@ -748,14 +879,48 @@ mod tests {
     }
 
     #[test]
-    fn seed_example_parses_and_names_the_missing_transport() {
-        let err = from_toml(SEED_EXAMPLE).unwrap_err();
-        assert_eq!(err.key, "server.listen_addresses");
-        assert!(err.problem.contains("ws://"), "{err}");
-        let tcp_only = SEED_EXAMPLE.replace(", \"ws://0.0.0.0:9001\"", "");
-        let config = from_toml(&tcp_only).unwrap();
+    fn seed_example_parses_with_its_websocket_listener() {
+        let config = from_toml(SEED_EXAMPLE).unwrap();
         assert_eq!(config.server.max_connections, 10_000);
         assert_eq!(config.server.keep_alive_timeout_secs, 60);
+        let ws = parse_listen_address(&config.server.listen_addresses[1]).unwrap();
+        assert_eq!(
+            (ws.scheme, ws.address.as_str(), ws.path.as_deref()),
+            (Scheme::Ws, "0.0.0.0:9001", Some("/mqtt"))
+        );
+    }
+
+    #[test]
+    fn listener_urls_name_their_transport_and_path() {
+        let parsed = |url: &str| parse_listen_address(url).map(|a| (a.scheme, a.address, a.path));
+        assert_eq!(parsed("mqtts://0.0.0.0:8883").unwrap(), (Scheme::Tls, "0.0.0.0:8883".to_owned(), None));
+        assert_eq!(parsed("tls://h:1").unwrap().0, Scheme::Tls);
+        assert_eq!(
+            parsed("wss://0.0.0.0:8443/ws").unwrap(),
+            (Scheme::Wss, "0.0.0.0:8443".to_owned(), Some("/ws".to_owned()))
+        );
+        assert!(parsed("tcp://0.0.0.0:1883/mqtt").unwrap_err().contains("no path"));
+        assert!(parsed("quic://0.0.0.0:1").unwrap_err().contains("unknown scheme"));
+    }
+
+    #[test]
+    fn tls_listeners_need_a_certificate_and_client_options_need_a_ca() {
+        let listen = "[server]\nlisten_addresses = [\"tls://127.0.0.1:0\"]\n";
+        assert_eq!(from_toml(listen).unwrap_err().key, "tls.cert_file");
+        let with_cert = format!("{listen}[tls]\ncert_file = \"c\"\n");
+        assert_eq!(from_toml(&with_cert).unwrap_err().key, "tls.key_file");
+        let both = format!("{with_cert}key_file = \"k\"\n");
+        assert!(from_toml(&both).is_ok());
+        assert_eq!(
+            from_toml(&format!("{both}require_client_cert = true\n")).unwrap_err().key,
+            "tls.require_client_cert"
+        );
+        assert_eq!(
+            from_toml(&format!("{both}use_identity_as_username = true\n")).unwrap_err().key,
+            "tls.use_identity_as_username"
+        );
+        assert_eq!(from_toml(&format!("{both}ca_file = \"\"\n")).unwrap_err().key, "tls.ca_file");
+        assert!(from_toml(&format!("{both}ca_file = \"ca\"\nrequire_client_cert = true\n")).is_ok());
     }
 
     #[test]

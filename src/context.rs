@@ -3,15 +3,17 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use bytestring::ByteString;
+use tokio::sync::{watch, Semaphore};
 
 use crate::auth::{Acl, AuthenticationMethod, Authenticator};
-use crate::config::ServerConfig;
-use crate::mailbox::{QueueLimits, QueueOverflow};
+use crate::config::{AuthConfig, ServerConfig};
+use crate::mailbox::{Mailbox, QueueLimits, QueueOverflow};
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::session::{Registry, SessionLimits};
 use crate::storage::{SessionLog, Store};
+use crate::transport::TlsFiles;
 
 /// What every connection task shares.
 #[derive(Debug)]
@@ -32,14 +34,50 @@ pub struct Context {
     pub(crate) store: Option<Arc<Store>>,
     /// Username and password checks; `None` when `auth.enabled` is false.
     pub(crate) authenticator: Option<Authenticator>,
-    /// Topic permissions (`auth.acl_file`); `None`: every client may use every topic.
-    pub(crate) acl: Option<Arc<Acl>>,
+    /// Topic permissions (`auth.acl_file`); `None`: every client may use every topic. A
+    /// reload sends the new rules here, and every connection applies them to its session.
+    pub(crate) acl: watch::Sender<Option<Arc<Acl>>>,
+    /// The `[tls]` files, when a certificate is configured.
+    pub(crate) tls: Option<Arc<TlsFiles>>,
+    /// The `[auth]` settings, for the files a reload reads again.
+    pub(crate) auth_files: AuthConfig,
 }
 
 impl Context {
     /// The enhanced authentication method called `name`, if the server has it.
     pub fn auth_method(&self, name: &str) -> Option<&Arc<dyn AuthenticationMethod>> {
         self.auth_methods.iter().find(|m| m.name() == name)
+    }
+
+    /// Puts reloaded ACL rules in force: new connections get them, every online session is
+    /// told through the watch channel, and offline sessions lose the subscriptions the new
+    /// rules no longer allow here and now.
+    pub(crate) fn replace_acl(&self, acl: Acl) {
+        let acl = Arc::new(acl);
+        self.acl.send_replace(Some(Arc::clone(&acl)));
+        let mut revoked = Vec::new();
+        self.registry.for_each_offline(|session| {
+            let filters = session.revoke(&acl);
+            if !filters.is_empty() {
+                revoked.push((Arc::clone(session.mailbox()), filters));
+            }
+        });
+        // Outside the registry's lock: the router takes its own.
+        for (mailbox, filters) in revoked {
+            self.unsubscribe_revoked(&mailbox, &filters);
+        }
+    }
+
+    /// Removes the subscriptions of `mailbox`'s session that a reloaded ACL revoked, from the
+    /// router and the durable store.
+    pub(crate) fn unsubscribe_revoked(&self, mailbox: &Mailbox, filters: &[ByteString]) {
+        for filter in filters {
+            self.router.unsubscribe(filter, mailbox.session_id());
+            if let Some(log) = mailbox.log() {
+                log.unsubscribe(filter);
+            }
+        }
+        tracing::info!(revoked = ?filters, "subscriptions removed: no longer allowed by the reloaded ACL");
     }
 
     /// A durable log for the persistent session of `client_id` whose mailbox has id

@@ -23,6 +23,10 @@ pub enum Exit {
     Encode(EncodeError),
     /// The client broke the protocol; the error names the rule.
     Violation(DecodeError),
+    /// The transport's handshake (TLS, the WebSocket upgrade) failed.
+    Handshake(io::Error),
+    /// The transport's handshake did not finish within `connect_timeout_secs`.
+    HandshakeTimeout,
     /// No CONNECT within `connect_timeout_secs`.
     ConnectTimeout,
     /// Nothing received for 1.5 times the keep-alive [MQTT-3.1.2-24].
@@ -54,6 +58,12 @@ impl Exit {
                 tracing::warn!(%error, "closing connection: a packet could not be encoded")
             }
             Exit::Violation(error) => tracing::warn!(%error, "closing connection: protocol violation"),
+            Exit::Handshake(error) => {
+                tracing::info!(%error, "closing connection: transport handshake failed")
+            }
+            Exit::HandshakeTimeout => {
+                tracing::info!("closing connection: transport handshake not finished in time")
+            }
             Exit::ConnectTimeout => tracing::info!("closing connection: no CONNECT in time"),
             Exit::KeepAliveTimeout => tracing::info!("closing connection: keep-alive expired"),
             Exit::Refused(code) => tracing::info!(?code, "connection refused"),
@@ -103,6 +113,8 @@ impl Exit {
             | Exit::DisconnectWithWill
             | Exit::PeerClosed
             | Exit::Io(_)
+            | Exit::Handshake(_)
+            | Exit::HandshakeTimeout
             | Exit::ConnectTimeout
             | Exit::Refused(_) => None,
         }

@@ -1,6 +1,6 @@
 //! Who is on the other end of a connection: what the transport tells at accept (peer address,
 //! listener) and what CONNECT adds (client identifier, username). It survives the handshake, for
-//! logs, authorisation and the admin API; later transports add the TLS subject here.
+//! logs, authorisation and the admin API; and the Common Name of a verified TLS client certificate.
 //!
 //! A bottom-layer type: it knows nothing about sessions, the router or sockets.
 
@@ -16,6 +16,8 @@ pub struct ConnectionInfo {
     pub peer: SocketAddr,
     /// The listener that accepted it, as its URL (e.g. `tcp://0.0.0.0:1883`).
     pub listener: Arc<str>,
+    /// The Common Name of the client certificate that TLS verified, if the client presented one.
+    pub certificate_name: Option<Arc<str>>,
 }
 
 /// The identity of a connected client.

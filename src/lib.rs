@@ -28,7 +28,7 @@ pub mod storage;
 mod transport;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
-pub use server::Server;
+pub use server::{Reloader, Server};
 
 /// Building blocks the tests, benches and fuzz targets drive directly. Not a stable API.
 #[doc(hidden)]

@@ -257,6 +257,13 @@ impl Mailbox {
         }
     }
 
+    /// Counts a delivery not sent because the subscriber may no longer read its topic.
+    pub fn count_acl_denied(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.dropped_acl.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Counts a delivery not sent because it exceeds the client's Maximum Packet Size,
     /// logging at powers of two.
     pub fn count_too_large(&self) {

@@ -1,6 +1,6 @@
 //! The `iothub` command: parses flags, layers the configuration, sets up logging, runs the
 //! server, and turns signals into shutdown. SIGINT drains gracefully; a second SIGINT, or a
-//! SIGTERM, exits at once.
+//! SIGTERM, exits at once. SIGHUP reloads the TLS, password and ACL files.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -186,6 +186,10 @@ async fn serve(config: &Config) -> ExitCode {
         }
     };
     let shutdown = CancellationToken::new();
+    if let Err(error) = watch_reload(server.reloader()) {
+        eprintln!("iothub: cannot install the SIGHUP handler: {error}");
+        return ExitCode::FAILURE;
+    }
     if let Err(error) = watch_signals(shutdown.clone()) {
         eprintln!("iothub: cannot install signal handlers: {error}");
         return ExitCode::FAILURE;
@@ -195,6 +199,23 @@ async fn serve(config: &Config) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// SIGHUP reloads the TLS files, the password file and the ACL file; connections stay up, and
+/// a file that cannot be used is refused with a log line while the one in force stays.
+// The watcher lives as long as the process; nothing waits for it.
+#[allow(clippy::disallowed_methods)]
+fn watch_reload(reloader: iothub::Reloader) -> std::io::Result<()> {
+    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the TLS, password and ACL files");
+            // File reads and password-file parsing block: off the runtime's workers.
+            let reloader = reloader.clone();
+            let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+        }
+    });
+    Ok(())
 }
 
 /// SIGINT cancels `shutdown` (graceful drain); a second SIGINT or any SIGTERM exits at once.

@@ -27,6 +27,9 @@ pub struct Metrics {
     pub dropped_expired: AtomicU64,
     /// Deliveries not sent because they exceed the client's Maximum Packet Size.
     pub dropped_too_large: AtomicU64,
+    /// Deliveries not sent because the ACL no longer lets the subscriber read their topic (it
+    /// was revoked by a reload after they were queued).
+    pub dropped_acl: AtomicU64,
     /// Shared subscription deliveries handed to another member when a member's session ended.
     pub shared_handed_on: AtomicU64,
 }

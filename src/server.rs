@@ -20,7 +20,7 @@ use crate::restore::{restore, Restored};
 use crate::router::Router;
 use crate::session::Registry;
 use crate::storage::{self, Backend, RedbBackend, StorageError, Store};
-use crate::transport::Listener;
+use crate::transport::{Listener, TlsFiles};
 
 /// A bound, not yet running server.
 #[derive(Debug)]
@@ -56,7 +56,7 @@ impl Server {
         for url in &context.config.listen_addresses {
             let address =
                 parse_listen_address(url).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            let listener = Listener::bind(&address)
+            let listener = Listener::bind(&address, context.tls.as_ref(), context.config.max_packet_size)
                 .await
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {url}: {e}")))?;
             brokers.push(Broker::new(listener, url, Arc::clone(&context)));
@@ -78,6 +78,11 @@ impl Server {
     /// The addresses actually bound, in configuration order.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.brokers.iter().filter_map(|b| b.listener().local_addr().ok()).collect()
+    }
+
+    /// What re-reads the files SIGHUP reloads; it stays usable while the server runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader { context: Arc::clone(&self.context) }
     }
 
     /// The server's shared state, for inspection.
@@ -115,6 +120,52 @@ impl Server {
     }
 }
 
+/// Re-reads the TLS certificate and key (and CA bundle), the password file and the ACL file,
+/// without dropping a connection: what SIGHUP does. Each file that cannot be used is refused
+/// with one error log line and the one in force stays so; the others are still reloaded.
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    context: Arc<Context>,
+}
+
+impl Reloader {
+    /// Reloads every file; returns the problems of those refused (empty when all were taken).
+    pub fn reload(&self) -> Vec<String> {
+        let context = &self.context;
+        let mut problems = Vec::new();
+        let mut refused = |problem: String| {
+            tracing::error!(%problem, "reload refused; the file in force stays so");
+            problems.push(problem);
+        };
+        if let Some(tls) = &context.tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate, key and CA reloaded"),
+                Err(problem) => refused(problem),
+            }
+        }
+        let auth = &context.auth_files;
+        if let (Some(authenticator), Some(path)) = (&context.authenticator, &auth.password_file) {
+            match PasswordFile::load(std::path::Path::new(path)) {
+                Ok(passwords) => {
+                    tracing::info!(users = passwords.len(), "password file reloaded");
+                    authenticator.replace_passwords(passwords);
+                }
+                Err(e) => refused(format!("auth.password_file {e}")),
+            }
+        }
+        if let Some(path) = &auth.acl_file {
+            match Acl::load(std::path::Path::new(path)) {
+                Ok(acl) => {
+                    context.replace_acl(acl);
+                    tracing::info!("ACL file reloaded");
+                }
+                Err(e) => refused(format!("auth.acl_file {e}")),
+            }
+        }
+        problems
+    }
+}
+
 /// The shared state, with `store` as its durable storage.
 fn build_context(
     config: &Config,
@@ -149,6 +200,10 @@ fn build_context(
             Some(Arc::new(acl))
         }
     };
+    let tls = match &config.tls.cert_file {
+        None => None,
+        Some(_) => Some(Arc::new(TlsFiles::load(&config.tls).map_err(io::Error::other)?)),
+    };
     let metrics = Arc::new(Metrics::default());
     let server = config.server.clone();
     // The validated configuration always names a strategy; without this the router kept its
@@ -166,7 +221,9 @@ fn build_context(
         auth_methods: auth_methods.to_vec(),
         store,
         authenticator,
-        acl,
+        acl: tokio::sync::watch::Sender::new(acl),
+        tls,
+        auth_files: config.auth.clone(),
     }))
 }
 

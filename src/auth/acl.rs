@@ -152,7 +152,17 @@ impl Acl {
 
     /// The permissions of one client.
     pub fn permissions(&self, client_id: &str, username: Option<&str>) -> Permissions {
-        Permissions { rules: self.rules_for(client_id, username) }
+        Permissions {
+            rules: self.rules_for(client_id, username),
+            client_id: client_id.to_owned(),
+            username: username.map(str::to_owned),
+        }
+    }
+
+    /// The same client's permissions under these rules: after a reload, for a session whose
+    /// permissions came from the previous file.
+    pub fn permissions_again(&self, previous: &Permissions) -> Permissions {
+        self.permissions(&previous.client_id, previous.username.as_deref())
     }
 }
 
@@ -175,6 +185,9 @@ fn substitution_is_plain(client_id: &str, username: Option<&str>, pattern: &str)
 #[derive(Debug, Clone, Default)]
 pub struct Permissions {
     rules: Vec<Rule>,
+    /// Whose they are, to compute them again when the file changes.
+    client_id: String,
+    username: Option<String>,
 }
 
 impl Permissions {
@@ -182,6 +195,12 @@ impl Permissions {
     pub fn can_publish(&self, topic: &str) -> bool {
         let denied = self.rules.iter().any(|r| r.access == Access::Deny && filter_matches(&r.filter, topic));
         !denied && self.rules.iter().any(|r| r.access.writes() && filter_matches(&r.filter, topic))
+    }
+
+    /// Whether the client may receive a message published to `topic`.
+    pub fn can_read(&self, topic: &str) -> bool {
+        let denied = self.rules.iter().any(|r| r.access == Access::Deny && filter_matches(&r.filter, topic));
+        !denied && self.rules.iter().any(|r| r.access.reads() && filter_matches(&r.filter, topic))
     }
 
     /// Whether the client may subscribe to `filter`: every topic it can match is readable.

@@ -13,7 +13,7 @@ mod password;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,7 +44,8 @@ pub enum Verdict {
 /// (`throttle_failures`, `throttle_secs`).
 #[derive(Debug)]
 pub struct Authenticator {
-    passwords: Option<Arc<PasswordFile>>,
+    /// Replaced whole by a reload.
+    passwords: RwLock<Option<Arc<PasswordFile>>>,
     allow_anonymous: bool,
     hashing: Semaphore,
     throttle: Throttle,
@@ -128,7 +129,7 @@ impl Authenticator {
         throttle_secs: u64,
     ) -> Authenticator {
         Authenticator {
-            passwords: passwords.map(Arc::new),
+            passwords: RwLock::new(passwords.map(Arc::new)),
             allow_anonymous,
             hashing: Semaphore::new(HASHING_AT_ONCE),
             throttle: Throttle {
@@ -139,10 +140,17 @@ impl Authenticator {
         }
     }
 
+    /// Puts a reloaded password file in force for the logins that follow; clients already
+    /// connected stay so.
+    pub fn replace_passwords(&self, passwords: PasswordFile) {
+        *self.passwords.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(passwords));
+    }
+
     /// Checks a CONNECT's username and password, from `peer` for `client_id`. A password is
     /// binary data and is hashed whole: a NUL byte in it is part of it. The hash runs on the
     /// blocking pool, at most `HASHING_AT_ONCE` at a time; a throttled address or client
-    /// identifier is refused before any hashing.
+    /// identifier is refused before any hashing. A `certified` username is the Common Name of a
+    /// client certificate that TLS verified: it needs no password, but one given must match.
     #[allow(clippy::disallowed_methods)] // The throttle's window is read at the I/O edge.
     pub async fn check(
         &self,
@@ -150,13 +158,18 @@ impl Authenticator {
         client_id: &str,
         username: Option<&str>,
         password: Option<&[u8]>,
+        certified: bool,
     ) -> Verdict {
         let keys = Throttle::keys(peer, client_id);
         if self.throttle.blocked(&keys, Instant::now()) {
             tracing::debug!(%peer, "login refused without a check: too many failures");
             return Verdict::BadCredentials;
         }
-        let verdict = self.verify(username, password).await;
+        let verdict = if certified && password.is_none() {
+            Verdict::Allowed
+        } else {
+            self.verify(username, password).await
+        };
         self.throttle.record(keys, verdict != Verdict::Allowed, Instant::now());
         verdict
     }
@@ -165,13 +178,14 @@ impl Authenticator {
         let Some(username) = username else {
             return if self.allow_anonymous { Verdict::Allowed } else { Verdict::NotAuthorized };
         };
-        let (Some(passwords), Some(password)) = (&self.passwords, password) else {
+        let passwords = self.passwords.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let (Some(passwords), Some(password)) = (passwords, password) else {
             return Verdict::BadCredentials;
         };
         let Ok(_permit) = self.hashing.acquire().await else {
             return Verdict::BadCredentials;
         };
-        let (passwords, username, password) = (Arc::clone(passwords), username.to_owned(), password.to_vec());
+        let (username, password) = (username.to_owned(), password.to_vec());
         let verified = tokio::task::spawn_blocking(move || passwords.verify(&username, &password)).await;
         if verified.unwrap_or(false) {
             Verdict::Allowed

@@ -140,7 +140,11 @@ mod tests {
     use std::time::Duration;
 
     fn identity(client_id: &ByteString) -> Arc<ClientIdentity> {
-        let info = ConnectionInfo { peer: ([127, 0, 0, 1], 1883).into(), listener: Arc::from("tcp://test") };
+        let info = ConnectionInfo {
+            peer: ([127, 0, 0, 1], 1883).into(),
+            listener: Arc::from("tcp://test"),
+            certificate_name: None,
+        };
         Arc::new(ClientIdentity::new(&info, client_id.clone(), None))
     }
 
@@ -155,7 +159,9 @@ mod tests {
             auth_methods: Vec::new(),
             store: None,
             authenticator: None,
-            acl: None,
+            acl: tokio::sync::watch::Sender::new(None),
+            tls: None,
+            auth_files: Default::default(),
         })
     }
 
@@ -210,6 +216,7 @@ mod tests {
         let info = ConnectionInfo {
             peer: ([127, 0, 0, 1], 40000).into(),
             listener: Arc::from("tcp://0.0.0.0:1883"),
+            certificate_name: None,
         };
         let who = Arc::new(ClientIdentity::new(&info, "sensor-1".into(), Some("alice".into())));
         let _ = context.registry.claim(&who, 1, &Arc::new(Takeover::default()), true, Instant::now()).await;

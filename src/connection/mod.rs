@@ -37,10 +37,11 @@ use iothub_protocol::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{AuthenticationMethod, Exchange, Step, Verdict};
+use crate::auth::{Acl, AuthenticationMethod, Exchange, Step, Verdict};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::identity::{ClientIdentity, ConnectionInfo};
@@ -140,7 +141,7 @@ struct AuthState {
 pub(crate) async fn run(
     stream: TcpStream,
     upgrader: Upgrader,
-    info: ConnectionInfo,
+    mut info: ConnectionInfo,
     context: Arc<Context>,
     shutdown: CancellationToken,
 ) {
@@ -148,13 +149,16 @@ pub(crate) async fn run(
     let upgraded = tokio::select! {
         () = shutdown.cancelled() => Err(Exit::Shutdown),
         upgraded = tokio::time::timeout_at(deadline, upgrader.upgrade(stream)) => match upgraded {
-            Err(_) => Err(Exit::ConnectTimeout),
-            Ok(Err(error)) => Err(Exit::Io(error)),
+            Err(_) => Err(Exit::HandshakeTimeout),
+            Ok(Err(error)) => Err(Exit::Handshake(error)),
             Ok(Ok(transport)) => Ok(transport),
         },
     };
     let transport = match upgraded {
-        Ok(transport) => transport,
+        Ok(upgraded) => {
+            info.certificate_name = upgraded.certificate_name.map(Arc::from);
+            upgraded.transport
+        }
         Err(exit) => {
             exit.log();
             return;
@@ -205,14 +209,24 @@ impl Connection {
         if let Some(error) = handshake::violation(&connect) {
             return Exit::Violation(error);
         }
+        // With `use_identity_as_username`, a verified client certificate names the user and
+        // authenticates it; a password, when given too, must also be that user's.
+        let certified = match &self.info.certificate_name {
+            Some(name) if self.context.tls.as_ref().is_some_and(|tls| tls.identity_as_username()) => {
+                Some(Arc::clone(name))
+            }
+            _ => None,
+        };
+        let username = certified.as_deref().or(connect.username.as_deref());
         // Credentials are checked before the client identifier is claimed: an unauthenticated
         // client can never take over a session.
         if let Some(authenticator) = &self.context.authenticator {
             let check = authenticator.check(
                 self.info.peer.ip(),
                 &connect.client_id,
-                connect.username.as_deref(),
+                username,
                 connect.password.as_deref(),
+                certified.is_some(),
             );
             let verdict = tokio::select! {
                 () = shutdown.cancelled() => return Exit::Shutdown,
@@ -238,8 +252,9 @@ impl Connection {
             None => ByteString::from(&*connect.client_id),
         };
         tracing::Span::current().record("client_id", for_logs(&client_id));
-        let permissions =
-            self.context.acl.as_ref().map(|acl| acl.permissions(&client_id, connect.username.as_deref()));
+        // Subscribed before the rules are read: a reload from here on reaches this session.
+        let mut acl_changes = self.context.acl.subscribe();
+        let permissions = acl_changes.borrow().clone().map(|acl| acl.permissions(&client_id, username));
         // A will is a publication: its topic must be writable, or CONNECT is refused.
         if let (Some(permissions), Some(will)) = (&permissions, &connect.will) {
             if !permissions.can_publish(&will.topic) {
@@ -268,7 +283,7 @@ impl Connection {
             };
             self.auth = Some(AuthState { method, client_id: client_id.clone(), exchange: None });
         }
-        let username = connect.username.as_deref().map(ByteString::from);
+        let username = username.map(ByteString::from);
         let identity = Arc::new(ClientIdentity::new(&self.info, client_id.clone(), username));
         let connection_id = self.context.registry.next_id();
         let takeover = Arc::new(Takeover::default());
@@ -335,7 +350,7 @@ impl Connection {
         // A persistent session's record (version, expiry, will) is durable before CONNACK goes.
         session.persist(&Clock::now(), false);
         let exit = match session.resend_inflight(&mut self.wbuf, now) {
-            Ok(()) => self.serve_session(session, shutdown, &takeover).await,
+            Ok(()) => self.serve_session(session, shutdown, &takeover, &mut acl_changes).await,
             Err(error) => Exit::Encode(error),
         };
         guard.finish(&exit, &mut self.routing);
@@ -454,7 +469,9 @@ impl Connection {
         session: &mut Session,
         shutdown: &CancellationToken,
         takeover: &Takeover,
+        acl_changes: &mut watch::Receiver<Option<Arc<Acl>>>,
     ) -> Exit {
+        let mut watching_acl = acl_changes.borrow().is_some();
         let slow_timeout = self.context.config.slow_subscriber_timeout();
         let max_inflight = session.link().max_inflight;
         let mailbox = Arc::clone(session.mailbox());
@@ -473,6 +490,11 @@ impl Connection {
         loop {
             if mailbox.is_slow() {
                 return Exit::SlowSubscriber;
+            }
+            // A reloaded ACL is applied before anything more is sent or read.
+            if watching_acl && acl_changes.has_changed().unwrap_or(false) {
+                let acl = acl_changes.borrow_and_update().clone();
+                self.apply_acl(session, acl.as_deref());
             }
             self.check_gate(&mailbox);
             if let (Some(blocked), None) = (&blocked, &room_wait) {
@@ -552,6 +574,11 @@ impl Connection {
                 }
                 () = mailbox.notified() => {}
                 _ = changed(&mut commits), if held => {}
+                changed = acl_changes.changed(), if watching_acl => {
+                    watching_acl = changed.is_ok();
+                    let acl = acl_changes.borrow().clone();
+                    self.apply_acl(session, acl.as_deref());
+                }
                 () = &mut timeout => {
                     let now = Instant::now();
                     if blocked.is_some() {
@@ -566,6 +593,17 @@ impl Connection {
                     release_if_empty(&mut self.wbuf);
                     timeout.as_mut().reset(deadline(session));
                 }
+            }
+        }
+    }
+
+    /// Applies reloaded ACL rules to the session: subscriptions they no longer allow leave the
+    /// router and the store.
+    fn apply_acl(&self, session: &mut Session, acl: Option<&Acl>) {
+        if let Some(acl) = acl {
+            let revoked = session.revoke(acl);
+            if !revoked.is_empty() {
+                self.context.unsubscribe_revoked(session.mailbox(), &revoked);
             }
         }
     }

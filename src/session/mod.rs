@@ -43,7 +43,7 @@ pub(crate) use keepalive::KeepAlive;
 pub(crate) use registry::{Previous, Registry, Takeover};
 pub use will::Will;
 
-use crate::auth::Permissions;
+use crate::auth::{Acl, Permissions};
 use crate::exit::Exit;
 use crate::mailbox::Mailbox;
 use crate::message::{too_deep, Delivery, Message};
@@ -337,6 +337,24 @@ impl Session {
     /// for its client identifier and username).
     pub(crate) fn set_permissions(&mut self, permissions: Option<Permissions>) {
         self.permissions = permissions;
+    }
+
+    /// Applies a reloaded ACL: the session's permissions are computed again, and every
+    /// subscription they no longer allow is removed and returned, for the caller to remove from
+    /// the router and the store, so that a revoked permission stops deliveries at once.
+    pub(crate) fn revoke(&mut self, acl: &Acl) -> Vec<ByteString> {
+        let Some(previous) = &self.permissions else { return Vec::new() };
+        let permissions = acl.permissions_again(previous);
+        let revoked: Vec<ByteString> =
+            self.subscriptions.iter().filter(|filter| !permissions.can_subscribe(filter)).cloned().collect();
+        self.permissions = Some(permissions);
+        for filter in &revoked {
+            self.subscriptions.remove(filter);
+        }
+        if !revoked.is_empty() {
+            self.mailbox.set_subscription_count(self.subscriptions.len());
+        }
+        revoked
     }
 
     /// Records that the current connection authenticated with an enhanced authentication
@@ -656,6 +674,16 @@ impl Session {
         for delivery in pulled.drain(..) {
             if delivery.message.is_expired(now) {
                 self.mailbox.count_expired();
+                if let Some(log) = self.mailbox.log() {
+                    log.done(&delivery);
+                }
+                discarded += 1;
+                continue;
+            }
+            // Every delivery is checked against the ACL: a message queued before a reload revoked
+            // its topic is not sent.
+            if self.permissions.as_ref().is_some_and(|p| !p.can_read(&delivery.message.topic)) {
+                self.mailbox.count_acl_denied();
                 if let Some(log) = self.mailbox.log() {
                     log.done(&delivery);
                 }

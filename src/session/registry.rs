@@ -165,6 +165,16 @@ impl Registry {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Calls `visit` with every offline session.
+    pub(crate) fn for_each_offline(&self, mut visit: impl FnMut(&mut Session)) {
+        let mut slots = self.lock();
+        for slot in slots.by_client.values_mut() {
+            if let Slot::Offline { session, .. } = slot {
+                visit(session);
+            }
+        }
+    }
+
     /// A process-unique identifier for a connection or a session.
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1

@@ -29,11 +29,27 @@ pub fn loopback_config(toml: &str) -> Config {
         .or_fail("the test's configuration")
 }
 
+/// A configuration from extra TOML with these listeners (loopback URLs with port 0, such as
+/// `tls://127.0.0.1:0`) whatever the TOML says.
+pub fn config_with_listeners(listeners: &[&str], toml: &str) -> Config {
+    ConfigBuilder::new()
+        .toml("test", toml)
+        .or_fail("the test's TOML configuration")
+        .set_flag("--listen", &format!("server.listen_addresses={}", listeners.join(",")))
+        .or_fail("the listeners")
+        .build()
+        .or_fail("the test's configuration")
+}
+
 /// A broker running in a background thread on a multi-thread runtime of its own; stopped when
 /// dropped.
 pub struct TestBroker {
-    /// Where it listens.
+    /// Where its first listener listens.
     pub addr: SocketAddr,
+    /// Where each listener listens, in configuration order.
+    pub addrs: Vec<SocketAddr>,
+    /// Reloads the TLS, password and ACL files, as SIGHUP does.
+    pub reloader: iothub::Reloader,
     /// Stops the server.
     shutdown: CancellationToken,
     /// The thread that runs the server.
@@ -49,6 +65,11 @@ impl TestBroker {
     /// Starts a broker with extra TOML configuration (the listener is always `127.0.0.1:0`).
     pub fn with_config(toml: &str) -> TestBroker {
         TestBroker::with_typed_config(loopback_config(toml))
+    }
+
+    /// Starts a broker with these listeners (loopback URLs with port 0) and extra TOML.
+    pub fn with_listeners(listeners: &[&str], toml: &str) -> TestBroker {
+        TestBroker::with_typed_config(config_with_listeners(listeners, toml))
     }
 
     /// Starts a broker with a complete configuration.
@@ -88,13 +109,13 @@ impl TestBroker {
                 }
                 .or_fail("binding the broker");
                 // The test waits for the address; if it gave up, the server stops with it.
-                if tx.send(server.local_addrs()[0]).is_ok() {
+                if tx.send((server.local_addrs(), server.reloader())).is_ok() {
                     server.run(token).await;
                 }
             });
         });
-        let addr = rx.recv_timeout(WAIT).or_fail("the broker did not start");
-        TestBroker { addr, shutdown, thread: Some(thread) }
+        let (addrs, reloader) = rx.recv_timeout(WAIT).or_fail("the broker did not start");
+        TestBroker { addr: addrs[0], addrs, reloader, shutdown, thread: Some(thread) }
     }
 
     /// The port, as a string for command-line clients.

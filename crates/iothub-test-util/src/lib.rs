@@ -27,10 +27,11 @@ pub mod exchange;
 pub mod mqtt;
 pub mod packets;
 pub mod paused;
+pub mod pki;
 pub mod tools;
 pub mod v5_client;
 
-pub use broker::{loopback_config, RawClient, TestBroker};
+pub use broker::{config_with_listeners, loopback_config, RawClient, TestBroker};
 pub use exchange::{
     expect_no_publish_before_pingresp, next_publish, publish, publishes_until, raw_connected, raw_subscriber,
     subscribe,
@@ -43,6 +44,7 @@ pub use packets::{
     DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBREC, PUBREL,
 };
 pub use paused::{PausedBroker, PausedClient, Seen};
+pub use pki::{ClientCert, TestPki, TlsClient};
 pub use tools::{mosquitto_pub, require_tool, run_tool, tool_stdout, MosquittoSub, SubMessage, Tool};
 pub use v5_client::V5Client;
 
