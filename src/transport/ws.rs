@@ -43,7 +43,7 @@ where
     let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config))
         .await
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("WebSocket upgrade failed: {e}")))?;
-    Ok(WebSocket { ws, pending: Bytes::new() })
+    Ok(WebSocket { ws, pending: Bytes::new(), sending: 0 })
 }
 
 /// The answer to an upgrade request: 404 for another path, else the upgrade with the
@@ -85,6 +85,8 @@ pub(crate) struct WebSocket<S> {
     ws: WebSocketStream<S>,
     /// The part of the last binary frame not yet read.
     pending: Bytes,
+    /// The length of the frame being flushed, 0 when none is.
+    sending: usize,
 }
 
 /// A tungstenite error as an I/O error.
@@ -128,10 +130,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WebSocket<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WebSocket<S> {
+    /// Sends `buf` as one binary frame and reports it written only once it is flushed to the
+    /// socket, so that no frame waits in tungstenite's buffer for a write that may never come.
+    /// While a frame is on its way the call returns `Pending`, and the caller's next call must
+    /// pass a buffer that starts with the same bytes (the connection's write buffer only grows
+    /// at its end until a write completes); the length reported is that of the frame.
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(io_error)?;
-        Pin::new(&mut self.ws).start_send(Message::Binary(Bytes::copy_from_slice(buf))).map_err(io_error)?;
-        Poll::Ready(Ok(buf.len()))
+        if self.sending == 0 {
+            if buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
+            ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(io_error)?;
+            Pin::new(&mut self.ws)
+                .start_send(Message::Binary(Bytes::copy_from_slice(buf)))
+                .map_err(io_error)?;
+            self.sending = buf.len();
+        }
+        ready!(Pin::new(&mut self.ws).poll_flush(cx)).map_err(io_error)?;
+        Poll::Ready(Ok(std::mem::take(&mut self.sending)))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

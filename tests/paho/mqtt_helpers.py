@@ -39,16 +39,24 @@ class TestClient:
     """A paho client run by its network thread, with events for CONNACK and SUBACK and a queue
     of received messages."""
 
-    def __init__(self, client_id, clean_session=True, protocol=mqtt.MQTTv311):
+    def __init__(self, client_id, clean_session=True, protocol=mqtt.MQTTv311, websocket_path=None, ca_file=None):
+        """A client over TCP, or over WebSocket when `websocket_path` is given; over TLS
+        trusting `ca_file` when it is given."""
         self.client_id = client_id
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            clean_session=clean_session,
+            # MQTT 5.0 has Clean Start instead, given at connect.
+            clean_session=clean_session if protocol != mqtt.MQTTv5 else None,
             protocol=protocol,
+            transport="websockets" if websocket_path else "tcp",
             # A lost connection must fail the test, not be silently re-established.
             reconnect_on_failure=False,
         )
+        if websocket_path:
+            self.client.ws_set_options(path=websocket_path)
+        if ca_file:
+            self.client.tls_set(ca_certs=ca_file)
         self.connected = threading.Event()
         self.connack = None
         self.subacks = {}
