@@ -224,6 +224,23 @@ pub struct AuthConfig {
     pub password_file: Option<String>,
     /// Mosquitto-format ACL file.
     pub acl_file: Option<String>,
+    /// Shared secret of HS256 JSON Web Tokens sent as passwords.
+    pub jwt_secret: Option<String>,
+    /// PEM RSA public key of RS256 JSON Web Tokens sent as passwords.
+    pub jwt_public_key_file: Option<String>,
+    /// The token claim that is the client's username.
+    pub jwt_username_claim: String,
+    /// The token claim that is the client's ACL.
+    pub jwt_acl_claim: String,
+    /// Whether a token without `exp` is refused.
+    pub jwt_require_exp: bool,
+}
+
+impl AuthConfig {
+    /// Whether JSON Web Tokens are configured.
+    pub fn jwt_configured(&self) -> bool {
+        self.jwt_secret.is_some() || self.jwt_public_key_file.is_some()
+    }
 }
 
 impl Default for AuthConfig {
@@ -236,6 +253,11 @@ impl Default for AuthConfig {
             backend: "none".to_owned(),
             password_file: None,
             acl_file: None,
+            jwt_secret: None,
+            jwt_public_key_file: None,
+            jwt_username_claim: "username".to_owned(),
+            jwt_acl_claim: "acl".to_owned(),
+            jwt_require_exp: true,
         }
     }
 }
@@ -363,6 +385,11 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("auth", "backend", Kind::Str),
     ("auth", "password_file", Kind::Str),
     ("auth", "acl_file", Kind::Str),
+    ("auth", "jwt_secret", Kind::Str),
+    ("auth", "jwt_public_key_file", Kind::Str),
+    ("auth", "jwt_username_claim", Kind::Str),
+    ("auth", "jwt_acl_claim", Kind::Str),
+    ("auth", "jwt_require_exp", Kind::Bool),
     ("tls", "cert_file", Kind::Str),
     ("tls", "key_file", Kind::Str),
     ("tls", "ca_file", Kind::Str),
@@ -820,11 +847,38 @@ impl Config {
                 "is set but auth.enabled = false, so it would not be used; set auth.enabled = true or remove it",
             ));
         }
-        if self.auth.enabled && self.auth.password_file.is_none() && !self.auth.allow_anonymous {
+        for (key, value) in [
+            ("auth.jwt_secret", &self.auth.jwt_secret),
+            ("auth.jwt_public_key_file", &self.auth.jwt_public_key_file),
+        ] {
+            if value.as_deref() == Some("") {
+                return Err(error(origin, key, "is empty"));
+            }
+            if value.is_some() && !self.auth.enabled {
+                return Err(error(origin, key, "is set but auth.enabled = false, so it would not be used"));
+            }
+        }
+        if self.auth.jwt_secret.is_some() && self.auth.jwt_public_key_file.is_some() {
+            return Err(error(
+                origin,
+                "auth.jwt_secret",
+                "and auth.jwt_public_key_file are both set; set one",
+            ));
+        }
+        for (key, value) in [
+            ("auth.jwt_username_claim", &self.auth.jwt_username_claim),
+            ("auth.jwt_acl_claim", &self.auth.jwt_acl_claim),
+        ] {
+            if value.is_empty() {
+                return Err(error(origin, key, "is empty; name a claim"));
+            }
+        }
+        let has_provider = self.auth.password_file.is_some() || self.auth.jwt_configured();
+        if self.auth.enabled && !has_provider && !self.auth.allow_anonymous {
             return Err(error(
                 origin,
                 "auth.password_file",
-                "is required when auth.enabled = true and auth.allow_anonymous = false: nobody could connect",
+                "(or auth.jwt_secret, auth.jwt_public_key_file) is required when auth.enabled = true and auth.allow_anonymous = false: nobody could connect",
             ));
         }
         if !["memory", "redb"].contains(&self.storage.backend.as_str()) {

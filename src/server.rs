@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{Acl, AuthenticationMethod, Authenticator, PasswordFile};
+use crate::auth::{Acl, AuthenticationMethod, Authenticator, JwtVerifier, PasswordFile};
 use crate::broker::Broker;
 use crate::config::{parse_listen_address, Config};
 use crate::context::Context;
@@ -172,6 +172,7 @@ fn build_context(
     auth_methods: &[Arc<dyn AuthenticationMethod>],
     store: Option<Arc<Store>>,
 ) -> io::Result<Arc<Context>> {
+    let jwt = JwtVerifier::from_config(&config.auth).map_err(io::Error::other)?;
     let authenticator = match (&config.auth.enabled, &config.auth.password_file) {
         (false, _) => None,
         (true, None) => Some(Authenticator::new(
@@ -192,6 +193,7 @@ fn build_context(
             ))
         }
     };
+    let authenticator = authenticator.map(|authenticator| authenticator.with_jwt(jwt));
     let acl = match &config.auth.acl_file {
         None => None,
         Some(path) => {

@@ -24,13 +24,18 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-/// What a line grants.
+/// What a line grants or denies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
     Read,
     Write,
     ReadWrite,
+    /// Denies reading and writing (the ACL file's `deny`).
     Deny,
+    /// Denies publishing only (a token's or a hook's `deny` rule for `publish`).
+    DenyWrite,
+    /// Denies subscribing and receiving only (a `deny` rule for `subscribe`).
+    DenyRead,
 }
 
 impl Access {
@@ -41,6 +46,36 @@ impl Access {
     fn writes(self) -> bool {
         matches!(self, Access::Write | Access::ReadWrite)
     }
+
+    fn denies_read(self) -> bool {
+        matches!(self, Access::Deny | Access::DenyRead)
+    }
+
+    fn denies_write(self) -> bool {
+        matches!(self, Access::Deny | Access::DenyWrite)
+    }
+}
+
+/// Which operations a granted rule is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAction {
+    /// PUBLISH (and wills).
+    Publish,
+    /// SUBSCRIBE and the deliveries it brings.
+    Subscribe,
+    /// Both.
+    All,
+}
+
+/// One rule that a token or an HTTP hook gave a client: allow or deny an action on a filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantedRule {
+    /// Allow (true) or deny (false).
+    pub allow: bool,
+    /// What it is about.
+    pub action: RuleAction,
+    /// The topic filter, with `${clientid}` and `${username}` (or `%c`, `%u`) not yet filled in.
+    pub filter: String,
 }
 
 /// One `topic` or `pattern` line.
@@ -156,12 +191,16 @@ impl Acl {
             rules: self.rules_for(client_id, username),
             client_id: client_id.to_owned(),
             username: username.map(str::to_owned),
+            from_file: true,
         }
     }
 
     /// The same client's permissions under these rules: after a reload, for a session whose
-    /// permissions came from the previous file.
+    /// permissions came from the previous file. Permissions a token or a hook granted are kept.
     pub fn permissions_again(&self, previous: &Permissions) -> Permissions {
+        if !previous.from_file {
+            return previous.clone();
+        }
         self.permissions(&previous.client_id, previous.username.as_deref())
     }
 }
@@ -188,25 +227,61 @@ pub struct Permissions {
     /// Whose they are, to compute them again when the file changes.
     client_id: String,
     username: Option<String>,
+    /// Whether they came from the ACL file (and a reload of it applies to them).
+    from_file: bool,
 }
 
 impl Permissions {
+    /// The permissions a token or an HTTP hook gave a client: only what `rules` allow, a deny
+    /// winning over any allow. Placeholders are filled in; a client identifier or username
+    /// that would widen a filter (it holds `+`, `#` or `/`) makes that allow rule grant
+    /// nothing, as with the ACL file's patterns.
+    pub fn granted(client_id: &str, username: Option<&str>, rules: &[GrantedRule]) -> Permissions {
+        let mut filled = Vec::with_capacity(rules.len());
+        for rule in rules {
+            let template = rule.filter.replace("${clientid}", "%c").replace("${username}", "%u");
+            if template.contains("%u") && username.is_none() && rule.allow {
+                continue;
+            }
+            let filter = template.replace("%c", client_id).replace("%u", username.unwrap_or(""));
+            let widened = filter != template && !substitution_is_plain(client_id, username, &template);
+            if (widened && rule.allow) || iothub_protocol::validate_topic_filter(&filter).is_err() {
+                continue;
+            }
+            let access = match (rule.allow, rule.action) {
+                (true, RuleAction::Publish) => Access::Write,
+                (true, RuleAction::Subscribe) => Access::Read,
+                (true, RuleAction::All) => Access::ReadWrite,
+                (false, RuleAction::Publish) => Access::DenyWrite,
+                (false, RuleAction::Subscribe) => Access::DenyRead,
+                (false, RuleAction::All) => Access::Deny,
+            };
+            filled.push(Rule { access, filter });
+        }
+        Permissions {
+            rules: filled,
+            client_id: client_id.to_owned(),
+            username: username.map(str::to_owned),
+            from_file: false,
+        }
+    }
+
     /// Whether the client may publish to `topic`.
     pub fn can_publish(&self, topic: &str) -> bool {
-        let denied = self.rules.iter().any(|r| r.access == Access::Deny && filter_matches(&r.filter, topic));
+        let denied = self.rules.iter().any(|r| r.access.denies_write() && filter_matches(&r.filter, topic));
         !denied && self.rules.iter().any(|r| r.access.writes() && filter_matches(&r.filter, topic))
     }
 
     /// Whether the client may receive a message published to `topic`.
     pub fn can_read(&self, topic: &str) -> bool {
-        let denied = self.rules.iter().any(|r| r.access == Access::Deny && filter_matches(&r.filter, topic));
+        let denied = self.rules.iter().any(|r| r.access.denies_read() && filter_matches(&r.filter, topic));
         !denied && self.rules.iter().any(|r| r.access.reads() && filter_matches(&r.filter, topic))
     }
 
     /// Whether the client may subscribe to `filter`: every topic it can match is readable.
     pub fn can_subscribe(&self, filter: &str) -> bool {
         let filter = strip_share(filter);
-        let denied = self.rules.iter().any(|r| r.access == Access::Deny && intersects(&r.filter, filter));
+        let denied = self.rules.iter().any(|r| r.access.denies_read() && intersects(&r.filter, filter));
         !denied && self.rules.iter().any(|r| r.access.reads() && covers(&r.filter, filter))
     }
 }

@@ -7,6 +7,7 @@
 //! Authentication Data the client sent and says what to answer.
 
 mod acl;
+mod jwt;
 pub mod passwd_tool;
 mod password;
 
@@ -20,7 +21,8 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-pub use acl::{Acl, AclError, Permissions};
+pub use acl::{Acl, AclError, GrantedRule, Permissions, RuleAction};
+pub(crate) use jwt::JwtVerifier;
 pub use password::{hash_password, is_hash, PasswordFile, PasswordFileError, NEW_ITERATIONS};
 
 /// Password checks that may run at once; each runs off the connection tasks, on the blocking
@@ -39,6 +41,31 @@ pub enum Verdict {
     NotAuthorized,
 }
 
+/// The outcome of a login, with what a token said about the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// Let in or not.
+    pub verdict: Verdict,
+    /// When a token authenticated the client: its username (which replaces CONNECT's) and its
+    /// ACL, if it carries one (which replaces the ACL file's rules).
+    pub grant: Option<Grant>,
+}
+
+/// What a token granted a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The client's username.
+    pub username: Option<String>,
+    /// The client's ACL, if the token carries one.
+    pub rules: Option<Vec<GrantedRule>>,
+}
+
+impl Login {
+    fn verdict(verdict: Verdict) -> Login {
+        Login { verdict, grant: None }
+    }
+}
+
 /// Checks usernames and passwords at CONNECT: `[auth]` with `enabled`, `allow_anonymous` and
 /// `password_file`, and throttles addresses and client identifiers that keep failing
 /// (`throttle_failures`, `throttle_secs`).
@@ -46,6 +73,8 @@ pub enum Verdict {
 pub struct Authenticator {
     /// Replaced whole by a reload.
     passwords: RwLock<Option<Arc<PasswordFile>>>,
+    /// JSON Web Tokens as passwords, when configured.
+    jwt: Option<JwtVerifier>,
     allow_anonymous: bool,
     hashing: Semaphore,
     throttle: Throttle,
@@ -130,6 +159,7 @@ impl Authenticator {
     ) -> Authenticator {
         Authenticator {
             passwords: RwLock::new(passwords.map(Arc::new)),
+            jwt: None,
             allow_anonymous,
             hashing: Semaphore::new(HASHING_AT_ONCE),
             throttle: Throttle {
@@ -138,6 +168,12 @@ impl Authenticator {
                 failures: Mutex::new(HashMap::new()),
             },
         }
+    }
+
+    /// Also accepts JSON Web Tokens as passwords, checked by `jwt`.
+    pub(crate) fn with_jwt(mut self, jwt: Option<JwtVerifier>) -> Authenticator {
+        self.jwt = jwt;
+        self
     }
 
     /// Puts a reloaded password file in force for the logins that follow; clients already
@@ -159,26 +195,44 @@ impl Authenticator {
         username: Option<&str>,
         password: Option<&[u8]>,
         certified: bool,
-    ) -> Verdict {
+    ) -> Login {
         let keys = Throttle::keys(peer, client_id);
         if self.throttle.blocked(&keys, Instant::now()) {
             tracing::debug!(%peer, "login refused without a check: too many failures");
-            return Verdict::BadCredentials;
+            return Login::verdict(Verdict::BadCredentials);
         }
-        let verdict = if certified && password.is_none() {
-            Verdict::Allowed
+        let login = if certified && password.is_none() {
+            Login::verdict(Verdict::Allowed)
         } else {
             self.verify(username, password).await
         };
-        self.throttle.record(keys, verdict != Verdict::Allowed, Instant::now());
-        verdict
+        self.throttle.record(keys, login.verdict != Verdict::Allowed, Instant::now());
+        login
     }
 
-    async fn verify(&self, username: Option<&str>, password: Option<&[u8]>) -> Verdict {
-        let Some(username) = username else {
-            return if self.allow_anonymous { Verdict::Allowed } else { Verdict::NotAuthorized };
-        };
+    /// The providers in turn: a user of the password file is checked against it; otherwise a
+    /// password shaped like a token is checked as one when tokens are configured.
+    async fn verify(&self, username: Option<&str>, password: Option<&[u8]>) -> Login {
         let passwords = self.passwords.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let in_file = username.is_some_and(|user| passwords.as_ref().is_some_and(|p| p.contains(user)));
+        if let (Some(jwt), Some(token), false) = (&self.jwt, password, in_file) {
+            if JwtVerifier::looks_like_token(token) {
+                return Login::token(jwt.verify(token), username);
+            }
+        }
+        let Some(username) = username else {
+            let verdict = if self.allow_anonymous { Verdict::Allowed } else { Verdict::NotAuthorized };
+            return Login::verdict(verdict);
+        };
+        Login::verdict(self.verify_password(passwords, username, password).await)
+    }
+
+    async fn verify_password(
+        &self,
+        passwords: Option<Arc<PasswordFile>>,
+        username: &str,
+        password: Option<&[u8]>,
+    ) -> Verdict {
         let (Some(passwords), Some(password)) = (passwords, password) else {
             return Verdict::BadCredentials;
         };
@@ -191,6 +245,28 @@ impl Authenticator {
             Verdict::Allowed
         } else {
             Verdict::BadCredentials
+        }
+    }
+}
+
+impl Login {
+    /// The outcome of a token check: a CONNECT username must be the token's, or empty (3.1.1
+    /// has no password without a username, so clients send an empty one).
+    fn token(verified: Result<jwt::TokenGrant, String>, username: Option<&str>) -> Login {
+        let unnamed = username.is_none_or(str::is_empty);
+        match verified {
+            Ok(grant) if unnamed || username == grant.username.as_deref() => Login {
+                verdict: Verdict::Allowed,
+                grant: Some(Grant { username: grant.username, rules: grant.rules }),
+            },
+            Ok(grant) => {
+                tracing::info!(token_username = ?grant.username, "token refused: CONNECT names another username");
+                Login::verdict(Verdict::BadCredentials)
+            }
+            Err(problem) => {
+                tracing::info!(%problem, "token refused");
+                Login::verdict(Verdict::BadCredentials)
+            }
         }
     }
 }

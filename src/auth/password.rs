@@ -153,6 +153,11 @@ impl PasswordFile {
         self.users.get(username).is_some_and(|hash| hash.verify(password))
     }
 
+    /// Whether the file has an entry for `username`.
+    pub fn contains(&self, username: &str) -> bool {
+        self.users.contains_key(username)
+    }
+
     /// Number of users.
     pub fn len(&self) -> usize {
         self.users.len()

@@ -41,7 +41,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{Acl, AuthenticationMethod, Exchange, Step, Verdict};
+use crate::auth::{Acl, AuthenticationMethod, Exchange, Grant, Permissions, Step, Verdict};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::identity::{ClientIdentity, ConnectionInfo};
@@ -218,6 +218,8 @@ impl Connection {
             _ => None,
         };
         let username = certified.as_deref().or(connect.username.as_deref());
+        // What a token said about the client: its username and, perhaps, its ACL.
+        let mut grant: Option<Grant> = None;
         // Credentials are checked before the client identifier is claimed: an unauthenticated
         // client can never take over a session.
         if let Some(authenticator) = &self.context.authenticator {
@@ -228,14 +230,14 @@ impl Connection {
                 connect.password.as_deref(),
                 certified.is_some(),
             );
-            let verdict = tokio::select! {
+            let login = tokio::select! {
                 () = shutdown.cancelled() => return Exit::Shutdown,
-                verdict = tokio::time::timeout_at(connect_deadline, check) => match verdict {
+                login = tokio::time::timeout_at(connect_deadline, check) => match login {
                     Err(_) => return Exit::ConnectTimeout,
-                    Ok(verdict) => verdict,
+                    Ok(login) => login,
                 },
             };
-            let refusal = match verdict {
+            let refusal = match login.verdict {
                 Verdict::Allowed => None,
                 Verdict::BadCredentials => Some(ReasonCode::BadUserNameOrPassword),
                 Verdict::NotAuthorized => Some(ReasonCode::NotAuthorized),
@@ -244,7 +246,12 @@ impl Connection {
                 let _ = handshake::connack(&mut self.wbuf, &link, false, code, None);
                 return Exit::Refused(code);
             }
+            grant = login.grant;
         }
+        let username = match &grant {
+            Some(grant) => grant.username.as_deref(),
+            None => username,
+        };
         let assigned = connect.client_id.is_empty().then(handshake::assigned_client_id);
         let client_id = match &assigned {
             Some(assigned) => assigned.clone(),
@@ -254,7 +261,10 @@ impl Connection {
         tracing::Span::current().record("client_id", for_logs(&client_id));
         // Subscribed before the rules are read: a reload from here on reaches this session.
         let mut acl_changes = self.context.acl.subscribe();
-        let permissions = acl_changes.borrow().clone().map(|acl| acl.permissions(&client_id, username));
+        let permissions = match grant.as_ref().and_then(|grant| grant.rules.as_deref()) {
+            Some(rules) => Some(Permissions::granted(&client_id, username, rules)),
+            None => acl_changes.borrow().clone().map(|acl| acl.permissions(&client_id, username)),
+        };
         // A will is a publication: its topic must be writable, or CONNECT is refused.
         if let (Some(permissions), Some(will)) = (&permissions, &connect.will) {
             if !permissions.can_publish(&will.topic) {
