@@ -234,12 +234,28 @@ pub struct AuthConfig {
     pub jwt_acl_claim: String,
     /// Whether a token without `exp` is refused.
     pub jwt_require_exp: bool,
+    /// HTTP hook that decides logins: a POST per CONNECT.
+    pub http_url: Option<String>,
+    /// HTTP hook that decides topic access: a POST per PUBLISH topic and SUBSCRIBE filter not
+    /// in its cache.
+    pub http_acl_url: Option<String>,
+    /// How long the hook may take to answer, in milliseconds; past it, refused.
+    pub http_timeout_ms: u64,
+    /// How long an ACL answer of the hook is reused, in seconds; 0: never.
+    pub http_cache_secs: u64,
+    /// Most ACL answers kept at once.
+    pub http_cache_entries: usize,
 }
 
 impl AuthConfig {
     /// Whether JSON Web Tokens are configured.
     pub fn jwt_configured(&self) -> bool {
         self.jwt_secret.is_some() || self.jwt_public_key_file.is_some()
+    }
+
+    /// Whether the HTTP hook decides anything.
+    pub fn hook_configured(&self) -> bool {
+        self.http_url.is_some() || self.http_acl_url.is_some()
     }
 }
 
@@ -258,6 +274,11 @@ impl Default for AuthConfig {
             jwt_username_claim: "username".to_owned(),
             jwt_acl_claim: "acl".to_owned(),
             jwt_require_exp: true,
+            http_url: None,
+            http_acl_url: None,
+            http_timeout_ms: 2000,
+            http_cache_secs: 60,
+            http_cache_entries: 100_000,
         }
     }
 }
@@ -390,6 +411,11 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("auth", "jwt_username_claim", Kind::Str),
     ("auth", "jwt_acl_claim", Kind::Str),
     ("auth", "jwt_require_exp", Kind::Bool),
+    ("auth", "http_url", Kind::Str),
+    ("auth", "http_acl_url", Kind::Str),
+    ("auth", "http_timeout_ms", Kind::Uint),
+    ("auth", "http_cache_secs", Kind::Uint),
+    ("auth", "http_cache_entries", Kind::Uint),
     ("tls", "cert_file", Kind::Str),
     ("tls", "key_file", Kind::Str),
     ("tls", "ca_file", Kind::Str),
@@ -748,6 +774,27 @@ impl Config {
             max: MAX_SECONDS,
             note: "ten years",
         });
+        ranges.push(IntegerRange {
+            key: "auth.http_timeout_ms",
+            value: auth.http_timeout_ms,
+            min: 1,
+            max: 600_000,
+            note: "ten minutes",
+        });
+        ranges.push(IntegerRange {
+            key: "auth.http_cache_secs",
+            value: auth.http_cache_secs,
+            min: 0,
+            max: MAX_SECONDS,
+            note: "0 turns the cache off",
+        });
+        ranges.push(IntegerRange {
+            key: "auth.http_cache_entries",
+            value: wide(auth.http_cache_entries),
+            min: 0,
+            max: 100_000_000,
+            note: "",
+        });
         ranges
     }
 
@@ -873,12 +920,23 @@ impl Config {
                 return Err(error(origin, key, "is empty; name a claim"));
             }
         }
-        let has_provider = self.auth.password_file.is_some() || self.auth.jwt_configured();
+        for (key, value) in
+            [("auth.http_url", &self.auth.http_url), ("auth.http_acl_url", &self.auth.http_acl_url)]
+        {
+            if value.as_deref() == Some("") {
+                return Err(error(origin, key, "is empty; name the hook's http:// URL"));
+            }
+            if value.is_some() && !self.auth.enabled {
+                return Err(error(origin, key, "is set but auth.enabled = false, so it would not be used"));
+            }
+        }
+        let has_provider =
+            self.auth.password_file.is_some() || self.auth.jwt_configured() || self.auth.http_url.is_some();
         if self.auth.enabled && !has_provider && !self.auth.allow_anonymous {
             return Err(error(
                 origin,
                 "auth.password_file",
-                "(or auth.jwt_secret, auth.jwt_public_key_file) is required when auth.enabled = true and auth.allow_anonymous = false: nobody could connect",
+                "(or auth.jwt_secret, auth.jwt_public_key_file, auth.http_url) is required when auth.enabled = true and auth.allow_anonymous = false: nobody could connect",
             ));
         }
         if !["memory", "redb"].contains(&self.storage.backend.as_str()) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytestring::ByteString;
 use tokio::sync::{watch, Semaphore};
 
-use crate::auth::{Acl, AuthenticationMethod, Authenticator};
+use crate::auth::{Acl, AuthenticationMethod, Authenticator, HttpHook};
 use crate::config::{AuthConfig, ServerConfig};
 use crate::mailbox::{Mailbox, QueueLimits, QueueOverflow};
 use crate::metrics::Metrics;
@@ -41,6 +41,8 @@ pub struct Context {
     pub(crate) tls: Option<Arc<TlsFiles>>,
     /// The `[auth]` settings, for the files a reload reads again.
     pub(crate) auth_files: AuthConfig,
+    /// The HTTP hook, when it decides topic access.
+    pub(crate) acl_hook: Option<Arc<HttpHook>>,
 }
 
 impl Context {

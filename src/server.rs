@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{Acl, AuthenticationMethod, Authenticator, JwtVerifier, PasswordFile};
+use crate::auth::{Acl, AuthenticationMethod, Authenticator, HttpHook, JwtVerifier, PasswordFile};
 use crate::broker::Broker;
 use crate::config::{parse_listen_address, Config};
 use crate::context::Context;
@@ -193,7 +193,9 @@ fn build_context(
             ))
         }
     };
-    let authenticator = authenticator.map(|authenticator| authenticator.with_jwt(jwt));
+    let hook = HttpHook::from_config(&config.auth).map_err(io::Error::other)?.map(Arc::new);
+    let acl_hook = hook.clone().filter(|hook| hook.decides_topics());
+    let authenticator = authenticator.map(|authenticator| authenticator.with_providers(jwt, hook));
     let acl = match &config.auth.acl_file {
         None => None,
         Some(path) => {
@@ -226,6 +228,7 @@ fn build_context(
         acl: tokio::sync::watch::Sender::new(acl),
         tls,
         auth_files: config.auth.clone(),
+        acl_hook,
     }))
 }
 

@@ -24,6 +24,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::http::HookAction;
+
+/// Most HTTP hook decisions one connection keeps; past it the table starts over.
+const MAX_CONNECTION_DECISIONS: usize = 1024;
+
 /// What a line grants or denies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
@@ -192,6 +197,7 @@ impl Acl {
             client_id: client_id.to_owned(),
             username: username.map(str::to_owned),
             from_file: true,
+            decisions: None,
         }
     }
 
@@ -201,7 +207,9 @@ impl Acl {
         if !previous.from_file {
             return previous.clone();
         }
-        self.permissions(&previous.client_id, previous.username.as_deref())
+        let mut again = self.permissions(&previous.client_id, previous.username.as_deref());
+        again.decisions.clone_from(&previous.decisions);
+        again
     }
 }
 
@@ -229,9 +237,46 @@ pub struct Permissions {
     username: Option<String>,
     /// Whether they came from the ACL file (and a reload of it applies to them).
     from_file: bool,
+    /// With an HTTP ACL hook: its decisions for this connection, `None` for "ignore" (the rules
+    /// decide). A topic or filter not in the table has not been asked about yet.
+    decisions: Option<HashMap<(HookAction, String), Option<bool>>>,
 }
 
 impl Permissions {
+    /// Permissions with no rule at all (everything denied unless a hook allows it).
+    pub(crate) fn none(client_id: &str, username: Option<&str>) -> Permissions {
+        Permissions {
+            client_id: client_id.to_owned(),
+            username: username.map(str::to_owned),
+            ..Permissions::default()
+        }
+    }
+
+    /// Lets an HTTP ACL hook decide topics first; these rules decide what it ignores.
+    pub(crate) fn with_hook(mut self) -> Permissions {
+        self.decisions = Some(HashMap::new());
+        self
+    }
+
+    /// Whether an HTTP hook decides, and `action` on `topic` has not been asked about yet.
+    pub(crate) fn needs_decision(&self, action: HookAction, topic: &str) -> bool {
+        self.decisions.as_ref().is_some_and(|decisions| !decisions.contains_key(&(action, topic.to_owned())))
+    }
+
+    /// Records the hook's decision (`None`: it ignored the question).
+    pub(crate) fn record_decision(&mut self, action: HookAction, topic: String, allowed: Option<bool>) {
+        if let Some(decisions) = &mut self.decisions {
+            if decisions.len() >= MAX_CONNECTION_DECISIONS {
+                decisions.clear();
+            }
+            decisions.insert((action, topic), allowed);
+        }
+    }
+
+    fn decision(&self, action: HookAction, topic: &str) -> Option<bool> {
+        self.decisions.as_ref()?.get(&(action, topic.to_owned())).copied().flatten()
+    }
+
     /// The permissions a token or an HTTP hook gave a client: only what `rules` allow, a deny
     /// winning over any allow. Placeholders are filled in; a client identifier or username
     /// that would widen a filter (it holds `+`, `#` or `/`) makes that allow rule grant
@@ -263,11 +308,15 @@ impl Permissions {
             client_id: client_id.to_owned(),
             username: username.map(str::to_owned),
             from_file: false,
+            decisions: None,
         }
     }
 
     /// Whether the client may publish to `topic`.
     pub fn can_publish(&self, topic: &str) -> bool {
+        if let Some(allowed) = self.decision(HookAction::Publish, topic) {
+            return allowed;
+        }
         let denied = self.rules.iter().any(|r| r.access.denies_write() && filter_matches(&r.filter, topic));
         !denied && self.rules.iter().any(|r| r.access.writes() && filter_matches(&r.filter, topic))
     }
@@ -275,11 +324,18 @@ impl Permissions {
     /// Whether the client may receive a message published to `topic`.
     pub fn can_read(&self, topic: &str) -> bool {
         let denied = self.rules.iter().any(|r| r.access.denies_read() && filter_matches(&r.filter, topic));
+        if self.decisions.is_some() {
+            // The hook decided the subscription that brings the message.
+            return !denied;
+        }
         !denied && self.rules.iter().any(|r| r.access.reads() && filter_matches(&r.filter, topic))
     }
 
     /// Whether the client may subscribe to `filter`: every topic it can match is readable.
     pub fn can_subscribe(&self, filter: &str) -> bool {
+        if let Some(allowed) = self.decision(HookAction::Subscribe, filter) {
+            return allowed;
+        }
         let filter = strip_share(filter);
         let denied = self.rules.iter().any(|r| r.access.denies_read() && intersects(&r.filter, filter));
         !denied && self.rules.iter().any(|r| r.access.reads() && covers(&r.filter, filter))

@@ -7,13 +7,14 @@
 //! Authentication Data the client sent and says what to answer.
 
 mod acl;
+mod http;
 mod jwt;
 pub mod passwd_tool;
 mod password;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 pub use acl::{Acl, AclError, GrantedRule, Permissions, RuleAction};
+pub(crate) use http::HttpHook;
+pub use http::{HookAction, HookClient, HookVerdict};
 pub(crate) use jwt::JwtVerifier;
 pub use password::{hash_password, is_hash, PasswordFile, PasswordFileError, NEW_ITERATIONS};
 
@@ -75,6 +78,8 @@ pub struct Authenticator {
     passwords: RwLock<Option<Arc<PasswordFile>>>,
     /// JSON Web Tokens as passwords, when configured.
     jwt: Option<JwtVerifier>,
+    /// The HTTP hook, when it decides logins.
+    hook: Option<Arc<HttpHook>>,
     allow_anonymous: bool,
     hashing: Semaphore,
     throttle: Throttle,
@@ -160,6 +165,7 @@ impl Authenticator {
         Authenticator {
             passwords: RwLock::new(passwords.map(Arc::new)),
             jwt: None,
+            hook: None,
             allow_anonymous,
             hashing: Semaphore::new(HASHING_AT_ONCE),
             throttle: Throttle {
@@ -170,9 +176,15 @@ impl Authenticator {
         }
     }
 
-    /// Also accepts JSON Web Tokens as passwords, checked by `jwt`.
-    pub(crate) fn with_jwt(mut self, jwt: Option<JwtVerifier>) -> Authenticator {
+    /// Also accepts JSON Web Tokens as passwords, checked by `jwt`, and asks `hook` about the
+    /// logins neither the password file nor a token decides.
+    pub(crate) fn with_providers(
+        mut self,
+        jwt: Option<JwtVerifier>,
+        hook: Option<Arc<HttpHook>>,
+    ) -> Authenticator {
         self.jwt = jwt;
+        self.hook = hook.filter(|hook| hook.decides_logins());
         self
     }
 
@@ -190,13 +202,14 @@ impl Authenticator {
     #[allow(clippy::disallowed_methods)] // The throttle's window is read at the I/O edge.
     pub async fn check(
         &self,
-        peer: IpAddr,
+        peer: SocketAddr,
         client_id: &str,
         username: Option<&str>,
         password: Option<&[u8]>,
         certified: bool,
+        protocol: u8,
     ) -> Login {
-        let keys = Throttle::keys(peer, client_id);
+        let keys = Throttle::keys(peer.ip(), client_id);
         if self.throttle.blocked(&keys, Instant::now()) {
             tracing::debug!(%peer, "login refused without a check: too many failures");
             return Login::verdict(Verdict::BadCredentials);
@@ -204,20 +217,39 @@ impl Authenticator {
         let login = if certified && password.is_none() {
             Login::verdict(Verdict::Allowed)
         } else {
-            self.verify(username, password).await
+            let who = HookClient { client_id, username, peer };
+            self.verify(who, password, protocol).await
         };
         self.throttle.record(keys, login.verdict != Verdict::Allowed, Instant::now());
         login
     }
 
     /// The providers in turn: a user of the password file is checked against it; otherwise a
-    /// password shaped like a token is checked as one when tokens are configured.
-    async fn verify(&self, username: Option<&str>, password: Option<&[u8]>) -> Login {
+    /// password shaped like a token is checked as one when tokens are configured; otherwise the
+    /// HTTP hook decides, when it decides logins; what it ignores goes on to the anonymous
+    /// rule (no username) or is refused.
+    async fn verify(&self, who: HookClient<'_>, password: Option<&[u8]>, protocol: u8) -> Login {
+        let username = who.username;
         let passwords = self.passwords.read().unwrap_or_else(PoisonError::into_inner).clone();
         let in_file = username.is_some_and(|user| passwords.as_ref().is_some_and(|p| p.contains(user)));
         if let (Some(jwt), Some(token), false) = (&self.jwt, password, in_file) {
             if JwtVerifier::looks_like_token(token) {
                 return Login::token(jwt.verify(token), username);
+            }
+        }
+        if let (Some(hook), false) = (&self.hook, in_file) {
+            match hook.login(who, password, protocol).await {
+                HookVerdict::Allow(rules) => {
+                    let grant = rules
+                        .map(|rules| Grant { username: username.map(str::to_owned), rules: Some(rules) });
+                    return Login { verdict: Verdict::Allowed, grant };
+                }
+                HookVerdict::Deny => {
+                    let verdict =
+                        if username.is_some() { Verdict::BadCredentials } else { Verdict::NotAuthorized };
+                    return Login::verdict(verdict);
+                }
+                HookVerdict::Ignore => {}
             }
         }
         let Some(username) = username else {

@@ -162,6 +162,7 @@ mod tests {
             acl: tokio::sync::watch::Sender::new(None),
             tls: None,
             auth_files: Default::default(),
+            acl_hook: None,
         })
     }
 

@@ -41,7 +41,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{Acl, AuthenticationMethod, Exchange, Grant, Permissions, Step, Verdict};
+use crate::auth::{
+    Acl, AuthenticationMethod, Exchange, Grant, HookAction, HookClient, HookVerdict, Permissions, Step,
+    Verdict,
+};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::identity::{ClientIdentity, ConnectionInfo};
@@ -81,6 +84,8 @@ enum Turn {
     Yield,
     /// A publisher's acknowledgement waits for room in subscriber queues.
     Blocked,
+    /// A packet waits for the HTTP ACL hook's answers.
+    Asking,
 }
 
 /// A publisher's acknowledgement waiting for room in subscriber queues.
@@ -122,6 +127,10 @@ struct Connection {
     auth: Option<AuthState>,
     /// Holds output that depends on durable ops until they are committed.
     gate: Gate,
+    /// A packet held until the HTTP ACL hook has answered these questions about it.
+    deferred: Option<(Packet, Vec<(HookAction, String)>)>,
+    /// Who the client is, once CONNECT is accepted (for the hook's questions).
+    identity: Option<Arc<ClientIdentity>>,
 }
 
 /// A connection's enhanced authentication (5.0 section 4.12).
@@ -179,6 +188,8 @@ pub(crate) async fn run(
         link: None,
         auth: None,
         gate: Gate::default(),
+        deferred: None,
+        identity: None,
     };
     let exit = connection.serve(&shutdown, deadline).await;
     if matches!(exit, Exit::Violation(_)) {
@@ -224,11 +235,12 @@ impl Connection {
         // client can never take over a session.
         if let Some(authenticator) = &self.context.authenticator {
             let check = authenticator.check(
-                self.info.peer.ip(),
+                self.info.peer,
                 &connect.client_id,
                 username,
                 connect.password.as_deref(),
                 certified.is_some(),
+                connect.protocol.level(),
             );
             let login = tokio::select! {
                 () = shutdown.cancelled() => return Exit::Shutdown,
@@ -261,10 +273,24 @@ impl Connection {
         tracing::Span::current().record("client_id", for_logs(&client_id));
         // Subscribed before the rules are read: a reload from here on reaches this session.
         let mut acl_changes = self.context.acl.subscribe();
-        let permissions = match grant.as_ref().and_then(|grant| grant.rules.as_deref()) {
+        let mut permissions = match grant.as_ref().and_then(|grant| grant.rules.as_deref()) {
             Some(rules) => Some(Permissions::granted(&client_id, username, rules)),
             None => acl_changes.borrow().clone().map(|acl| acl.permissions(&client_id, username)),
         };
+        if let Some(hook) = self.context.acl_hook.clone() {
+            // The hook decides topics first; the rules above decide what it ignores.
+            let mut with_hook =
+                permissions.take().unwrap_or_else(|| Permissions::none(&client_id, username)).with_hook();
+            if let Some(will) = &connect.will {
+                let who = HookClient { client_id: &client_id, username, peer: self.info.peer };
+                let answer = tokio::select! {
+                    () = shutdown.cancelled() => return Exit::Shutdown,
+                    answer = hook.allowed(who, HookAction::Publish, &will.topic) => answer,
+                };
+                with_hook.record_decision(HookAction::Publish, will.topic.to_string(), hook_answer(&answer));
+            }
+            permissions = Some(with_hook);
+        }
         // A will is a publication: its topic must be writable, or CONNECT is refused.
         if let (Some(permissions), Some(will)) = (&permissions, &connect.will) {
             if !permissions.can_publish(&will.topic) {
@@ -295,6 +321,7 @@ impl Connection {
         }
         let username = username.map(ByteString::from);
         let identity = Arc::new(ClientIdentity::new(&self.info, client_id.clone(), username));
+        self.identity = Some(Arc::clone(&identity));
         let connection_id = self.context.registry.next_id();
         let takeover = Arc::new(Takeover::default());
         let claim = self.context.registry.claim(
@@ -497,7 +524,15 @@ impl Connection {
         tokio::pin!(timeout);
         let store = self.context.store.clone();
         let mut commits = store.as_ref().map(|store| store.subscribe());
+        let mut asking: Option<HookAnswers> = None;
         loop {
+            if let (Turn::Asking, None, Some(hook), Some(identity)) =
+                (turn, &asking, &self.context.acl_hook, &self.identity)
+            {
+                let questions = self.deferred.as_mut().map(|(_, questions)| std::mem::take(questions));
+                asking =
+                    Some(ask_hook(Arc::clone(hook), Arc::clone(identity), questions.unwrap_or_default()));
+            }
             if mailbox.is_slow() {
                 return Exit::SlowSubscriber;
             }
@@ -575,6 +610,19 @@ impl Connection {
                     if self.rbuf.capacity() > 0 && self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
                         self.rbuf.reserve(READ_CHUNK);
                     }
+                }
+                answers = answered(&mut asking), if asking.is_some() => {
+                    asking = None;
+                    session.record_hook_answers(answers);
+                    if let Some((packet, _)) = self.deferred.take() {
+                        if let Err(exit) = session.handle_packet(packet, Instant::now()) {
+                            return exit;
+                        }
+                    }
+                    turn = match self.process(session, &mut blocked, Instant::now()) {
+                        Ok(turn) => turn,
+                        Err(exit) => return exit,
+                    };
                 }
                 () = tokio::task::yield_now(), if turn == Turn::Yield => {
                     turn = match self.process(session, &mut blocked, Instant::now()) {
@@ -656,6 +704,14 @@ impl Connection {
             match decode(&mut self.rbuf, version, max) {
                 Ok(Some(packet)) => {
                     work += 1;
+                    if self.context.acl_hook.is_some() {
+                        let questions = session.hook_questions(&packet);
+                        if !questions.is_empty() {
+                            // Nothing more is read until the hook has answered.
+                            self.deferred = Some((packet, questions));
+                            break Ok(Turn::Asking);
+                        }
+                    }
                     if let Err(exit) = session.handle_packet(packet, now) {
                         break Err(exit);
                     }
@@ -818,6 +874,37 @@ impl Connection {
     }
 }
 
+/// A hook's verdict as a recorded decision: allowed, refused, or `None` for no opinion.
+fn hook_answer(verdict: &HookVerdict) -> Option<bool> {
+    match verdict {
+        HookVerdict::Allow(_) => Some(true),
+        HookVerdict::Deny => Some(false),
+        HookVerdict::Ignore => None,
+    }
+}
+
+/// Asks the ACL hook `questions` for one client, all at once; every answer comes back, a
+/// failure as a refusal.
+fn ask_hook(
+    hook: Arc<crate::auth::HttpHook>,
+    identity: Arc<ClientIdentity>,
+    questions: Vec<(HookAction, String)>,
+) -> HookAnswers {
+    Box::pin(async move {
+        let who = HookClient {
+            client_id: &identity.client_id,
+            username: identity.username.as_deref(),
+            peer: identity.peer,
+        };
+        let asks = questions.iter().map(|(action, topic)| hook.allowed(who, *action, topic));
+        let verdicts = futures_util::future::join_all(asks).await;
+        questions.into_iter().zip(verdicts.iter().map(hook_answer)).collect()
+    })
+}
+
+/// The answers of the ACL hook to one packet's questions, on their way.
+type HookAnswers = Pin<Box<dyn Future<Output = Vec<((HookAction, String), Option<bool>)>> + Send>>;
+
 /// An AUTH packet of the connection's method.
 fn auth_packet(reason_code: ReasonCode, method: &str, data: Option<bytes::Bytes>) -> Packet {
     let properties = AuthProperties {
@@ -885,6 +972,14 @@ async fn changed(commits: &mut Option<tokio::sync::watch::Receiver<u64>>) {
 }
 
 /// Polls the wait if there is one; never completes otherwise.
+/// Completes with the hook's answers; never without a question.
+async fn answered(asking: &mut Option<HookAnswers>) -> Vec<((HookAction, String), Option<bool>)> {
+    match asking {
+        Some(future) => future.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn wait(room_wait: &mut Option<RoomWait>) -> bool {
     match room_wait {
         Some(future) => future.as_mut().await,

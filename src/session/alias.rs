@@ -31,6 +31,17 @@ impl InboundAliases {
     /// alias sets (or replaces) the alias, an empty one uses it. An alias above the maximum is a
     /// Topic Alias invalid error [MQTT-3.3.2-9]; an empty topic with an alias that was never set
     /// is a Protocol Error (3.3.2.3.4).
+    /// The topic a PUBLISH with `topic` and `alias` would resolve to, without changing the
+    /// table; `None` when it would be an error.
+    pub(crate) fn peek(&self, topic: &ByteString, alias: Option<NonZeroU16>) -> Option<ByteString> {
+        match alias {
+            Some(alias) if topic.is_empty() => {
+                self.topics.get(usize::from(alias.get()).checked_sub(1)?).and_then(Clone::clone)
+            }
+            _ => Some(topic.clone()),
+        }
+    }
+
     pub(crate) fn resolve(
         &mut self,
         topic: ByteString,

@@ -43,7 +43,7 @@ pub(crate) use keepalive::KeepAlive;
 pub(crate) use registry::{Previous, Registry, Takeover};
 pub use will::Will;
 
-use crate::auth::{Acl, Permissions};
+use crate::auth::{Acl, HookAction, Permissions};
 use crate::exit::Exit;
 use crate::mailbox::Mailbox;
 use crate::message::{too_deep, Delivery, Message};
@@ -337,6 +337,46 @@ impl Session {
     /// for its client identifier and username).
     pub(crate) fn set_permissions(&mut self, permissions: Option<Permissions>) {
         self.permissions = permissions;
+    }
+
+    /// The questions an HTTP ACL hook must answer before `packet` can be handled: the topic of a
+    /// PUBLISH, the filters of a SUBSCRIBE, those it has not answered for this connection yet.
+    pub(crate) fn hook_questions(&self, packet: &Packet) -> Vec<(HookAction, String)> {
+        let Some(permissions) = &self.permissions else { return Vec::new() };
+        let mut questions = Vec::new();
+        match packet {
+            Packet::Publish(publish) => {
+                let alias = publish.properties.as_ref().and_then(|p| p.topic_alias);
+                let topic = if self.link.is_v5() {
+                    self.inbound_aliases.peek(&publish.topic, alias)
+                } else {
+                    Some(publish.topic.clone())
+                };
+                if let Some(topic) = topic.filter(|t| permissions.needs_decision(HookAction::Publish, t)) {
+                    questions.push((HookAction::Publish, topic.to_string()));
+                }
+            }
+            Packet::Subscribe(subscribe) => {
+                for (filter, _) in &subscribe.filters {
+                    let filter = filter.to_string();
+                    let asked = questions.iter().any(|(_, f)| *f == filter);
+                    if !asked && permissions.needs_decision(HookAction::Subscribe, &filter) {
+                        questions.push((HookAction::Subscribe, filter));
+                    }
+                }
+            }
+            _ => {}
+        }
+        questions
+    }
+
+    /// Records the HTTP hook's answers (`None`: it ignored the question).
+    pub(crate) fn record_hook_answers(&mut self, answers: Vec<((HookAction, String), Option<bool>)>) {
+        if let Some(permissions) = &mut self.permissions {
+            for ((action, topic), allowed) in answers {
+                permissions.record_decision(action, topic, allowed);
+            }
+        }
     }
 
     /// Applies a reloaded ACL: the session's permissions are computed again, and every
