@@ -198,6 +198,7 @@ impl Acl {
             username: username.map(str::to_owned),
             from_file: true,
             decisions: None,
+            published: HashMap::new(),
         }
     }
 
@@ -240,6 +241,9 @@ pub struct Permissions {
     /// With an HTTP ACL hook: its decisions for this connection, `None` for "ignore" (the rules
     /// decide). A topic or filter not in the table has not been asked about yet.
     decisions: Option<HashMap<(HookAction, String), Option<bool>>>,
+    /// Publish decisions already made for this connection, so that a client publishing to the
+    /// same topics again costs one lookup, not a pass over its rules.
+    published: HashMap<String, bool>,
 }
 
 impl Permissions {
@@ -269,6 +273,7 @@ impl Permissions {
             if decisions.len() >= MAX_CONNECTION_DECISIONS {
                 decisions.clear();
             }
+            self.published.remove(&topic);
             decisions.insert((action, topic), allowed);
         }
     }
@@ -309,6 +314,7 @@ impl Permissions {
             username: username.map(str::to_owned),
             from_file: false,
             decisions: None,
+            published: HashMap::new(),
         }
     }
 
@@ -319,6 +325,19 @@ impl Permissions {
         }
         let denied = self.rules.iter().any(|r| r.access.denies_write() && filter_matches(&r.filter, topic));
         !denied && self.rules.iter().any(|r| r.access.writes() && filter_matches(&r.filter, topic))
+    }
+
+    /// `can_publish`, from this connection's cache of decisions when it can.
+    pub(crate) fn check_publish(&mut self, topic: &str) -> bool {
+        if let Some(&allowed) = self.published.get(topic) {
+            return allowed;
+        }
+        let allowed = self.can_publish(topic);
+        if self.published.len() >= MAX_CONNECTION_DECISIONS {
+            self.published.clear();
+        }
+        self.published.insert(topic.to_owned(), allowed);
+        allowed
     }
 
     /// Whether the client may receive a message published to `topic`.

@@ -854,7 +854,7 @@ impl Session {
                 refused = Some(ReasonCode::PayloadFormatInvalid);
             }
         }
-        if refused.is_none() && self.permissions.as_ref().is_some_and(|p| !p.can_publish(&topic)) {
+        if refused.is_none() && self.permissions.as_mut().is_some_and(|p| !p.check_publish(&topic)) {
             // Not allowed by the ACL: not routed. A 5.0 client is told 0x87 (and a QoS 2
             // exchange ends there); a 3.1.1 client, which cannot be told, is acknowledged as
             // Mosquitto does, and the message is dropped.
