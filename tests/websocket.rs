@@ -239,3 +239,42 @@ fn paho_clients_exchange_messages_over_tcp_tls_ws_and_wss() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The test process's resident memory, in bytes (the broker runs inside it).
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").or_fail("/proc/self/status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).or_fail("a VmRSS line");
+    let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).or_fail("a number");
+    kib * 1024
+}
+
+// RFC 6455 section 5.5.2: a Ping is answered with a Pong carrying its payload; a Close frame
+// is answered and the connection ends.
+#[test]
+fn pings_are_answered_and_a_close_frame_ends_the_connection() {
+    let broker = ws_broker();
+    let mut ws = upgrade(broker.addrs[1], "/mqtt", Some("mqtt"));
+    ws.send_binary(&connect_packet("ws-ping", true, 0));
+    assert_eq!(ws.read_mqtt(4), [0x20, 2, 0, 0]);
+    ws.stream.write_all(&frame(0x9, b"are you there", true)).or_fail("a ping");
+    assert_eq!(ws.read_frame().or_fail("a pong"), (0xA, b"are you there".to_vec()));
+    ws.stream.write_all(&frame(0x8, &1000u16.to_be_bytes(), true)).or_fail("a close frame");
+    ws.expect_closed();
+}
+
+#[test]
+fn a_ping_flood_from_a_client_that_never_reads_does_not_grow_the_broker() {
+    let broker = ws_broker();
+    let mut ws = upgrade(broker.addrs[1], "/mqtt", Some("mqtt"));
+    let ping = frame(0x9, &[7; 125], true);
+    let batch: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * 1000).collect();
+    let before = resident_bytes();
+    // 52 MB of pings; every pong the broker owes is one the client never reads.
+    for _ in 0..400 {
+        if ws.stream.write_all(&batch).is_err() {
+            break;
+        }
+    }
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(grown < 24 * 1024 * 1024, "the broker grew by {grown} bytes under a ping flood");
+}

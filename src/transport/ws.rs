@@ -26,6 +26,15 @@ use tokio_tungstenite::WebSocketStream;
 /// of one packet and the start of the next.
 const FRAME_SLACK: usize = 64 * 1024;
 
+/// Bytes read from the socket at a time.
+const READ_BUFFER: usize = 8 * 1024;
+
+/// Largest frame IoTHub writes: a longer write is cut into frames of this size.
+const MAX_OUT_FRAME: usize = 64 * 1024;
+
+/// Most bytes tungstenite may hold unsent: one outgoing frame and a pong.
+const MAX_WRITE_BUFFER: usize = 2 * MAX_OUT_FRAME;
+
 /// Runs the server side of the WebSocket upgrade on `stream`: the request must be a GET of
 /// `path` (404 otherwise); the `mqtt` subprotocol is selected when offered. Frames and messages
 /// are bounded by `max_packet_size` plus a little slack.
@@ -38,7 +47,13 @@ where
     let config = WebSocketConfig::default()
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit))
-        .accept_unmasked_frames(false);
+        .accept_unmasked_frames(false)
+        // Small reads, like the TCP path's, rather than 128 KiB per connection.
+        .read_buffer_size(READ_BUFFER)
+        // Every frame goes out at once; what cannot (a peer that does not read) is bounded: a
+        // ping flood gets at most one pong owed, never a growing buffer.
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER);
     let check = |request: &Request, response: Response| upgrade_response(request, response, path);
     let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config))
         .await
@@ -140,12 +155,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WebSocket<S> {
             if buf.is_empty() {
                 return Poll::Ready(Ok(0));
             }
+            let frame = &buf[..buf.len().min(MAX_OUT_FRAME)];
             ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(io_error)?;
             Pin::new(&mut self.ws)
-                .start_send(Message::Binary(Bytes::copy_from_slice(buf)))
+                .start_send(Message::Binary(Bytes::copy_from_slice(frame)))
                 .map_err(io_error)?;
-            self.sending = buf.len();
+            self.sending = frame.len();
         }
+        debug_assert!(self.sending <= buf.len(), "a retried write must start with the frame on its way");
         ready!(Pin::new(&mut self.ws).poll_flush(cx)).map_err(io_error)?;
         Poll::Ready(Ok(std::mem::take(&mut self.sending)))
     }
