@@ -234,6 +234,10 @@ pub struct AuthConfig {
     pub jwt_acl_claim: String,
     /// Whether a token without `exp` is refused.
     pub jwt_require_exp: bool,
+    /// The `aud` a token must carry, when set.
+    pub jwt_audience: Option<String>,
+    /// The `iss` a token must carry, when set.
+    pub jwt_issuer: Option<String>,
     /// HTTP hook that decides logins: a POST per CONNECT.
     pub http_url: Option<String>,
     /// HTTP hook that decides topic access: a POST per PUBLISH topic and SUBSCRIBE filter not
@@ -274,6 +278,8 @@ impl Default for AuthConfig {
             jwt_username_claim: "username".to_owned(),
             jwt_acl_claim: "acl".to_owned(),
             jwt_require_exp: true,
+            jwt_audience: None,
+            jwt_issuer: None,
             http_url: None,
             http_acl_url: None,
             http_timeout_ms: 2000,
@@ -411,6 +417,8 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("auth", "jwt_username_claim", Kind::Str),
     ("auth", "jwt_acl_claim", Kind::Str),
     ("auth", "jwt_require_exp", Kind::Bool),
+    ("auth", "jwt_audience", Kind::Str),
+    ("auth", "jwt_issuer", Kind::Str),
     ("auth", "http_url", Kind::Str),
     ("auth", "http_acl_url", Kind::Str),
     ("auth", "http_timeout_ms", Kind::Uint),

@@ -70,8 +70,9 @@ impl Context {
         }
     }
 
-    /// Removes the subscriptions of `mailbox`'s session that a reloaded ACL revoked, from the
-    /// router and the durable store.
+    /// Removes the subscriptions of `mailbox`'s session that the ACL in force does not allow
+    /// (a reload revoked them, or they came from another user's connection), from the router
+    /// and the durable store.
     pub(crate) fn unsubscribe_revoked(&self, mailbox: &Mailbox, filters: &[ByteString]) {
         for filter in filters {
             self.router.unsubscribe(filter, mailbox.session_id());
@@ -79,7 +80,7 @@ impl Context {
                 log.unsubscribe(filter);
             }
         }
-        tracing::info!(revoked = ?filters, "subscriptions removed: no longer allowed by the reloaded ACL");
+        tracing::info!(revoked = ?filters, "subscriptions removed: the ACL in force does not allow them");
     }
 
     /// A durable log for the persistent session of `client_id` whose mailbox has id

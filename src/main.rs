@@ -178,6 +178,15 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: &Config) -> ExitCode {
+    // Taken before the (possibly long) restore of a durable store, so that a SIGHUP meanwhile
+    // waits for the reloader instead of ending the process.
+    let hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(error) => {
+            eprintln!("iothub: cannot install the SIGHUP handler: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = match Server::bind(config).await {
         Ok(server) => server,
         Err(error) => {
@@ -186,10 +195,7 @@ async fn serve(config: &Config) -> ExitCode {
         }
     };
     let shutdown = CancellationToken::new();
-    if let Err(error) = watch_reload(server.reloader()) {
-        eprintln!("iothub: cannot install the SIGHUP handler: {error}");
-        return ExitCode::FAILURE;
-    }
+    watch_reload(hangup, server.reloader());
     if let Err(error) = watch_signals(shutdown.clone()) {
         eprintln!("iothub: cannot install signal handlers: {error}");
         return ExitCode::FAILURE;
@@ -205,8 +211,7 @@ async fn serve(config: &Config) -> ExitCode {
 /// a file that cannot be used is refused with a log line while the one in force stays.
 // The watcher lives as long as the process; nothing waits for it.
 #[allow(clippy::disallowed_methods)]
-fn watch_reload(reloader: iothub::Reloader) -> std::io::Result<()> {
-    let mut hangup = signal(SignalKind::hangup())?;
+fn watch_reload(mut hangup: tokio::signal::unix::Signal, reloader: iothub::Reloader) {
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the TLS, password and ACL files");
@@ -215,7 +220,6 @@ fn watch_reload(reloader: iothub::Reloader) -> std::io::Result<()> {
             let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
         }
     });
-    Ok(())
 }
 
 /// SIGINT cancels `shutdown` (graceful drain); a second SIGINT or any SIGTERM exits at once.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use iothub_protocol::{Packet, ReasonCode};
 use iothub_test_util::v5_client::{connect_v5, encode_v5, message, options, read_v5};
+
 use iothub_test_util::{field, require_tool, with_header, OrFail, RawClient, TestBroker, V5Client};
 
 /// The hook service, killed (by its pid) when dropped.
@@ -242,4 +243,44 @@ fn a_will_to_a_topic_the_hook_denies_refuses_connect() {
         Packet::ConnAck(connack) => assert_eq!(connack.reason_code, ReasonCode::NotAuthorized),
         other => panic!("expected CONNACK, got {other:?}"),
     }
+}
+
+#[test]
+fn a_persistent_session_resumed_by_another_user_keeps_only_what_the_hook_allows_that_user() {
+    let hook = Hook::start();
+    let broker = broker(&hook, "");
+    let mut connect = connect_v5("shared-id", true, 600);
+    connect.username = Some("good".into());
+    connect.password = Some(bytes::Bytes::from_static(b"pw"));
+    let (mut first, _) = V5Client::connect_with(broker.addr, connect);
+    assert_eq!(first.subscribe(1, &[("allowed/s/#", options(1))], None), [ReasonCode::GrantedQoS1]);
+    first.disconnect();
+    // Another user takes the session over with its client identifier.
+    let mut connect = connect_v5("shared-id", false, 600);
+    connect.username = Some("other".into());
+    connect.password = Some(bytes::Bytes::from_static(b"pw"));
+    let (mut second, connack) = V5Client::connect_with(broker.addr, connect);
+    assert!(connack.session_present);
+    let (mut publisher, _) = connect_as(&broker, "pub-1", "good", "pw");
+    publisher.send(&Packet::Publish(message("allowed/s/x", b"not for other", 1, false, 1)));
+    match publisher.recv() {
+        Packet::PubAck(ack) => assert_eq!(ack.reason_code, ReasonCode::NoMatchingSubscribers),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+    second.expect_no_publish();
+}
+
+#[test]
+fn a_hook_failure_refuses_only_the_packet_it_was_asked_for() {
+    let hook = Hook::start();
+    let broker = broker(&hook, "");
+    let (mut client, _) = connect_as(&broker, "flaky-1", "good", "pw");
+    for (id, expected) in [(1, ReasonCode::NotAuthorized), (2, ReasonCode::NoMatchingSubscribers)] {
+        client.send(&Packet::Publish(message("flaky/a", b"x", 1, false, id)));
+        match client.recv() {
+            Packet::PubAck(ack) => assert_eq!(ack.reason_code, expected, "publication {id}"),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    }
+    assert_eq!(hook.count("flaky/a"), 2, "a failure must not be cached");
 }

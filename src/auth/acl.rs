@@ -26,8 +26,9 @@ use std::path::Path;
 
 use super::http::HookAction;
 
-/// Most HTTP hook decisions one connection keeps; past it the table starts over.
-const MAX_CONNECTION_DECISIONS: usize = 1024;
+/// Most HTTP hook decisions one connection keeps; past it the table starts over (before a
+/// packet's answers are recorded, never in the middle of them).
+const MAX_CONNECTION_DECISIONS: usize = 16_384;
 
 /// What a line grants or denies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +178,7 @@ impl Acl {
             if pattern.filter.contains("%u") && username.is_none() {
                 continue;
             }
-            let filled = pattern.filter.replace("%c", client_id).replace("%u", username.unwrap_or(""));
+            let filled = substitute(&pattern.filter, client_id, username);
             // A client identifier or username with wildcards or separators would widen the
             // pattern: such a pattern grants nothing (a deny still applies, widened).
             let widened =
@@ -224,8 +225,33 @@ fn access_of(word: &str) -> Option<Access> {
     }
 }
 
+/// `pattern` with `%c` and `%u` filled in, in one pass: a value holding `%u` is not expanded
+/// again.
+fn substitute(pattern: &str, client_id: &str, username: Option<&str>) -> String {
+    let mut filled = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some(at) = rest.find('%') {
+        filled.push_str(&rest[..at]);
+        let after = &rest[at..];
+        if let Some(tail) = after.strip_prefix("%c") {
+            filled.push_str(client_id);
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("%u") {
+            filled.push_str(username.unwrap_or(""));
+            rest = tail;
+        } else {
+            filled.push('%');
+            rest = &after[1..];
+        }
+    }
+    filled.push_str(rest);
+    filled
+}
+
 fn substitution_is_plain(client_id: &str, username: Option<&str>, pattern: &str) -> bool {
-    let plain = |s: &str| !s.contains(['+', '#', '/']) && !s.is_empty();
+    // A value starting with `$` would move a pattern that starts with it into `$SYS`-like
+    // topics, which wildcards never reach.
+    let plain = |s: &str| !s.contains(['+', '#', '/']) && !s.is_empty() && !s.starts_with('$');
     (!pattern.contains("%c") || plain(client_id)) && (!pattern.contains("%u") || username.is_some_and(plain))
 }
 
@@ -267,19 +293,37 @@ impl Permissions {
         self.decisions.as_ref().is_some_and(|decisions| !decisions.contains_key(&(action, topic.to_owned())))
     }
 
-    /// Records the hook's decision (`None`: it ignored the question).
-    pub(crate) fn record_decision(&mut self, action: HookAction, topic: String, allowed: Option<bool>) {
-        if let Some(decisions) = &mut self.decisions {
-            if decisions.len() >= MAX_CONNECTION_DECISIONS {
-                decisions.clear();
-            }
+    /// Records the hook's answers to one packet's questions (`None`: it ignored the question).
+    pub(crate) fn record_decisions(&mut self, answers: Vec<((HookAction, String), Option<bool>)>) {
+        let Some(decisions) = &mut self.decisions else { return };
+        if decisions.len() + answers.len() > MAX_CONNECTION_DECISIONS {
+            decisions.clear();
+        }
+        for ((action, topic), allowed) in answers {
             self.published.remove(&topic);
             decisions.insert((action, topic), allowed);
         }
     }
 
+    /// Forgets answers that stood for a failure to get one, once the packet they were for is
+    /// handled: the next packet asks again.
+    pub(crate) fn forget_decisions(&mut self, keys: &[(HookAction, String)]) {
+        if let Some(decisions) = &mut self.decisions {
+            for key in keys {
+                decisions.remove(key);
+                self.published.remove(&key.1);
+            }
+        }
+    }
+
+    /// What the hook decided, when it decides: `Some` to answer now, `None` for the rules to
+    /// decide (it ignored the question). A question never asked is refused.
     fn decision(&self, action: HookAction, topic: &str) -> Option<bool> {
-        self.decisions.as_ref()?.get(&(action, topic.to_owned())).copied().flatten()
+        let decisions = self.decisions.as_ref()?;
+        match decisions.get(&(action, topic.to_owned())) {
+            None => Some(false),
+            Some(answer) => *answer,
+        }
     }
 
     /// The permissions a token or an HTTP hook gave a client: only what `rules` allow, a deny
@@ -293,9 +337,11 @@ impl Permissions {
             if template.contains("%u") && username.is_none() && rule.allow {
                 continue;
             }
-            let filter = template.replace("%c", client_id).replace("%u", username.unwrap_or(""));
+            let filter = substitute(&template, client_id, username);
             let widened = filter != template && !substitution_is_plain(client_id, username, &template);
-            if (widened && rule.allow) || iothub_protocol::validate_topic_filter(&filter).is_err() {
+            // An allow that a substitution widened or broke grants nothing; a deny stays, as
+            // broad as it came out.
+            if rule.allow && (widened || iothub_protocol::validate_topic_filter(&filter).is_err()) {
                 continue;
             }
             let access = match (rule.allow, rule.action) {

@@ -2,7 +2,7 @@
 //! access (`auth.http_acl_url`). Each decision is one POST of a JSON object; the service answers
 //! with a status and, optionally, `{"result": "allow" | "deny" | "ignore"}`.
 //!
-//! - 200 or 204 with no body, or with `"result": "allow"`: allowed. A login's answer may carry
+//! - 204 (no body), or 200 with `"result": "allow"`: allowed. A login's answer may carry
 //!   `"acl": [...]` rules in the token form (see `jwt.rs`), which become the client's ACL.
 //! - `"result": "deny"`, or a 4xx status: refused.
 //! - `"result": "ignore"`: the hook has no opinion; a login goes on to the anonymous rule, a
@@ -39,10 +39,24 @@ const MAX_ANSWER: usize = 64 * 1024;
 pub enum HookVerdict {
     /// Allowed; for a login, with the ACL rules its answer carried, if any.
     Allow(Option<Vec<GrantedRule>>),
-    /// Refused (also every failure to get a clear answer).
+    /// Refused.
     Deny,
     /// No opinion.
     Ignore,
+    /// No clear answer (a 5xx, a bad answer, no answer in time): refused, and not cached, so
+    /// that the next question asks again.
+    Unavailable,
+}
+
+impl HookVerdict {
+    /// The verdict as a decision: allowed, refused, or `None` for no opinion.
+    pub fn allowed(&self) -> Option<bool> {
+        match self {
+            HookVerdict::Allow(_) => Some(true),
+            HookVerdict::Deny | HookVerdict::Unavailable => Some(false),
+            HookVerdict::Ignore => None,
+        }
+    }
 }
 
 /// Whether a topic decision is about publishing or subscribing.
@@ -183,7 +197,9 @@ impl HttpHook {
             "topic": topic,
         });
         let verdict = self.ask(url, &body, false).await;
-        self.remember(key, verdict.clone());
+        if verdict != HookVerdict::Unavailable {
+            self.remember(key, verdict.clone());
+        }
         verdict
     }
 
@@ -221,11 +237,11 @@ impl HttpHook {
             Ok(Ok(verdict)) => verdict,
             Ok(Err(problem)) => {
                 tracing::warn!(%url, %problem, "HTTP hook failed; refused (the hook fails closed)");
-                HookVerdict::Deny
+                HookVerdict::Unavailable
             }
             Err(_) => {
                 tracing::warn!(%url, timeout_ms = self.timeout.as_millis(), "HTTP hook timed out; refused (the hook fails closed)");
-                HookVerdict::Deny
+                HookVerdict::Unavailable
             }
         }
     }
@@ -251,7 +267,12 @@ impl HttpHook {
             return Err(format!("answered {status}"));
         }
         if answer.iter().all(u8::is_ascii_whitespace) {
-            return Ok(HookVerdict::Allow(None));
+            // 204 No Content allows; an empty 200 (a health endpoint, a misconfigured URL)
+            // is no answer.
+            if status == StatusCode::NO_CONTENT {
+                return Ok(HookVerdict::Allow(None));
+            }
+            return Err("an empty 200 answer; answer 204, or 200 with a \"result\"".to_owned());
         }
         let answer: Value =
             serde_json::from_slice(&answer).map_err(|e| format!("the answer is not JSON: {e}"))?;

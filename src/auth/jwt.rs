@@ -4,7 +4,9 @@
 //! - HS256 with `auth.jwt_secret`, or RS256 with the PEM public key of
 //!   `auth.jwt_public_key_file`; any other algorithm in the token's header is refused.
 //! - `exp` is required unless `auth.jwt_require_exp = false`, and checked when present, as is
-//!   `nbf`, with 60 seconds of leeway for clock skew.
+//!   `nbf`, with 60 seconds of leeway for clock skew; `aud` and `iss` must equal
+//!   `auth.jwt_audience` and `auth.jwt_issuer` when those are set, and are not checked
+//!   otherwise. Expiry is checked at CONNECT: a connected client stays connected past it.
 //! - The claim `auth.jwt_username_claim` (default `username`) is the client's username. A
 //!   CONNECT username must equal it; a token without it gives a client without a username.
 //! - The claim `auth.jwt_acl_claim` (default `acl`), when present, is the client's ACL in place
@@ -64,6 +66,19 @@ impl JwtVerifier {
         validation.required_spec_claims.clear();
         if auth.jwt_require_exp {
             validation.required_spec_claims.insert("exp".to_owned());
+        }
+        // `aud` and `iss` are checked when configured, and then required; otherwise a token
+        // may carry any.
+        match &auth.jwt_audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                validation.required_spec_claims.insert("aud".to_owned());
+            }
+            None => validation.validate_aud = false,
+        }
+        if let Some(issuer) = &auth.jwt_issuer {
+            validation.set_issuer(&[issuer]);
+            validation.required_spec_claims.insert("iss".to_owned());
         }
         Ok(Some(JwtVerifier {
             key,

@@ -103,11 +103,16 @@ struct Throttle {
 enum ThrottleKey {
     Address(IpAddr),
     ClientId(String),
+    Username(String),
 }
 
 impl Throttle {
-    fn keys(peer: IpAddr, client_id: &str) -> [ThrottleKey; 2] {
-        [ThrottleKey::Address(peer), ThrottleKey::ClientId(client_id.to_owned())]
+    fn keys(peer: IpAddr, client_id: &str, username: Option<&str>) -> Vec<ThrottleKey> {
+        let mut keys = vec![ThrottleKey::Address(peer), ThrottleKey::ClientId(client_id.to_owned())];
+        if let Some(user) = username {
+            keys.push(ThrottleKey::Username(user.to_owned()));
+        }
+        keys
     }
 
     /// Whether either key has failed `limit` times, the last within the window, at `now`.
@@ -123,15 +128,19 @@ impl Throttle {
         })
     }
 
-    /// Records a login's outcome: a failure counts against both keys, a success clears them.
-    fn record(&self, keys: [ThrottleKey; 2], failed: bool, now: Instant) {
+    /// Records a login's outcome: a failure counts against every key; a success clears the
+    /// client identifier's and the username's, not the address's, so that a good login of
+    /// one's own does not wipe the record of guesses against others from the same address.
+    fn record(&self, keys: Vec<ThrottleKey>, failed: bool, now: Instant) {
         if self.limit == 0 {
             return;
         }
         let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         for key in keys {
             if !failed {
-                failures.remove(&key);
+                if !matches!(key, ThrottleKey::Address(_)) {
+                    failures.remove(&key);
+                }
                 continue;
             }
             if failures.len() >= THROTTLE_ENTRIES && !failures.contains_key(&key) {
@@ -209,7 +218,7 @@ impl Authenticator {
         certified: bool,
         protocol: u8,
     ) -> Login {
-        let keys = Throttle::keys(peer.ip(), client_id);
+        let keys = Throttle::keys(peer.ip(), client_id, username);
         if self.throttle.blocked(&keys, Instant::now()) {
             tracing::debug!(%peer, "login refused without a check: too many failures");
             return Login::verdict(Verdict::BadCredentials);
@@ -244,7 +253,7 @@ impl Authenticator {
                         .map(|rules| Grant { username: username.map(str::to_owned), rules: Some(rules) });
                     return Login { verdict: Verdict::Allowed, grant };
                 }
-                HookVerdict::Deny => {
+                HookVerdict::Deny | HookVerdict::Unavailable => {
                     let verdict =
                         if username.is_some() { Verdict::BadCredentials } else { Verdict::NotAuthorized };
                     return Login::verdict(verdict);

@@ -51,7 +51,7 @@ use crate::identity::{ClientIdentity, ConnectionInfo};
 use crate::mailbox::Mailbox;
 use crate::message::{Delivery, Message};
 use crate::router::RouteScratch;
-use crate::session::{Action, Link, Session, Takeover, Will};
+use crate::session::{Action, Link, Session, Takeover, Will, MAX_HOOK_QUESTIONS};
 use crate::storage::{Clock, Gate};
 use crate::transport::{Transport, Upgrader};
 use handoff::SessionGuard;
@@ -287,7 +287,10 @@ impl Connection {
                     () = shutdown.cancelled() => return Exit::Shutdown,
                     answer = hook.allowed(who, HookAction::Publish, &will.topic) => answer,
                 };
-                with_hook.record_decision(HookAction::Publish, will.topic.to_string(), hook_answer(&answer));
+                with_hook.record_decisions(vec![(
+                    (HookAction::Publish, will.topic.to_string()),
+                    answer.allowed(),
+                )]);
             }
             permissions = Some(with_hook);
         }
@@ -383,6 +386,28 @@ impl Connection {
         session.set_permissions(permissions);
         if self.auth.is_some() {
             session.set_enhanced_auth();
+        }
+        // The session's subscriptions may come from another connection with this client
+        // identifier (another user, perhaps) or predate the rules in force: each must be
+        // allowed now, before anything is delivered through it.
+        if let (Some(hook), Some(identity)) = (self.context.acl_hook.clone(), self.identity.clone()) {
+            let questions = session.unasked_subscriptions(MAX_HOOK_QUESTIONS);
+            if !questions.is_empty() {
+                let answers = tokio::select! {
+                    () = shutdown.cancelled() => return Exit::Shutdown,
+                    answers = ask_hook(hook, identity, questions) => answers,
+                };
+                let failed = session.record_hook_answers(answers);
+                let pruned = session.prune_subscriptions();
+                session.forget_hook_answers(&failed);
+                if !pruned.is_empty() {
+                    self.context.unsubscribe_revoked(session.mailbox(), &pruned);
+                }
+            }
+        }
+        let pruned = session.prune_subscriptions();
+        if !pruned.is_empty() {
+            self.context.unsubscribe_revoked(session.mailbox(), &pruned);
         }
         // A persistent session's record (version, expiry, will) is durable before CONNACK goes.
         session.persist(&Clock::now(), false);
@@ -613,12 +638,13 @@ impl Connection {
                 }
                 answers = answered(&mut asking), if asking.is_some() => {
                     asking = None;
-                    session.record_hook_answers(answers);
+                    let failed = session.record_hook_answers(answers);
                     if let Some((packet, _)) = self.deferred.take() {
                         if let Err(exit) = session.handle_packet(packet, Instant::now()) {
                             return exit;
                         }
                     }
+                    session.forget_hook_answers(&failed);
                     turn = match self.process(session, &mut blocked, Instant::now()) {
                         Ok(turn) => turn,
                         Err(exit) => return exit,
@@ -639,7 +665,8 @@ impl Connection {
                 }
                 () = &mut timeout => {
                     let now = Instant::now();
-                    if blocked.is_some() {
+                    // Not read while it waited on others or on the hook: not its silence.
+                    if blocked.is_some() || asking.is_some() {
                         session.record_activity(now);
                     }
                     if let Err(exit) = session.handle_timeout(now) {
@@ -874,15 +901,6 @@ impl Connection {
     }
 }
 
-/// A hook's verdict as a recorded decision: allowed, refused, or `None` for no opinion.
-fn hook_answer(verdict: &HookVerdict) -> Option<bool> {
-    match verdict {
-        HookVerdict::Allow(_) => Some(true),
-        HookVerdict::Deny => Some(false),
-        HookVerdict::Ignore => None,
-    }
-}
-
 /// Asks the ACL hook `questions` for one client, all at once; every answer comes back, a
 /// failure as a refusal.
 fn ask_hook(
@@ -896,14 +914,24 @@ fn ask_hook(
             username: identity.username.as_deref(),
             peer: identity.peer,
         };
-        let asks = questions.iter().map(|(action, topic)| hook.allowed(who, *action, topic));
-        let verdicts = futures_util::future::join_all(asks).await;
-        questions.into_iter().zip(verdicts.iter().map(hook_answer)).collect()
+        // A few at a time: one packet's questions never flood the hook.
+        let mut verdicts = Vec::with_capacity(questions.len());
+        for chunk in questions.chunks(HOOK_QUESTIONS_AT_ONCE) {
+            let mut asks = Vec::with_capacity(chunk.len());
+            for (action, topic) in chunk {
+                asks.push(hook.allowed(who, *action, topic));
+            }
+            verdicts.extend(futures_util::future::join_all(asks).await);
+        }
+        questions.into_iter().zip(verdicts).collect()
     })
 }
 
+/// Questions of one connection the ACL hook is asked at once.
+const HOOK_QUESTIONS_AT_ONCE: usize = 8;
+
 /// The answers of the ACL hook to one packet's questions, on their way.
-type HookAnswers = Pin<Box<dyn Future<Output = Vec<((HookAction, String), Option<bool>)>> + Send>>;
+type HookAnswers = Pin<Box<dyn Future<Output = Vec<((HookAction, String), HookVerdict)>> + Send>>;
 
 /// An AUTH packet of the connection's method.
 fn auth_packet(reason_code: ReasonCode, method: &str, data: Option<bytes::Bytes>) -> Packet {
@@ -973,7 +1001,7 @@ async fn changed(commits: &mut Option<tokio::sync::watch::Receiver<u64>>) {
 
 /// Polls the wait if there is one; never completes otherwise.
 /// Completes with the hook's answers; never without a question.
-async fn answered(asking: &mut Option<HookAnswers>) -> Vec<((HookAction, String), Option<bool>)> {
+async fn answered(asking: &mut Option<HookAnswers>) -> Vec<((HookAction, String), HookVerdict)> {
     match asking {
         Some(future) => future.as_mut().await,
         None => std::future::pending().await,

@@ -43,7 +43,7 @@ pub(crate) use keepalive::KeepAlive;
 pub(crate) use registry::{Previous, Registry, Takeover};
 pub use will::Will;
 
-use crate::auth::{Acl, HookAction, Permissions};
+use crate::auth::{Acl, HookAction, HookVerdict, Permissions};
 use crate::exit::Exit;
 use crate::mailbox::Mailbox;
 use crate::message::{too_deep, Delivery, Message};
@@ -205,6 +205,10 @@ struct PendingWill {
     due: Instant,
 }
 
+/// Most questions the HTTP ACL hook is asked for one packet, or for the subscriptions a
+/// connection inherits; filters beyond are refused.
+pub(crate) const MAX_HOOK_QUESTIONS: usize = 1024;
+
 /// The state of one client identifier.
 #[derive(Debug)]
 pub struct Session {
@@ -339,7 +343,8 @@ impl Session {
         self.permissions = permissions;
     }
 
-    /// The questions an HTTP ACL hook must answer before `packet` can be handled: the topic of a
+    /// The questions an HTTP ACL hook must answer before `packet` can be handled (at most
+    /// `MAX_HOOK_QUESTIONS`): the topic of a
     /// PUBLISH, the filters of a SUBSCRIBE, those it has not answered for this connection yet.
     pub(crate) fn hook_questions(&self, packet: &Packet) -> Vec<(HookAction, String)> {
         let Some(permissions) = &self.permissions else { return Vec::new() };
@@ -357,7 +362,8 @@ impl Session {
                 }
             }
             Packet::Subscribe(subscribe) => {
-                for (filter, _) in &subscribe.filters {
+                // Filters past the cap are not asked about, and so refused.
+                for (filter, _) in subscribe.filters.iter().take(MAX_HOOK_QUESTIONS) {
                     let filter = filter.to_string();
                     let asked = questions.iter().any(|(_, f)| *f == filter);
                     if !asked && permissions.needs_decision(HookAction::Subscribe, &filter) {
@@ -370,13 +376,55 @@ impl Session {
         questions
     }
 
-    /// Records the HTTP hook's answers (`None`: it ignored the question).
-    pub(crate) fn record_hook_answers(&mut self, answers: Vec<((HookAction, String), Option<bool>)>) {
+    /// Records the HTTP hook's answers to one packet's questions; returns the questions whose
+    /// answer was a failure, to forget once the packet is handled.
+    pub(crate) fn record_hook_answers(
+        &mut self,
+        answers: Vec<((HookAction, String), HookVerdict)>,
+    ) -> Vec<(HookAction, String)> {
+        let failed: Vec<(HookAction, String)> =
+            answers.iter().filter(|(_, v)| *v == HookVerdict::Unavailable).map(|(k, _)| k.clone()).collect();
         if let Some(permissions) = &mut self.permissions {
-            for ((action, topic), allowed) in answers {
-                permissions.record_decision(action, topic, allowed);
-            }
+            permissions.record_decisions(
+                answers.into_iter().map(|(key, verdict)| (key, verdict.allowed())).collect(),
+            );
         }
+        failed
+    }
+
+    /// Forgets answers that stood for the hook's failure (see `record_hook_answers`).
+    pub(crate) fn forget_hook_answers(&mut self, failed: &[(HookAction, String)]) {
+        if let Some(permissions) = &mut self.permissions {
+            permissions.forget_decisions(failed);
+        }
+    }
+
+    /// Removes and returns the subscriptions the session's permissions do not allow: run when
+    /// a connection takes the session, whose subscriptions may come from another user's
+    /// connection or from rules a reload has since changed.
+    pub(crate) fn prune_subscriptions(&mut self) -> Vec<ByteString> {
+        let Some(permissions) = &self.permissions else { return Vec::new() };
+        let pruned: Vec<ByteString> =
+            self.subscriptions.iter().filter(|filter| !permissions.can_subscribe(filter)).cloned().collect();
+        for filter in &pruned {
+            self.subscriptions.remove(filter);
+        }
+        if !pruned.is_empty() {
+            self.mailbox.set_subscription_count(self.subscriptions.len());
+        }
+        pruned
+    }
+
+    /// The filters of the session's subscriptions that the HTTP ACL hook has not answered for
+    /// this connection, at most `limit` of them.
+    pub(crate) fn unasked_subscriptions(&self, limit: usize) -> Vec<(HookAction, String)> {
+        let Some(permissions) = &self.permissions else { return Vec::new() };
+        self.subscriptions
+            .iter()
+            .filter(|filter| permissions.needs_decision(HookAction::Subscribe, filter))
+            .take(limit)
+            .map(|filter| (HookAction::Subscribe, filter.to_string()))
+            .collect()
     }
 
     /// Applies a reloaded ACL: the session's permissions are computed again, and every
@@ -532,14 +580,14 @@ impl Session {
             SessionExpiry::Never => will.delay(),
         };
         if delay.is_zero() || matches!(exit, Exit::Shutdown) {
-            return Some(will.message(now));
+            return self.will_allowed(will.message(now));
         }
         match now.checked_add(delay) {
             Some(due) => {
                 self.pending_will = Some(PendingWill { will, due });
                 None
             }
-            None => Some(will.message(now)),
+            None => self.will_allowed(will.message(now)),
         }
     }
 
@@ -551,7 +599,18 @@ impl Session {
     /// The will waiting for its delay, as published at `now`: because its delay passed, or
     /// because the session ends first.
     pub fn take_pending_will(&mut self, now: Instant) -> Option<Arc<Message>> {
-        self.pending_will.take().map(|p| p.will.message(now))
+        let message = self.pending_will.take().map(|p| p.will.message(now))?;
+        self.will_allowed(message)
+    }
+
+    /// A will about to be published, unless the permissions in force (a reload may have
+    /// changed them since CONNECT) no longer let its client write its topic.
+    fn will_allowed(&mut self, will: Arc<Message>) -> Option<Arc<Message>> {
+        if self.permissions.as_mut().is_some_and(|p| !p.check_publish(&will.topic)) {
+            tracing::info!(topic = %will.topic, "will not published: the ACL no longer allows its topic");
+            return None;
+        }
+        Some(will)
     }
 
     /// The next action for the connection, in order.

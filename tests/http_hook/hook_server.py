@@ -2,11 +2,12 @@
 counts the questions it was asked. It binds 127.0.0.1 on a free port, prints "PORT <n>" and
 serves until it is killed.
 
-Logins (POST /login): username "good" with password "pw" is allowed; "granted" is allowed with
+Logins (POST /login): usernames "good" and "other" with password "pw" are allowed; "granted" is allowed with
 ACL rules in the answer; "ignored" gets {"result": "ignore"}; "broken" gets a 500; "slow"
 waits 5 s; anyone else is denied. Topics (POST /acl): a topic or filter starting with
 "allowed/" is allowed, "ignored/" ignored, "broken/" answered with 500, "slow/" after 5 s,
-anything else denied. GET /count?topic=T says how many times T was asked about.
+anything else denied; a "flaky/" topic fails (503) the first time it is asked about and is
+allowed afterwards; every topic is denied to "other". GET /count?topic=T says how many times T was asked about.
 """
 
 import json
@@ -53,7 +54,7 @@ class Hook(BaseHTTPRequestHandler):
 
     def login(self, request):
         user = request.get("username")
-        if user == "good" and request.get("password") == "pw":
+        if user in ("good", "other") and request.get("password") == "pw":
             self.answer(200, {"result": "allow"})
         elif user == "granted":
             rules = [{"permission": "allow", "action": "all", "topic": "granted/${clientid}/#"}]
@@ -72,7 +73,14 @@ class Hook(BaseHTTPRequestHandler):
         topic = request.get("topic", "")
         with LOCK:
             COUNTS[topic] = COUNTS.get(topic, 0) + 1
-        if topic.startswith("allowed/"):
+            asked = COUNTS[topic]
+        if request.get("username") == "other":
+            self.answer(200, {"result": "deny"})
+        elif topic.startswith("flaky/") and asked == 1:
+            self.answer(503)
+        elif topic.startswith("flaky/"):
+            self.answer(200, {"result": "allow"})
+        elif topic.startswith("allowed/"):
             self.answer(200, {"result": "allow"})
         elif topic.startswith("ignored/"):
             self.answer(200, {"result": "ignore"})
