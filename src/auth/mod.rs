@@ -21,7 +21,9 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 pub use acl::{Acl, AclError, Permissions};
-pub use password::{hash_password, is_hash, PasswordFile, PasswordFileError, NEW_ITERATIONS};
+pub use password::{
+    hash_password, is_hash, scram_entry, PasswordFile, PasswordFileError, NEW_ITERATIONS, SCRAM_ITERATIONS,
+};
 
 /// Password checks that may run at once; each runs off the connection tasks, on the blocking
 /// pool, so a storm of logins never stalls the connections that are already in.
