@@ -65,8 +65,9 @@ struct PasswdArgs {
     /// Hash every plaintext password of the file.
     #[arg(short = 'U')]
     upgrade: bool,
-    /// Write SCRAM-SHA-256 entries (RFC 5803, 4096 iterations) instead of $7$ ones, which only
-    /// IoTHub reads.
+    /// Write SCRAM-SHA-256 entries (RFC 5803, 4096 iterations) instead of $7$ ones: they serve
+    /// the SCRAM-SHA-256 enhanced authentication method and plain passwords alike, but only
+    /// IoTHub reads them.
     #[arg(long = "scram", conflicts_with = "delete")]
     scram: bool,
     /// The password file.

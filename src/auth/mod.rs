@@ -1,7 +1,8 @@
-//! Authentication seams: the password file (`password.rs`, mosquitto_passwd's format) checked
-//! at CONNECT by `Authenticator`, and MQTT 5.0 enhanced authentication (section 4.12), the
-//! exchange of AUTH packets that a named method drives during CONNECT and again on
-//! re-authentication. ACLs and the built-in methods arrive later and plug in here.
+//! Authentication seams: the password file (`password.rs`, mosquitto_passwd's format plus
+//! RFC 5803's SCRAM-SHA-256 entries) checked at CONNECT by `Authenticator`, the ACL
+//! (`acl.rs`), and MQTT 5.0 enhanced authentication (section 4.12), the exchange of AUTH
+//! packets that a named method drives during CONNECT and again on re-authentication. One
+//! method is built in: SCRAM-SHA-256 (`scram.rs`), over the same password file.
 //!
 //! **Architecture Invariant:** a method never touches a socket or the session: it is given the
 //! Authentication Data the client sent and says what to answer.
@@ -9,6 +10,7 @@
 mod acl;
 pub mod passwd_tool;
 mod password;
+mod scram;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -24,6 +26,11 @@ pub use acl::{Acl, AclError, Permissions};
 pub use password::{
     hash_password, is_hash, scram_entry, PasswordFile, PasswordFileError, NEW_ITERATIONS, SCRAM_ITERATIONS,
 };
+pub(crate) use scram::ScramSha256;
+
+/// The password file in force, shared by the `Authenticator` and the SCRAM-SHA-256 method: a
+/// reload replaces it for both at once.
+pub(crate) type SharedPasswords = Arc<RwLock<Option<Arc<PasswordFile>>>>;
 
 /// Password checks that may run at once; each runs off the connection tasks, on the blocking
 /// pool, so a storm of logins never stalls the connections that are already in.
@@ -46,8 +53,8 @@ pub enum Verdict {
 /// (`throttle_failures`, `throttle_secs`).
 #[derive(Debug)]
 pub struct Authenticator {
-    /// Replaced whole by a reload.
-    passwords: RwLock<Option<Arc<PasswordFile>>>,
+    /// Replaced whole by a reload; the SCRAM-SHA-256 method reads the same lock.
+    passwords: SharedPasswords,
     allow_anonymous: bool,
     hashing: Semaphore,
     throttle: Throttle,
@@ -131,7 +138,7 @@ impl Authenticator {
         throttle_secs: u64,
     ) -> Authenticator {
         Authenticator {
-            passwords: RwLock::new(passwords.map(Arc::new)),
+            passwords: Arc::new(RwLock::new(passwords.map(Arc::new))),
             allow_anonymous,
             hashing: Semaphore::new(HASHING_AT_ONCE),
             throttle: Throttle {
@@ -146,6 +153,11 @@ impl Authenticator {
     /// connected stay so.
     pub fn replace_passwords(&self, passwords: PasswordFile) {
         *self.passwords.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(passwords));
+    }
+
+    /// The lock that holds the password file in force, for the SCRAM-SHA-256 method to read.
+    pub(crate) fn shared_passwords(&self) -> SharedPasswords {
+        Arc::clone(&self.passwords)
     }
 
     /// Checks a CONNECT's username and password, from `peer` for `client_id`. A password is
@@ -225,4 +237,10 @@ pub trait AuthenticationMethod: Send + Sync + Debug {
 pub trait Exchange: Send + Debug {
     /// The client's next AUTH 0x18 arrived with this Authentication Data.
     fn step(&mut self, data: Option<&[u8]>) -> Step;
+
+    /// The username the exchange authenticated, once it has succeeded; `None` for a method that
+    /// authenticates no username.
+    fn username(&self) -> Option<&str> {
+        None
+    }
 }

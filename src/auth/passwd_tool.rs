@@ -1,8 +1,9 @@
 //! `iothub passwd`: manages a password file as `mosquitto_passwd` does, and writes the same
 //! format (new entries `$7$`, PBKDF2-SHA512 with `mosquitto_passwd`'s 101 iterations), so that
 //! IoTHub and Mosquitto read each other's files; with `--scram` it writes SCRAM-SHA-256 entries
-//! instead (RFC 5803's layout, 4096 iterations, a 16-byte random salt), which only IoTHub
-//! reads.
+//! instead (RFC 5803's layout, 4096 iterations, a 16-byte random salt), which serve the
+//! SCRAM-SHA-256 enhanced authentication method as well as plain passwords, and which only
+//! IoTHub reads.
 //!
 //! - `iothub passwd [-c] [--scram] FILE USER` asks for the password twice, without echo;
 //! - `iothub passwd [-c] [--scram] -b FILE USER PASSWORD` takes it from the command line;

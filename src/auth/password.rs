@@ -4,14 +4,18 @@
 //!   many iterations (Mosquitto 2.0's default, 101 iterations, 12-byte salt, 64-byte hash);
 //! - `$6$SALT$HASH`: SHA-512 over the password followed by the salt (Mosquitto 1.6 and earlier);
 //! - `SCRAM-SHA-256$ITERATIONS:SALT$STOREDKEY:SERVERKEY`: the SCRAM credentials of RFC 5802
-//!   and RFC 7677 in RFC 5803's layout, against which a plain CONNECT password is checked
-//!   (SaltedPassword by PBKDF2-HMAC-SHA256, then ClientKey and StoredKey, compared with the
-//!   stored one);
+//!   and RFC 7677 in RFC 5803's layout, which serve both the SCRAM-SHA-256 exchange (`scram.rs`)
+//!   and a plain CONNECT password (SaltedPassword by PBKDF2-HMAC-SHA256, then ClientKey and
+//!   StoredKey, compared with the stored one);
 //!
 //! salt, hash and keys in standard Base64. Blank lines and lines starting with `#` are skipped.
 //! A password is binary data (3.1.3.5): it is hashed whole, NUL bytes included, and compared in
 //! constant time. A SCRAM password is used as its bytes, without SASLprep (RFC 4013): a client
 //! that normalises a non-ASCII password must have had it written normalised the same way.
+//!
+//! Only SCRAM-SHA-256 entries can serve the SCRAM exchange: `$7$` and `$6$` entries keep no
+//! StoredKey or ServerKey, so the exchange fails for their users (`iothub passwd --scram`
+//! writes entries that serve both).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -274,6 +278,15 @@ impl PasswordFile {
         self.users.get(username).is_some_and(|hash| hash.verify(password))
     }
 
+    /// The SCRAM-SHA-256 credentials of `username`; `None` for a user the file lacks and for a
+    /// `$7$` or `$6$` entry, which cannot serve a SCRAM exchange.
+    pub(crate) fn scram_keys(&self, username: &str) -> Option<&ScramKeys> {
+        match self.users.get(username) {
+            Some(Hash::Scram(keys)) => Some(keys),
+            _ => None,
+        }
+    }
+
     /// Number of users.
     pub fn len(&self) -> usize {
         self.users.len()
@@ -347,7 +360,7 @@ mod tests {
             assert!(error.contains("line 1"), "{text}: {error}");
         }
         let file = PasswordFile::parse(&format!("a:SCRAM-SHA-256$1:c2FsdA==${key}:{key}")).unwrap();
-        assert_eq!(file.len(), 1, "fewer iterations than written are still read");
+        assert!(file.scram_keys("a").is_some(), "fewer iterations than written are still read");
     }
 
     #[test]
