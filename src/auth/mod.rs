@@ -160,6 +160,20 @@ impl Authenticator {
         Arc::clone(&self.passwords)
     }
 
+    /// Whether logins from `peer` or for `client_id` are refused without a check, for an
+    /// enhanced authentication exchange about to start.
+    #[allow(clippy::disallowed_methods)] // The throttle's window is read at the I/O edge.
+    pub(crate) fn throttled(&self, peer: IpAddr, client_id: &str) -> bool {
+        self.throttle.blocked(&Throttle::keys(peer, client_id), Instant::now())
+    }
+
+    /// Counts the outcome of an enhanced authentication exchange as a login's: a failure
+    /// against `peer` and `client_id`, a success clearing both.
+    #[allow(clippy::disallowed_methods)] // The throttle's window is read at the I/O edge.
+    pub(crate) fn record_exchange(&self, peer: IpAddr, client_id: &str, failed: bool) {
+        self.throttle.record(Throttle::keys(peer, client_id), failed, Instant::now());
+    }
+
     /// Checks a CONNECT's username and password, from `peer` for `client_id`. A password is
     /// binary data and is hashed whole: a NUL byte in it is part of it. The hash runs on the
     /// blocking pool, at most `HASHING_AT_ONCE` at a time; a throttled address or client
@@ -239,7 +253,10 @@ pub trait Exchange: Send + Debug {
     fn step(&mut self, data: Option<&[u8]>) -> Step;
 
     /// The username the exchange authenticated, once it has succeeded; `None` for a method that
-    /// authenticates no username.
+    /// authenticates no username. A name given here becomes the connection's username (for the
+    /// ACL and the client's identity), a CONNECT User Name must be the same (CONNACK 0x86
+    /// otherwise), and a re-authentication must give it again. With `None`, while `[auth]` is
+    /// enabled, a CONNECT User Name is refused the same way, since nothing verified it.
     fn username(&self) -> Option<&str> {
         None
     }
