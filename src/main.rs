@@ -49,8 +49,8 @@ enum Command {
     Passwd(PasswdArgs),
 }
 
-/// `iothub passwd [-c] FILE USER`, `iothub passwd [-c] -b FILE USER PASSWORD`,
-/// `iothub passwd -D FILE USER`, `iothub passwd -U FILE`.
+/// `iothub passwd [-c] [--scram] FILE USER`, `iothub passwd [-c] [--scram] -b FILE USER
+/// PASSWORD`, `iothub passwd -D FILE USER`, `iothub passwd [--scram] -U FILE`.
 #[derive(Debug, clap::Args)]
 struct PasswdArgs {
     /// Create the file (overwriting an existing one).
@@ -65,6 +65,11 @@ struct PasswdArgs {
     /// Hash every plaintext password of the file.
     #[arg(short = 'U')]
     upgrade: bool,
+    /// Write SCRAM-SHA-256 entries (RFC 5803, 4096 iterations) instead of $7$ ones: they serve
+    /// the SCRAM-SHA-256 enhanced authentication method and plain passwords alike, but only
+    /// IoTHub reads them.
+    #[arg(long = "scram", conflicts_with = "delete")]
+    scram: bool,
     /// The password file.
     file: PathBuf,
     /// The username.
@@ -75,21 +80,24 @@ struct PasswdArgs {
 
 /// Runs `iothub passwd`.
 fn passwd(args: &PasswdArgs) -> ExitCode {
-    use iothub::auth::passwd_tool::{run, PasswdAction};
+    use iothub::auth::passwd_tool::{run, EntryFormat, PasswdAction};
+    let format = if args.scram { EntryFormat::ScramSha256 } else { EntryFormat::Mosquitto };
     let action = match (args.upgrade, args.delete, &args.user, args.batch, &args.password) {
-        (true, _, None, _, None) => Ok(PasswdAction::Upgrade),
+        (true, _, None, _, None) => Ok(PasswdAction::Upgrade { format }),
         (false, true, Some(user), _, None) => Ok(PasswdAction::Delete { user: user.clone() }),
         (false, false, Some(user), true, Some(password)) => Ok(PasswdAction::Set {
             user: user.clone(),
             password: password.as_bytes().to_vec(),
             create: args.create,
+            format,
         }),
         (false, false, Some(user), false, None) => prompt_twice().map(|password| PasswdAction::Set {
             user: user.clone(),
             password,
             create: args.create,
+            format,
         }),
-        _ => Err("usage: iothub passwd [-c] FILE USER | [-c] -b FILE USER PASSWORD | -D FILE USER | -U FILE"
+        _ => Err("usage: iothub passwd [-c] [--scram] FILE USER | [-c] [--scram] -b FILE USER PASSWORD | -D FILE USER | [--scram] -U FILE"
             .to_owned()),
     };
     match action.and_then(|action| run(&args.file, &action)) {

@@ -11,7 +11,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{Acl, AuthenticationMethod, Authenticator, HttpHook, JwtVerifier, PasswordFile};
+use crate::auth::{
+    Acl, AuthenticationMethod, Authenticator, HttpHook, JwtVerifier, PasswordFile, ScramSha256,
+};
 use crate::broker::Broker;
 use crate::config::{parse_listen_address, Config};
 use crate::context::Context;
@@ -38,7 +40,9 @@ impl Server {
     }
 
     /// Binds every listener of `config`, with these MQTT 5.0 enhanced authentication methods
-    /// (section 4.12) for clients to name in CONNECT.
+    /// (section 4.12) for clients to name in CONNECT, beside the built-in SCRAM-SHA-256 that
+    /// `[auth]` with a `password_file` offers. A method given here under a built-in method's
+    /// name is the one clients get.
     pub async fn bind_with_auth_methods(
         config: &Config,
         auth_methods: Vec<Arc<dyn AuthenticationMethod>>,
@@ -196,6 +200,12 @@ fn build_context(
     let hook = HttpHook::from_config(&config.auth).map_err(io::Error::other)?.map(Arc::new);
     let acl_hook = hook.clone().filter(|hook| hook.decides_topics());
     let authenticator = authenticator.map(|authenticator| authenticator.with_providers(jwt, hook));
+    let mut methods = auth_methods.to_vec();
+    if let (Some(authenticator), Some(_)) = (&authenticator, &config.auth.password_file) {
+        // Last, so that a method the embedder passed under the same name is found first.
+        let scram = ScramSha256::new(authenticator.shared_passwords()).map_err(io::Error::other)?;
+        methods.push(Arc::new(scram));
+    }
     let acl = match &config.auth.acl_file {
         None => None,
         Some(path) => {
@@ -222,7 +232,7 @@ fn build_context(
             .then(|| Arc::new(Semaphore::new(server.max_connections))),
         metrics,
         config: server,
-        auth_methods: auth_methods.to_vec(),
+        auth_methods: methods,
         store,
         authenticator,
         acl: tokio::sync::watch::Sender::new(acl),

@@ -1,7 +1,8 @@
-//! Authentication seams: the password file (`password.rs`, mosquitto_passwd's format) checked
-//! at CONNECT by `Authenticator`, and MQTT 5.0 enhanced authentication (section 4.12), the
-//! exchange of AUTH packets that a named method drives during CONNECT and again on
-//! re-authentication. ACLs and the built-in methods arrive later and plug in here.
+//! Authentication seams: the password file (`password.rs`, mosquitto_passwd's format plus
+//! RFC 5803's SCRAM-SHA-256 entries) checked at CONNECT by `Authenticator`, the ACL
+//! (`acl.rs`), and MQTT 5.0 enhanced authentication (section 4.12), the exchange of AUTH
+//! packets that a named method drives during CONNECT and again on re-authentication. One
+//! method is built in: SCRAM-SHA-256 (`scram.rs`), over the same password file.
 //!
 //! **Architecture Invariant:** a method never touches a socket or the session: it is given the
 //! Authentication Data the client sent and says what to answer.
@@ -11,6 +12,7 @@ mod http;
 mod jwt;
 pub mod passwd_tool;
 mod password;
+mod scram;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -26,7 +28,14 @@ pub use acl::{Acl, AclError, GrantedRule, Permissions, RuleAction};
 pub(crate) use http::HttpHook;
 pub use http::{HookAction, HookClient, HookVerdict};
 pub(crate) use jwt::JwtVerifier;
-pub use password::{hash_password, is_hash, PasswordFile, PasswordFileError, NEW_ITERATIONS};
+pub use password::{
+    hash_password, is_hash, scram_entry, PasswordFile, PasswordFileError, NEW_ITERATIONS, SCRAM_ITERATIONS,
+};
+pub(crate) use scram::ScramSha256;
+
+/// The password file in force, shared by the `Authenticator` and the SCRAM-SHA-256 method: a
+/// reload replaces it for both at once.
+pub(crate) type SharedPasswords = Arc<RwLock<Option<Arc<PasswordFile>>>>;
 
 /// Password checks that may run at once; each runs off the connection tasks, on the blocking
 /// pool, so a storm of logins never stalls the connections that are already in.
@@ -74,8 +83,8 @@ impl Login {
 /// (`throttle_failures`, `throttle_secs`).
 #[derive(Debug)]
 pub struct Authenticator {
-    /// Replaced whole by a reload.
-    passwords: RwLock<Option<Arc<PasswordFile>>>,
+    /// Replaced whole by a reload; the SCRAM-SHA-256 method reads the same lock.
+    passwords: SharedPasswords,
     /// JSON Web Tokens as passwords, when configured.
     jwt: Option<JwtVerifier>,
     /// The HTTP hook, when it decides logins.
@@ -172,7 +181,7 @@ impl Authenticator {
         throttle_secs: u64,
     ) -> Authenticator {
         Authenticator {
-            passwords: RwLock::new(passwords.map(Arc::new)),
+            passwords: Arc::new(RwLock::new(passwords.map(Arc::new))),
             jwt: None,
             hook: None,
             allow_anonymous,
@@ -201,6 +210,25 @@ impl Authenticator {
     /// connected stay so.
     pub fn replace_passwords(&self, passwords: PasswordFile) {
         *self.passwords.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(passwords));
+    }
+
+    /// The lock that holds the password file in force, for the SCRAM-SHA-256 method to read.
+    pub(crate) fn shared_passwords(&self) -> SharedPasswords {
+        Arc::clone(&self.passwords)
+    }
+
+    /// Whether logins from `peer` or for `client_id` are refused without a check, for an
+    /// enhanced authentication exchange about to start.
+    #[allow(clippy::disallowed_methods)] // The throttle's window is read at the I/O edge.
+    pub(crate) fn throttled(&self, peer: IpAddr, client_id: &str) -> bool {
+        self.throttle.blocked(&Throttle::keys(peer, client_id, None), Instant::now())
+    }
+
+    /// Counts the outcome of an enhanced authentication exchange as a login's: a failure
+    /// against `peer` and `client_id`, a success clearing the client identifier's.
+    #[allow(clippy::disallowed_methods)] // The throttle's window is read at the I/O edge.
+    pub(crate) fn record_exchange(&self, peer: IpAddr, client_id: &str, failed: bool) {
+        self.throttle.record(Throttle::keys(peer, client_id, None), failed, Instant::now());
     }
 
     /// Checks a CONNECT's username and password, from `peer` for `client_id`. A password is
@@ -340,4 +368,13 @@ pub trait AuthenticationMethod: Send + Sync + Debug {
 pub trait Exchange: Send + Debug {
     /// The client's next AUTH 0x18 arrived with this Authentication Data.
     fn step(&mut self, data: Option<&[u8]>) -> Step;
+
+    /// The username the exchange authenticated, once it has succeeded; `None` for a method that
+    /// authenticates no username. A name given here becomes the connection's username (for the
+    /// ACL and the client's identity), a CONNECT User Name must be the same (CONNACK 0x86
+    /// otherwise), and a re-authentication must give it again. With `None`, while `[auth]` is
+    /// enabled, a CONNECT User Name is refused the same way, since nothing verified it.
+    fn username(&self) -> Option<&str> {
+        None
+    }
 }

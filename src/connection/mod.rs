@@ -139,8 +139,22 @@ struct AuthState {
     method: Arc<dyn AuthenticationMethod>,
     /// The client identifier, for re-authentication.
     client_id: ByteString,
+    /// The connection's username, which a re-authentication may not change.
+    username: Option<ByteString>,
     /// A re-authentication in progress.
     exchange: Option<Box<dyn Exchange>>,
+}
+
+/// What an enhanced authentication at CONNECT starts from.
+struct Login<'a> {
+    /// The CONNECT.
+    connect: &'a Connect,
+    /// The client identifier, assigned if the CONNECT had none.
+    client_id: &'a ByteString,
+    /// The username the client claims: its certificate's name, or the CONNECT's User Name.
+    claimed: Option<&'a str>,
+    /// Whether `claimed` is a certificate's name that TLS verified.
+    certified: bool,
 }
 
 /// Serves one accepted socket until it ends, the session is taken over, or `shutdown` is
@@ -228,42 +242,7 @@ impl Connection {
             }
             _ => None,
         };
-        let username = certified.as_deref().or(connect.username.as_deref());
-        // What a token said about the client: its username and, perhaps, its ACL.
-        let mut grant: Option<Grant> = None;
-        // Credentials are checked before the client identifier is claimed: an unauthenticated
-        // client can never take over a session.
-        if let Some(authenticator) = &self.context.authenticator {
-            let check = authenticator.check(
-                self.info.peer,
-                &connect.client_id,
-                username,
-                connect.password.as_deref(),
-                certified.is_some(),
-                connect.protocol.level(),
-            );
-            let login = tokio::select! {
-                () = shutdown.cancelled() => return Exit::Shutdown,
-                login = tokio::time::timeout_at(connect_deadline, check) => match login {
-                    Err(_) => return Exit::ConnectTimeout,
-                    Ok(login) => login,
-                },
-            };
-            let refusal = match login.verdict {
-                Verdict::Allowed => None,
-                Verdict::BadCredentials => Some(ReasonCode::BadUserNameOrPassword),
-                Verdict::NotAuthorized => Some(ReasonCode::NotAuthorized),
-            };
-            if let Some(code) = refusal {
-                let _ = handshake::connack(&mut self.wbuf, &link, false, code, None);
-                return Exit::Refused(code);
-            }
-            grant = login.grant;
-        }
-        let username = match &grant {
-            Some(grant) => grant.username.as_deref(),
-            None => username,
-        };
+        let claimed = certified.as_deref().or(connect.username.as_deref());
         let assigned = connect.client_id.is_empty().then(handshake::assigned_client_id);
         let client_id = match &assigned {
             Some(assigned) => assigned.clone(),
@@ -271,18 +250,63 @@ impl Connection {
             None => ByteString::from(&*connect.client_id),
         };
         tracing::Span::current().record("client_id", for_logs(&client_id));
+        let method = handshake::properties(&connect)
+            .authentication_method
+            .as_deref()
+            .filter(|_| link.is_v5())
+            .and_then(|name| self.context.auth_method(name))
+            .cloned();
+        // The client is authenticated before its identifier is claimed, so that an
+        // unauthenticated client can never take over a session: by the enhanced authentication
+        // method its CONNECT names (4.12), or else by the password check.
+        let mut auth_data = None;
+        // What a token or the HTTP hook said about the client: its username, perhaps its ACL.
+        let mut grant: Option<Grant> = None;
+        let username = match &method {
+            None => match self
+                .check_password(&connect, &link, claimed, certified.is_some(), shutdown, connect_deadline)
+                .await
+            {
+                Ok(granted) => {
+                    grant = granted;
+                    match &grant {
+                        Some(grant) => grant.username.as_deref().map(ByteString::from),
+                        None => claimed.map(ByteString::from),
+                    }
+                }
+                Err(exit) => return exit,
+            },
+            Some(method) => {
+                let login = Login {
+                    connect: &connect,
+                    client_id: &client_id,
+                    claimed,
+                    certified: certified.is_some(),
+                };
+                match self.enhanced_login(&link, method, &login, shutdown, connect_deadline).await {
+                    Ok((data, username)) => {
+                        auth_data = data;
+                        username
+                    }
+                    Err(exit) => return exit,
+                }
+            }
+        };
         // Subscribed before the rules are read: a reload from here on reaches this session.
         let mut acl_changes = self.context.acl.subscribe();
         let mut permissions = match grant.as_ref().and_then(|grant| grant.rules.as_deref()) {
-            Some(rules) => Some(Permissions::granted(&client_id, username, rules)),
-            None => acl_changes.borrow().clone().map(|acl| acl.permissions(&client_id, username)),
+            Some(rules) => Some(Permissions::granted(&client_id, username.as_deref(), rules)),
+            None => acl_changes.borrow().clone().map(|acl| acl.permissions(&client_id, username.as_deref())),
         };
         if let Some(hook) = self.context.acl_hook.clone() {
             // The hook decides topics first; the rules above decide what it ignores.
-            let mut with_hook =
-                permissions.take().unwrap_or_else(|| Permissions::none(&client_id, username)).with_hook();
+            let mut with_hook = permissions
+                .take()
+                .unwrap_or_else(|| Permissions::none(&client_id, username.as_deref()))
+                .with_hook();
             if let Some(will) = &connect.will {
-                let who = HookClient { client_id: &client_id, username, peer: self.info.peer };
+                let who =
+                    HookClient { client_id: &client_id, username: username.as_deref(), peer: self.info.peer };
                 let answer = tokio::select! {
                     () = shutdown.cancelled() => return Exit::Shutdown,
                     answer = hook.allowed(who, HookAction::Publish, &will.topic) => answer,
@@ -302,27 +326,14 @@ impl Connection {
                 return Exit::Refused(ReasonCode::NotAuthorized);
             }
         }
-        let mut auth_data = None;
-        let method = handshake::properties(&connect)
-            .authentication_method
-            .as_deref()
-            .filter(|_| link.is_v5())
-            .and_then(|name| self.context.auth_method(name))
-            .cloned();
         if let Some(method) = method {
-            let data = handshake::properties(&connect).authentication_data.clone();
-            let exchange = self.authenticate(&link, &method, &client_id, data);
-            auth_data = tokio::select! {
-                () = shutdown.cancelled() => return Exit::Shutdown,
-                done = tokio::time::timeout_at(connect_deadline, exchange) => match done {
-                    Err(_) => return Exit::ConnectTimeout,
-                    Ok(Err(exit)) => return exit,
-                    Ok(Ok(data)) => data,
-                },
-            };
-            self.auth = Some(AuthState { method, client_id: client_id.clone(), exchange: None });
+            self.auth = Some(AuthState {
+                method,
+                client_id: client_id.clone(),
+                username: username.clone(),
+                exchange: None,
+            });
         }
-        let username = username.map(ByteString::from);
         let identity = Arc::new(ClientIdentity::new(&self.info, client_id.clone(), username));
         self.identity = Some(Arc::clone(&identity));
         let connection_id = self.context.registry.next_id();
@@ -438,20 +449,112 @@ impl Connection {
         }
     }
 
+    /// The password check of a CONNECT that names no enhanced authentication method, when
+    /// `[auth]` is enabled; a refusal is answered with its CONNACK.
+    async fn check_password(
+        &mut self,
+        connect: &Connect,
+        link: &Link,
+        username: Option<&str>,
+        certified: bool,
+        shutdown: &CancellationToken,
+        deadline: Instant,
+    ) -> Result<Option<Grant>, Exit> {
+        let context = Arc::clone(&self.context);
+        let Some(authenticator) = &context.authenticator else {
+            return Ok(None);
+        };
+        let check = authenticator.check(
+            self.info.peer,
+            &connect.client_id,
+            username,
+            connect.password.as_deref(),
+            certified,
+            connect.protocol.level(),
+        );
+        let login = tokio::select! {
+            () = shutdown.cancelled() => return Err(Exit::Shutdown),
+            login = tokio::time::timeout_at(deadline, check) => login.map_err(|_| Exit::ConnectTimeout)?,
+        };
+        let code = match login.verdict {
+            Verdict::Allowed => return Ok(login.grant),
+            Verdict::BadCredentials => ReasonCode::BadUserNameOrPassword,
+            Verdict::NotAuthorized => ReasonCode::NotAuthorized,
+        };
+        let _ = handshake::connack(&mut self.wbuf, link, false, code, None);
+        Err(Exit::Refused(code))
+    }
+
+    /// The enhanced authentication of a CONNECT that names `method` (4.12), which stands in for
+    /// the password check: refused at once for a throttled address or client identifier, and
+    /// counted by the throttle like a password check. Returns the Authentication Data for
+    /// CONNACK and the connection's username: the one the exchange authenticated, which a
+    /// claimed username must equal (CONNACK 0x86 otherwise). A method that authenticates no
+    /// username keeps a verified certificate's name; while `[auth]` is enabled it admits no
+    /// CONNECT User Name, which nothing would have verified.
+    async fn enhanced_login(
+        &mut self,
+        link: &Link,
+        method: &Arc<dyn AuthenticationMethod>,
+        login: &Login<'_>,
+        shutdown: &CancellationToken,
+        deadline: Instant,
+    ) -> Result<(Option<bytes::Bytes>, Option<ByteString>), Exit> {
+        let context = Arc::clone(&self.context);
+        let authenticator = context.authenticator.as_ref();
+        let (peer, client_id) = (self.info.peer.ip(), &*login.connect.client_id);
+        if authenticator.is_some_and(|a| a.throttled(peer, client_id)) {
+            tracing::debug!(%peer, "enhanced authentication refused without an exchange: too many failures");
+            let _ = handshake::connack(&mut self.wbuf, link, false, ReasonCode::NotAuthorized, None);
+            return Err(Exit::Refused(ReasonCode::NotAuthorized));
+        }
+        let data = handshake::properties(login.connect).authentication_data.clone();
+        let exchange = self.authenticate(link, method, login.client_id, data);
+        let done = tokio::select! {
+            () = shutdown.cancelled() => return Err(Exit::Shutdown),
+            done = tokio::time::timeout_at(deadline, exchange) => done.map_err(|_| Exit::ConnectTimeout)?,
+        };
+        let outcome = done.and_then(|(data, authenticated)| {
+            let username = match (authenticated, login.claimed) {
+                (Some(name), Some(claimed)) if &*name != claimed => None,
+                (Some(name), _) => Some(Some(name)),
+                (None, Some(_)) if authenticator.is_some() && !login.certified => None,
+                (None, claimed) => Some(claimed.map(ByteString::from)),
+            };
+            let Some(username) = username else {
+                tracing::info!("the User Name is not the one enhanced authentication authenticated");
+                let code = ReasonCode::BadUserNameOrPassword;
+                let _ = handshake::connack(&mut self.wbuf, link, false, code, None);
+                return Err(Exit::Refused(code));
+            };
+            Ok((data, username))
+        });
+        if let Some(authenticator) = authenticator {
+            match &outcome {
+                Ok(_) => authenticator.record_exchange(peer, client_id, false),
+                Err(Exit::Refused(_)) => authenticator.record_exchange(peer, client_id, true),
+                // A protocol error, a timeout or a close is not a credential that failed.
+                Err(_) => {}
+            }
+        }
+        outcome
+    }
+
     /// Runs an enhanced authentication exchange of CONNECT (4.12): AUTH 0x18 packets both ways
-    /// until the method decides. Returns the Authentication Data for CONNACK, or the exit: a
-    /// CONNACK 0x87 refusal, or a Protocol Error for an AUTH out of sequence.
+    /// until the method decides. Returns the Authentication Data for CONNACK and the username
+    /// the exchange authenticated, or the exit: a CONNACK 0x87 refusal [MQTT-4.12.0-4], or a
+    /// Protocol Error for an AUTH out of sequence.
     async fn authenticate(
         &mut self,
         link: &Link,
         method: &Arc<dyn AuthenticationMethod>,
         client_id: &str,
         data: Option<bytes::Bytes>,
-    ) -> Result<Option<bytes::Bytes>, Exit> {
+    ) -> Result<(Option<bytes::Bytes>, Option<ByteString>), Exit> {
         let (mut exchange, mut step) = method.begin(client_id, data.as_deref());
         loop {
             match step {
-                Step::Success(data) => return Ok(data),
+                Step::Success(data) => return Ok((data, exchange.username().map(ByteString::from))),
                 Step::Failure => {
                     let _ = handshake::connack(&mut self.wbuf, link, false, ReasonCode::NotAuthorized, None);
                     return Err(Exit::Refused(ReasonCode::NotAuthorized));
@@ -504,15 +607,29 @@ impl Connection {
             (ReasonCode::ContinueAuthentication, Some(exchange)) => exchange.step(data.as_deref()),
             _ => return Err(Exit::Violation(DecodeError::Violation(Rule::AuthOutOfSequence))),
         };
-        let reply = match step {
-            Step::Continue(data) => auth_packet(ReasonCode::ContinueAuthentication, &name, data),
-            Step::Success(data) => {
-                state.exchange = None;
-                auth_packet(ReasonCode::Success, &name, data)
+        let accepted = match step {
+            Step::Continue(data) => {
+                let reply = auth_packet(ReasonCode::ContinueAuthentication, &name, data);
+                return link.write(&mut self.wbuf, &reply).map_err(Exit::Encode);
             }
-            Step::Failure => return Err(Exit::NotAuthorized),
+            // A re-authentication may not change the username: 4.12.1 lets a server refuse one
+            // that does.
+            Step::Success(data) => {
+                let exchange = state.exchange.take();
+                let authenticated = exchange.as_ref().and_then(|exchange| exchange.username());
+                authenticated.is_none_or(|name| state.username.as_deref() == Some(name)).then_some(data)
+            }
+            Step::Failure => None,
         };
-        link.write(&mut self.wbuf, &reply).map_err(Exit::Encode)
+        if let Some(authenticator) = &self.context.authenticator {
+            authenticator.record_exchange(self.info.peer.ip(), &state.client_id, accepted.is_none());
+        }
+        match accepted {
+            Some(data) => link
+                .write(&mut self.wbuf, &auth_packet(ReasonCode::Success, &name, data))
+                .map_err(Exit::Encode),
+            None => Err(Exit::NotAuthorized),
+        }
     }
 
     /// Reads once. CONNECT is small, so no chunk is reserved: an empty buffer reads 64 bytes and
