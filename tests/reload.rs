@@ -6,6 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use iothub_protocol::{Packet, ReasonCode};
+use iothub_test_util::v5_client::{connect_v5, message};
+use iothub_test_util::V5Client;
 use iothub_test_util::{
     expect_no_publish_before_pingresp, field, next_publish, publish_packet, subscribe_packet, with_header,
     OrFail, RawClient, TestBroker, TestPki, TlsClient, PINGREQ, PINGRESP,
@@ -46,12 +49,14 @@ fn client(broker: &TestBroker, client_id: &str, username: &str, clean: bool) -> 
     (client, connack[2] == 1)
 }
 
-const ACL_BEFORE: &str = "user writer\ntopic write #\nuser alice\ntopic readwrite alice/#\n";
-const ACL_AFTER: &str = "user writer\ntopic write #\nuser alice\ntopic readwrite alice/public/#\n";
+const ACL_BEFORE: &str =
+    "user writer\ntopic write #\nuser watcher\ntopic read #\nuser alice\ntopic readwrite alice/#\n";
+const ACL_AFTER: &str =
+    "user writer\ntopic write #\nuser watcher\ntopic read #\nuser alice\ntopic readwrite alice/public/#\n";
 
 fn acl_broker(dir: &Path) -> (TestBroker, PathBuf) {
     let passwd = dir.join("passwd");
-    write_passwords(&passwd, &["writer", "alice"]);
+    write_passwords(&passwd, &["writer", "watcher", "alice"]);
     let acl = dir.join("acl");
     std::fs::write(&acl, ACL_BEFORE).or_fail("the ACL");
     let broker = TestBroker::with_config(&format!(
@@ -87,6 +92,17 @@ fn a_reloaded_acl_revokes_live_and_offline_subscriptions_and_queued_messages_at_
     writer.send(&publish_packet("alice/x", b"after", 1, false, false, 2));
     writer.expect(&[0x40, 2, 0, 2]);
     expect_no_publish_before_pingresp(&mut live);
+    // Gone from the router, not only filtered at delivery: a 5.0 publisher hears that nobody
+    // subscribes (PUBACK 0x10).
+    let mut connect = connect_v5("writer-5", true, 0);
+    connect.username = Some("writer".into());
+    connect.password = Some(bytes::Bytes::from_static(b"pw"));
+    let (mut writer5, _) = V5Client::connect_with(broker.addr, connect);
+    writer5.send(&Packet::Publish(message("alice/x", b"after", 1, false, 1)));
+    match writer5.recv() {
+        Packet::PubAck(ack) => assert_eq!(ack.reason_code, ReasonCode::NoMatchingSubscribers),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
     // New subscriptions follow the new rules.
     live.send(&subscribe_packet(2, &[("alice/#", 1), ("alice/public/#", 1)]));
     live.expect(&[0x90, 4, 0, 2, 0x80, 1]);
@@ -172,4 +188,31 @@ fn reloaded_tls_files_serve_new_handshakes_while_connections_stay_up() {
     assert!(problems.len() == 1 && problems[0].contains("tls.cert_file"), "{problems:?}");
     let third = TlsClient::connect(broker.addr, config).or_fail("a handshake after a refused reload");
     assert_eq!(served_certificate(&third), renewed);
+}
+
+#[test]
+fn a_will_whose_topic_a_reload_revoked_is_not_published() {
+    let (broker, acl) = acl_broker(&scratch("will"));
+    let (mut watcher, _) = client(&broker, "watcher", "watcher", true);
+    watcher.send(&subscribe_packet(1, &[("alice/#", 0)]));
+    watcher.expect(&[0x90, 3, 0, 1, 0]);
+    // alice's CONNECT carries a will to alice/will, which the ACL allows at CONNECT.
+    let mut body = field(b"MQTT");
+    body.extend([4, 0x80 | 0x40 | 0x04 | 0x02, 0, 60]);
+    for part in [&b"willer"[..], b"alice/will", b"gone", b"alice", b"pw"] {
+        body.extend(field(part));
+    }
+    let mut alice = RawClient::connect(broker.addr);
+    alice.send(&with_header(0x10, &body));
+    alice.expect(&[0x20, 2, 0, 0]);
+    std::fs::write(&acl, ACL_AFTER).or_fail("the new ACL");
+    assert!(broker.reloader.reload().is_empty());
+    // The connection ends without DISCONNECT; a new one with its client identifier waits for
+    // the old one to hand its session back, will included.
+    drop(alice);
+    let (_again, _) = client(&broker, "willer", "alice", true);
+    let (mut writer, _) = client(&broker, "writer", "writer", true);
+    writer.send(&publish_packet("alice/public/marker", b"m", 0, false, false, 0));
+    let before_marker = iothub_test_util::publishes_until(&mut watcher, "alice/public/marker");
+    assert!(before_marker.is_empty(), "the revoked will was published: {before_marker:?}");
 }

@@ -1,7 +1,8 @@
 //! Topic permissions from an ACL file in Mosquitto's `acl_file` syntax:
 //!
 //! ```text
-//! # lines before any `user` line apply to clients without a username
+//! # lines before any `user` line apply to every client, with a username or without
+//! # (Mosquitto applies them to clients without a username only)
 //! topic read public/#
 //! user alice
 //! topic readwrite alice/#
@@ -94,7 +95,7 @@ struct Rule {
 /// The rules of an ACL file.
 #[derive(Debug, Clone, Default)]
 pub struct Acl {
-    /// `topic` lines before any `user` line: clients without a username.
+    /// `topic` lines before any `user` line: every client's.
     anonymous: Vec<Rule>,
     /// `topic` lines by user.
     users: HashMap<String, Vec<Rule>>,
@@ -170,10 +171,10 @@ impl Acl {
 
     /// The rules that apply to a client, with `%c` and `%u` of the patterns filled in.
     fn rules_for(&self, client_id: &str, username: Option<&str>) -> Vec<Rule> {
-        let mut rules = match username {
-            Some(user) => self.users.get(user).cloned().unwrap_or_default(),
-            None => self.anonymous.clone(),
-        };
+        let mut rules = self.anonymous.clone();
+        if let Some(rules_of_user) = username.and_then(|user| self.users.get(user)) {
+            rules.extend(rules_of_user.iter().cloned());
+        }
         for pattern in &self.patterns {
             if pattern.filter.contains("%u") && username.is_none() {
                 continue;
@@ -489,6 +490,7 @@ pattern read users/%u/#
         assert!(!alice.can_publish("devices/dev2/status"));
         assert!(alice.can_publish("sensors/k/temp"), "readwrite when no access is named");
         assert!(!alice.can_publish("public/x"));
+        assert!(alice.can_subscribe("public/#"), "rules before any user line are everyone's");
         let anonymous = acl.permissions("anon", None);
         assert!(!anonymous.can_publish("public/x"));
     }

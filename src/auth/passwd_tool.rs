@@ -15,6 +15,8 @@
 //! `-c` creates (or overwrites) the file. The file is rewritten whole and renamed into place,
 //! so a crash leaves the old file or the new one, never half of one.
 
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use super::password::{hash_password, is_hash, scram_entry};
@@ -76,8 +78,10 @@ pub fn run(path: &Path, action: &PasswdAction) -> Result<String, String> {
     let user_of = |line: &str| line.split_once(':').map(|(u, _)| u.to_owned());
     let message = match action {
         PasswdAction::Set { user, password, format, .. } => {
-            if user.contains(':') || user.is_empty() {
-                return Err(format!("{user:?} is not a username: it may not be empty or contain ':'"));
+            if user.contains(':') || user.is_empty() || user.chars().any(char::is_control) {
+                return Err(format!(
+                    "{user:?} is not a username: it may not be empty or contain ':' or a control character"
+                ));
             }
             let entry = format!("{user}:{}", format.entry(password)?);
             match lines.iter_mut().find(|l| user_of(l).as_deref() == Some(user.as_str())) {
@@ -110,9 +114,38 @@ pub fn run(path: &Path, action: &PasswdAction) -> Result<String, String> {
     let mut text = lines.join("\n");
     text.push('\n');
     let temporary = path.with_extension("tmp-iothub-passwd");
-    std::fs::write(&temporary, text).map_err(|e| format!("cannot write {}: {e}", temporary.display()))?;
+    // A file that exists keeps its permissions; a new one gets the umask's, as
+    // mosquitto_passwd's does (a broker that runs as another user must be able to read it).
+    let kept = std::fs::metadata(path)
+        .ok()
+        .map(|m| std::fs::Permissions::from_mode(m.permissions().mode() & 0o7777));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(|e| format!("cannot write {}: {e}", temporary.display()))?;
+    let written = file.write_all(text.as_bytes()).and_then(|()| file.sync_all());
+    let mode = match kept {
+        Some(permissions) => std::fs::set_permissions(&temporary, permissions),
+        None => std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o666 & !umask())),
+    };
+    written.and(mode).map_err(|e| format!("cannot write {}: {e}", temporary.display()))?;
     std::fs::rename(&temporary, path).map_err(|e| format!("cannot replace {shown}: {e}"))?;
     Ok(message)
+}
+
+/// The process's umask, read from /proc (setting it to learn it would race other threads);
+/// 0o022 when it cannot be read.
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Umask:"))?.to_owned();
+            u32::from_str_radix(line.trim_start_matches("Umask:").trim(), 8).ok()
+        })
+        .unwrap_or(0o022)
 }
 
 #[cfg(test)]
