@@ -143,6 +143,9 @@ pub struct ConnArgs {
     /// New connections per second; 0 means as fast as possible.
     #[arg(long, default_value_t = 1000)]
     pub rate: u64,
+    /// Most handshakes in progress at once.
+    #[arg(long, default_value_t = 1024, value_parser = value_parser!(u16).range(1..))]
+    pub concurrency: u16,
     /// Seconds to hold the connections open once the connect phase is over.
     #[arg(long, default_value = "5", value_parser = parse_seconds)]
     pub hold: Duration,
@@ -321,6 +324,9 @@ mod tests {
         };
         assert_eq!((conn.connections, conn.rate, conn.target.source_ips), (20_000, 0, 4));
         assert_eq!(conn.hold, Duration::from_secs(30));
+        assert_eq!(conn.concurrency, 1024);
+        let Command::Conn(conn) = parse("conn --concurrency 64").unwrap().command else { panic!() };
+        assert_eq!(conn.concurrency, 64);
         let Command::Fanin(tls) =
             parse("fanin --tls-ca /tmp/ca.pem --tls-server-name 127.0.0.1").unwrap().command
         else {
@@ -362,6 +368,7 @@ mod tests {
             "latency --qos 2",
             "latency --rate 0",
             "conn -c 0",
+            "conn --concurrency 0",
             "conn --source-ips 0",
             "pairs --mqtt 4",
             "pairs --mqtt 3.1",

@@ -3,9 +3,10 @@
 //! connections cost the broker.
 //!
 //! Handshake latency runs from creating the socket to reading CONNACK, so it includes the TCP
-//! handshake, and with `--tls-ca` the TLS handshake. At most `HANDSHAKE_CONCURRENCY` handshakes
-//! are in progress at once, so "as fast as possible" (`--rate 0`) means as fast as the broker
-//! completes them rather than a flood of SYNs into its accept backlog. Idle connections send PINGREQ when keep-alive requires it and answer
+//! handshake, and with `--tls-ca` the TLS handshake. At most `--concurrency` handshakes (1024
+//! unless told) are in progress at once, so "as fast as possible" (`--rate 0`) means as fast as
+//! the broker completes them rather than a flood of SYNs into its accept backlog; a value below
+//! the broker's listen backlog keeps SYN retransmissions out of the figures. Idle connections send PINGREQ when keep-alive requires it and answer
 //! nothing else.
 
 use std::net::SocketAddr;
@@ -29,9 +30,6 @@ use crate::report::Report;
 use crate::stats::percentile_of_sorted;
 use crate::tls::TlsClient;
 use crate::wire::{self, version_name};
-
-/// Most handshakes in progress at once.
-const HANDSHAKE_CONCURRENCY: usize = 1024;
 
 /// Read buffer of an idle connection: CONNACK and PINGRESP are a few bytes.
 const IDLE_READ_CHUNK: usize = 64;
@@ -134,8 +132,11 @@ pub async fn run(args: &ConnArgs, progress: bool) -> Result<Report, BenchError> 
         launched: Arc::new(AtomicU64::new(0)),
     };
     let start = Instant::now();
-    let mut launcher =
-        tokio::spawn(launch(args.connections, args.rate, start + args.target.duration, shared.clone()));
+    let mut launcher = tokio::spawn(launch(
+        (args.connections, args.rate, args.concurrency),
+        start + args.target.duration,
+        shared.clone(),
+    ));
     let (dropped, launched) = (Arc::clone(&shared.dropped), Arc::clone(&shared.launched));
     drop(shared);
 
@@ -180,10 +181,15 @@ pub async fn run(args: &ConnArgs, progress: bool) -> Result<Report, BenchError> 
     Ok(report(args, &mut tally, (attempted, connect_phase, dropped), (before, after), tls))
 }
 
-/// Starts up to `connections` attempts, `rate` per second (0: as permits allow), none after
-/// `launch_end`. Returns the tasks, which end once told to stop.
-async fn launch(connections: u32, rate: u64, launch_end: Instant, shared: Shared) -> Vec<JoinHandle<()>> {
-    let permits = Arc::new(Semaphore::new(HANDSHAKE_CONCURRENCY));
+/// Starts up to `connections` attempts, `rate` per second (0: as permits allow), at most
+/// `concurrency` handshakes at once, none after `launch_end`. Returns the tasks, which end once
+/// told to stop.
+async fn launch(
+    (connections, rate, concurrency): (u32, u64, u16),
+    launch_end: Instant,
+    shared: Shared,
+) -> Vec<JoinHandle<()>> {
+    let permits = Arc::new(Semaphore::new(usize::from(concurrency)));
     let start = Instant::now();
     let mut handles = Vec::new();
     for index in 0..connections {
@@ -327,6 +333,7 @@ fn report(
     r.push("tls", tls);
     r.push("connections", u64::from(args.connections));
     r.push("rate_limit", args.rate);
+    r.push("concurrency", u64::from(args.concurrency));
     r.push("source_ips", u64::from(args.target.source_ips));
     r.push("hold_s", args.hold.as_secs_f64());
     r.push("attempted", attempted);

@@ -79,6 +79,7 @@ const CONN_KEYS: &[&str] = &[
     "tls",
     "connections",
     "rate_limit",
+    "concurrency",
     "source_ips",
     "hold_s",
     "attempted",
