@@ -3,6 +3,7 @@
 //!
 //! Parsing only; turning arguments into a run plan belongs to each scenario's module.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{value_parser, Args, Parser, Subcommand};
@@ -96,6 +97,13 @@ pub struct Target {
     /// a Session Expiry Interval of an hour), so that a durable broker stores its messages.
     #[arg(long)]
     pub persistent: bool,
+    /// Wrap every connection in TLS (rustls, ring provider), trusting the CA certificates of
+    /// this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// With --tls-ca: the name the broker's certificate must hold (a DNS name or an IP address).
+    #[arg(long, value_name = "NAME", default_value = "localhost")]
+    pub tls_server_name: String,
 }
 
 /// Options of the message scenarios.
@@ -135,6 +143,9 @@ pub struct ConnArgs {
     /// New connections per second; 0 means as fast as possible.
     #[arg(long, default_value_t = 1000)]
     pub rate: u64,
+    /// Most handshakes in progress at once.
+    #[arg(long, default_value_t = 1024, value_parser = value_parser!(u16).range(1..))]
+    pub concurrency: u16,
     /// Seconds to hold the connections open once the connect phase is over.
     #[arg(long, default_value = "5", value_parser = parse_seconds)]
     pub hold: Duration,
@@ -279,6 +290,8 @@ mod tests {
         assert_eq!(args.traffic.closed_loop, None);
         assert_eq!(args.traffic.inflight, 20);
         assert_eq!(args.traffic.warmup, Duration::from_secs(1));
+        assert_eq!(args.target.tls_ca, None);
+        assert_eq!(args.target.tls_server_name, "localhost");
         assert_eq!(args.pairs, 10);
         assert!(!cli.quiet);
         let Command::Latency(latency) = parse("latency").unwrap().command else { panic!("expected latency") };
@@ -311,6 +324,16 @@ mod tests {
         };
         assert_eq!((conn.connections, conn.rate, conn.target.source_ips), (20_000, 0, 4));
         assert_eq!(conn.hold, Duration::from_secs(30));
+        assert_eq!(conn.concurrency, 1024);
+        let Command::Conn(conn) = parse("conn --concurrency 64").unwrap().command else { panic!() };
+        assert_eq!(conn.concurrency, 64);
+        let Command::Fanin(tls) =
+            parse("fanin --tls-ca /tmp/ca.pem --tls-server-name 127.0.0.1").unwrap().command
+        else {
+            panic!("expected fanin")
+        };
+        assert_eq!(tls.target.tls_ca.as_deref(), Some(std::path::Path::new("/tmp/ca.pem")));
+        assert_eq!(tls.target.tls_server_name, "127.0.0.1");
         let Command::Fanout(fanout) = parse("fanout --subscribers 7").unwrap().command else { panic!() };
         assert_eq!(fanout.subscribers, 7);
         let Command::Fanin(fanin) = parse("fanin --publishers 9").unwrap().command else { panic!() };
@@ -345,6 +368,7 @@ mod tests {
             "latency --qos 2",
             "latency --rate 0",
             "conn -c 0",
+            "conn --concurrency 0",
             "conn --source-ips 0",
             "pairs --mqtt 4",
             "pairs --mqtt 3.1",

@@ -1,6 +1,7 @@
 //! Opening MQTT connections for a run: TCP (optionally from a chosen loopback source address),
-//! CONNECT and CONNACK, SUBSCRIBE and SUBACK, and the read buffer every side decodes from. Each
-//! connection speaks the protocol version it was opened with, 3.1.1 or 5.0, in both directions.
+//! TLS when the run asks for it, CONNECT and CONNACK, SUBSCRIBE and SUBACK, and the read buffer
+//! every side decodes from. Each connection speaks the protocol version it was opened with,
+//! 3.1.1 or 5.0, in both directions.
 //!
 //! Each step of set-up is bounded by `SETUP_TIMEOUT`. What a connection does once set up (publish,
 //! acknowledge, idle) lives with its scenario; this module has no notion of a run.
@@ -11,14 +12,15 @@ use std::time::Duration;
 use bytes::BytesMut;
 use iothub_protocol::{decode, Packet, ProtocolVersion, QoS, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::cli::Target;
 use crate::error::BenchError;
+use crate::stream::{self, Reader, Writer};
+use crate::tls::TlsClient;
 use crate::wire::{self, PacketIds, MAX_PACKET};
 
-/// Longest any single set-up step (TCP connect, CONNACK, SUBACK) may take.
+/// Longest any single set-up step (TCP connect, TLS and CONNACK, SUBACK) may take.
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Keep-alive every bench client announces, in seconds.
@@ -38,10 +40,10 @@ pub struct Connection {
     /// 5.0 only: the broker's Receive Maximum from CONNACK, the most QoS 1/2 publications it
     /// accepts unacknowledged from this client; `None` when it sent none (no limit but 65,535).
     pub send_quota: Option<u16>,
-    /// Receiving half of the socket.
-    pub reader: OwnedReadHalf,
-    /// Sending half of the socket.
-    pub writer: OwnedWriteHalf,
+    /// Receiving half of the stream.
+    pub reader: Reader,
+    /// Sending half of the stream.
+    pub writer: Writer,
     /// Bytes read and not yet decoded.
     pub inbox: BytesMut,
     /// Bytes to make room for before each read.
@@ -93,11 +95,7 @@ pub async fn open_tcp(broker: SocketAddr, source: Option<IpAddr>) -> std::io::Re
 
 /// Reads more bytes into `inbox`, keeping at least a quarter of `chunk` free for the read.
 /// Returns the number of bytes read; end of stream is an error.
-pub async fn read_more(
-    reader: &mut OwnedReadHalf,
-    inbox: &mut BytesMut,
-    chunk: usize,
-) -> std::io::Result<usize> {
+pub async fn read_more(reader: &mut Reader, inbox: &mut BytesMut, chunk: usize) -> std::io::Result<usize> {
     if inbox.capacity() - inbox.len() < chunk / 4 {
         inbox.reserve(chunk);
     }
@@ -122,14 +120,23 @@ pub fn disconnected(client_id: &str, reason: ReasonCode) -> BenchError {
 }
 
 impl Connection {
-    /// Sends a CONNECT in `version` over `stream` and waits for a successful CONNACK.
+    /// Makes the TLS handshake over `stream` if `tls` is given, then sends a CONNECT in
+    /// `version` and waits for a successful CONNACK.
     pub async fn handshake(
         stream: TcpStream,
+        tls: Option<&TlsClient>,
         client_id: &str,
         read_chunk: usize,
         version: ProtocolVersion,
     ) -> Result<Connection, BenchError> {
-        let (reader, writer) = stream.into_split();
+        let (reader, writer) = match tls {
+            None => stream::tcp(stream),
+            Some(tls) => stream::tls(
+                tls.connect(stream)
+                    .await
+                    .map_err(|e| BenchError::io(format!("{client_id}: TLS handshake"), e))?,
+            ),
+        };
         let mut connection = Connection {
             client_id: client_id.to_owned(),
             version,
@@ -158,10 +165,12 @@ impl Connection {
         }
     }
 
-    /// Opens TCP and completes the MQTT handshake in `version`, all within `SETUP_TIMEOUT`.
+    /// Opens TCP, then TLS if `tls` is given, and completes the MQTT handshake in `version`, all
+    /// within `SETUP_TIMEOUT`.
     pub async fn establish(
         broker: SocketAddr,
         source: Option<IpAddr>,
+        tls: Option<&TlsClient>,
         client_id: &str,
         read_chunk: usize,
         version: ProtocolVersion,
@@ -170,7 +179,7 @@ impl Connection {
             let stream = open_tcp(broker, source)
                 .await
                 .map_err(|e| BenchError::io(format!("{client_id}: connecting to {broker}"), e))?;
-            Connection::handshake(stream, client_id, read_chunk, version).await
+            Connection::handshake(stream, tls, client_id, read_chunk, version).await
         };
         tokio::time::timeout(SETUP_TIMEOUT, attempt)
             .await
@@ -200,7 +209,7 @@ impl Connection {
         }
     }
 
-    /// Writes one packet and waits until the kernel has it.
+    /// Writes one packet and waits until the kernel has it (over TLS, its records).
     pub async fn send(&mut self, packet: &Packet) -> Result<(), BenchError> {
         let mut buf = BytesMut::with_capacity(packet.size(self.version));
         wire::put(packet, self.version, &mut buf)?;

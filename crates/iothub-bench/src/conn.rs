@@ -3,9 +3,10 @@
 //! connections cost the broker.
 //!
 //! Handshake latency runs from creating the socket to reading CONNACK, so it includes the TCP
-//! handshake. At most `HANDSHAKE_CONCURRENCY` handshakes are in progress at once, so "as fast as
-//! possible" (`--rate 0`) means as fast as the broker completes them rather than a flood of SYNs
-//! into its accept backlog. Idle connections send PINGREQ when keep-alive requires it and answer
+//! handshake, and with `--tls-ca` the TLS handshake. At most `--concurrency` handshakes (1024
+//! unless told) are in progress at once, so "as fast as possible" (`--rate 0`) means as fast as
+//! the broker completes them rather than a flood of SYNs into its accept backlog; a value below
+//! the broker's listen backlog keeps SYN retransmissions out of the figures. Idle connections send PINGREQ when keep-alive requires it and answer
 //! nothing else.
 
 use std::net::SocketAddr;
@@ -27,10 +28,8 @@ use crate::probe::{Probe, Sample};
 use crate::pubsub::plan::run_tag;
 use crate::report::Report;
 use crate::stats::percentile_of_sorted;
+use crate::tls::TlsClient;
 use crate::wire::{self, version_name};
-
-/// Most handshakes in progress at once.
-const HANDSHAKE_CONCURRENCY: usize = 1024;
 
 /// Read buffer of an idle connection: CONNACK and PINGRESP are a few bytes.
 const IDLE_READ_CHUNK: usize = 64;
@@ -97,6 +96,8 @@ struct Shared {
     tag: Arc<str>,
     /// The broker.
     broker: SocketAddr,
+    /// TLS over every connection, if asked for.
+    tls: Option<Arc<TlsClient>>,
     /// Loopback source addresses to rotate over.
     source_ips: u32,
     /// Protocol version of every connection.
@@ -114,6 +115,7 @@ struct Shared {
 /// Runs `conn` and reports. Progress lines go to stderr when `progress` is set.
 pub async fn run(args: &ConnArgs, progress: bool) -> Result<Report, BenchError> {
     let broker = resolve(&args.target).await?;
+    let tls = TlsClient::from_target(&args.target)?;
     let probe = args.target.broker_pid.map(Probe::new).transpose()?;
     let before = probe.as_ref().map(Probe::sample).transpose()?;
     let (results, mut attempts) = mpsc::unbounded_channel();
@@ -121,6 +123,7 @@ pub async fn run(args: &ConnArgs, progress: bool) -> Result<Report, BenchError> 
     let shared = Shared {
         tag: Arc::from(run_tag()),
         broker,
+        tls: tls.clone(),
         source_ips: args.target.source_ips,
         version: args.target.version,
         results,
@@ -129,8 +132,11 @@ pub async fn run(args: &ConnArgs, progress: bool) -> Result<Report, BenchError> 
         launched: Arc::new(AtomicU64::new(0)),
     };
     let start = Instant::now();
-    let mut launcher =
-        tokio::spawn(launch(args.connections, args.rate, start + args.target.duration, shared.clone()));
+    let mut launcher = tokio::spawn(launch(
+        (args.connections, args.rate, args.concurrency),
+        start + args.target.duration,
+        shared.clone(),
+    ));
     let (dropped, launched) = (Arc::clone(&shared.dropped), Arc::clone(&shared.launched));
     drop(shared);
 
@@ -170,13 +176,20 @@ pub async fn run(args: &ConnArgs, progress: bool) -> Result<Report, BenchError> 
     for handle in tasks.unwrap_or_default() {
         let _ = tokio::time::timeout_at(deadline.into(), handle).await;
     }
-    Ok(report(args, &mut tally, launched.load(Ordering::Relaxed), connect_phase, dropped, (before, after)))
+    let tls = tls.as_deref().and_then(TlsClient::negotiated);
+    let attempted = launched.load(Ordering::Relaxed);
+    Ok(report(args, &mut tally, (attempted, connect_phase, dropped), (before, after), tls))
 }
 
-/// Starts up to `connections` attempts, `rate` per second (0: as permits allow), none after
-/// `launch_end`. Returns the tasks, which end once told to stop.
-async fn launch(connections: u32, rate: u64, launch_end: Instant, shared: Shared) -> Vec<JoinHandle<()>> {
-    let permits = Arc::new(Semaphore::new(HANDSHAKE_CONCURRENCY));
+/// Starts up to `connections` attempts, `rate` per second (0: as permits allow), at most
+/// `concurrency` handshakes at once, none after `launch_end`. Returns the tasks, which end once
+/// told to stop.
+async fn launch(
+    (connections, rate, concurrency): (u32, u64, u16),
+    launch_end: Instant,
+    shared: Shared,
+) -> Vec<JoinHandle<()>> {
+    let permits = Arc::new(Semaphore::new(usize::from(concurrency)));
     let start = Instant::now();
     let mut handles = Vec::new();
     for index in 0..connections {
@@ -206,7 +219,7 @@ async fn connection_task(index: u32, permit: OwnedSemaphorePermit, shared: Share
     let client_id = format!("b{}c{index}", shared.tag);
     let source = source_address(index as usize, shared.source_ips);
     let started = Instant::now();
-    let outcome = attempt(shared.broker, source, &client_id, shared.version).await;
+    let outcome = attempt((shared.broker, shared.tls.as_deref()), source, &client_id, shared.version).await;
     drop(permit);
     let (report, connection) = match outcome {
         Ok(connection) => (Ok(started.elapsed()), Some(connection)),
@@ -220,9 +233,10 @@ async fn connection_task(index: u32, permit: OwnedSemaphorePermit, shared: Share
     }
 }
 
-/// Opens TCP and completes the handshake, each step within `SETUP_TIMEOUT`.
+/// Opens TCP and completes the handshake (TLS with `tls`, then MQTT), each step within
+/// `SETUP_TIMEOUT`.
 async fn attempt(
-    broker: SocketAddr,
+    (broker, tls): (SocketAddr, Option<&TlsClient>),
     source: Option<std::net::IpAddr>,
     client_id: &str,
     version: ProtocolVersion,
@@ -231,7 +245,7 @@ async fn attempt(
         .await
         .map_err(|_| (Failure::Timeout, format!("{client_id}: TCP connect to {broker} timed out")))?
         .map_err(|e| (Failure::Tcp, format!("{client_id}: connecting to {broker}: {e}")))?;
-    let handshake = Connection::handshake(stream, client_id, IDLE_READ_CHUNK, version);
+    let handshake = Connection::handshake(stream, tls, client_id, IDLE_READ_CHUNK, version);
     match tokio::time::timeout(SETUP_TIMEOUT, handshake).await {
         Err(_) => Err((Failure::Timeout, format!("{client_id}: no CONNACK within {SETUP_TIMEOUT:?}"))),
         Ok(Err(e @ BenchError::Refused { .. })) => Err((Failure::Refused, e.to_string())),
@@ -286,10 +300,9 @@ fn millis(nanos: Option<u64>) -> Option<f64> {
 fn report(
     args: &ConnArgs,
     tally: &mut Tally,
-    attempted: u64,
-    connect_phase: Duration,
-    dropped: u64,
+    (attempted, connect_phase, dropped): (u64, Duration, u64),
     (before, after): (Option<Sample>, Option<Sample>),
+    tls: Option<&str>,
 ) -> Report {
     tally.handshakes.sort_unstable();
     let connected = tally.handshakes.len() as u64;
@@ -317,8 +330,10 @@ fn report(
     r.push("host", args.target.host.as_str());
     r.push("port", u64::from(args.target.port));
     r.push("mqtt_version", version_name(args.target.version));
+    r.push("tls", tls);
     r.push("connections", u64::from(args.connections));
     r.push("rate_limit", args.rate);
+    r.push("concurrency", u64::from(args.concurrency));
     r.push("source_ips", u64::from(args.target.source_ips));
     r.push("hold_s", args.hold.as_secs_f64());
     r.push("attempted", attempted);

@@ -1,5 +1,5 @@
-//! iothub-bench: a load generator for any MQTT 3.1.1 or 5.0 broker (`--mqtt 3|5`), built on
-//! IoTHub's own codec.
+//! iothub-bench: a load generator for any MQTT 3.1.1 or 5.0 broker (`--mqtt 3|5`), over TCP or
+//! TLS (`--tls-ca`), built on IoTHub's own codec.
 //!
 //! Scenarios: `conn` (connection storms and idle connections), `fanin`, `fanout` and `pairs`
 //! (message throughput, loss and end-to-end latency, open or closed loop) and `latency` (pairs at
@@ -15,6 +15,8 @@ pub mod probe;
 pub mod pubsub;
 pub mod report;
 pub mod stats;
+pub mod stream;
+pub mod tls;
 pub mod wire;
 
 pub use cli::{Cli, Command};

@@ -2,7 +2,7 @@
 //! in this process on `127.0.0.1:0`, and checks that the results are sane: deliveries happen,
 //! nothing is lost at QoS 1 and 2 under the closed loop, and the JSON line is one flat object
 //! with the documented keys. The scenarios run over MQTT 3.1.1; the last tests run them over 5.0
-//! (`--mqtt 5`).
+//! (`--mqtt 5`), and over TLS (`--tls-ca`).
 //!
 //! The engine is called as a library; no process is spawned. Each test has a broker of its own.
 
@@ -20,6 +20,7 @@ use iothub_bench::client::Connection;
 use iothub_bench::wire::{self, PacketIds, PublishEncoder};
 use iothub_bench::{Cli, Report, Value};
 use iothub_protocol::{Packet, ProtocolVersion, QoS, ReasonCode};
+use iothub_test_util::pki::TestPki;
 use tokio_util::sync::CancellationToken;
 
 /// Keys of every message scenario's JSON line, in order.
@@ -28,6 +29,7 @@ const PUBSUB_KEYS: &[&str] = &[
     "host",
     "port",
     "mqtt_version",
+    "tls",
     "qos",
     "payload_bytes",
     "publishers",
@@ -74,8 +76,10 @@ const CONN_KEYS: &[&str] = &[
     "host",
     "port",
     "mqtt_version",
+    "tls",
     "connections",
     "rate_limit",
+    "concurrency",
     "source_ips",
     "hold_s",
     "attempted",
@@ -113,8 +117,20 @@ impl Broker {
 
     /// A broker with `settings` (`key=value`, as `--set` takes them) on top of the defaults.
     fn start_with(settings: &[&str]) -> Broker {
+        Broker::listening("tcp://127.0.0.1:0", settings)
+    }
+
+    /// A broker with a `tls://` listener on the certificate and key of `pki`.
+    fn start_tls(pki: &TestPki) -> Broker {
+        let cert = format!("tls.cert_file={}", pki.cert_file.display());
+        let key = format!("tls.key_file={}", pki.key_file.display());
+        Broker::listening("tls://127.0.0.1:0", &[&cert, &key])
+    }
+
+    /// A broker on the one listener `url`, with `settings` on top of the defaults.
+    fn listening(url: &str, settings: &[&str]) -> Broker {
         let mut builder =
-            ConfigBuilder::new().set_flag("--listen", "server.listen_addresses=tcp://127.0.0.1:0");
+            ConfigBuilder::new().set_flag("--listen", &format!("server.listen_addresses={url}"));
         for setting in settings {
             builder = builder.and_then(|b| b.set_flag("--set", setting));
         }
@@ -290,6 +306,56 @@ fn conn_opens_holds_and_closes_every_connection() {
     assert_flat_json(&report, CONN_KEYS);
 }
 
+#[test]
+fn runs_over_plain_tcp_report_no_tls() {
+    let broker = Broker::start();
+    let report = broker.bench("conn -c 2 --rate 0 --hold 0 --duration 2");
+    assert_eq!(report.get("tls"), Some(&Value::Null), "{}", report.json_line());
+}
+
+#[test]
+fn conn_over_tls_opens_every_connection() {
+    let pki = TestPki::new("bench-conn");
+    let broker = Broker::start_tls(&pki);
+    let ca = pki.ca_file.display();
+    let report = broker.bench(&format!("conn -c 20 --rate 0 --hold 0.3 --duration 5 --tls-ca {ca}"));
+    let line = report.json_line();
+    assert_eq!(number(&report, "connected"), 20.0, "{line}");
+    assert_eq!(number(&report, "failed"), 0.0, "{line}");
+    assert_eq!(number(&report, "dropped_during_hold"), 0.0, "{line}");
+    assert!(matches!(report.get("tls"), Some(Value::Text(t)) if t.starts_with("TLSv1_3 ")), "{line}");
+    assert_flat_json(&report, CONN_KEYS);
+}
+
+/// The message scenarios over TLS, QoS 1 and 2 under the closed loop: nothing lost, no stall,
+/// with an IP address as the server name.
+#[test]
+fn message_scenarios_over_tls_lose_nothing() {
+    let pki = TestPki::new("bench-pubsub");
+    let broker = Broker::start_tls(&pki);
+    let ca = pki.ca_file.display();
+    for (shape, qos) in [("fanin --publishers 3", 1), ("pairs --pairs 2", 2), ("fanout --subscribers 3", 1)] {
+        let report = broker.bench(&format!(
+            "{shape} --qos {qos} --closed-loop 100 --duration 1 --warmup 0.2 --tls-ca {ca} --tls-server-name 127.0.0.1"
+        ));
+        assert_lossless(&report);
+    }
+}
+
+#[test]
+fn a_server_name_the_certificate_lacks_is_refused() {
+    let pki = TestPki::new("bench-name");
+    let broker = Broker::start_tls(&pki);
+    let ca = pki.ca_file.display();
+    let argv =
+        format!("conn -c 1 --rate 0 --hold 0 --duration 2 --tls-ca {ca} --tls-server-name other.example");
+    let report = broker.bench(&argv);
+    let line = report.json_line();
+    assert_eq!(number(&report, "connected"), 0.0, "{line}");
+    assert_eq!(number(&report, "failed_other"), 1.0, "{line}");
+    assert!(line.contains("TLS handshake"), "{line}");
+}
+
 fn version_of(report: &Report) -> Option<&Value> {
     report.get("mqtt_version")
 }
@@ -348,9 +414,10 @@ fn a_puback_for_no_matching_subscribers_is_a_success() {
             (ProtocolVersion::V5, ReasonCode::NoMatchingSubscribers),
             (ProtocolVersion::V311, ReasonCode::Success),
         ] {
-            let mut connection = Connection::establish(broker.addr, None, "nobodylistens", 1024, version)
-                .await
-                .expect("connected");
+            let mut connection =
+                Connection::establish(broker.addr, None, None, "nobodylistens", 1024, version)
+                    .await
+                    .expect("connected");
             let mut encoder = PublishEncoder::new("iothub-bench/nobody", QoS::AtLeastOnce, 16, version);
             let mut buf = bytes::BytesMut::new();
             let id = PacketIds::new().next_id();

@@ -27,6 +27,7 @@ use crate::error::BenchError;
 use crate::probe::{Probe, Sample};
 use crate::report::Report;
 use crate::stats::Histogram;
+use crate::tls::TlsClient;
 use crate::wire::PublishEncoder;
 use ledger::{AckTally, Ledger};
 use plan::{Endpoint, Topology};
@@ -56,6 +57,7 @@ struct Reading {
 /// Runs `plan` against its broker and reports. Progress lines go to stderr when `progress` is set.
 pub async fn run(plan: &PubSubPlan, progress: bool) -> Result<Report, BenchError> {
     let broker = client::resolve(&plan.target).await?;
+    let tls = TlsClient::from_target(&plan.target)?;
     let probe = plan.target.broker_pid.map(Probe::new).transpose()?;
     let topology = Topology::new(plan.shape, &plan::run_tag());
     let flows: Vec<Arc<Flow>> = topology.flow_sizes.iter().map(|&n| Arc::new(Flow::new(n))).collect();
@@ -66,11 +68,17 @@ pub async fn run(plan: &PubSubPlan, progress: bool) -> Result<Report, BenchError
     let source_ips = plan.target.source_ips;
     let sub_chunk = buffer_share(topology.subscribers.len());
     let version = plan.target.version;
-    let subscriber_connections =
-        connect_all(broker, (source_ips, 0), version, &topology.subscribers, Some(plan.qos), sub_chunk)
-            .await?;
+    let subscriber_connections = connect_all(
+        (broker, tls.as_ref()),
+        (source_ips, 0),
+        version,
+        &topology.subscribers,
+        Some(plan.qos),
+        sub_chunk,
+    )
+    .await?;
     let publisher_connections = connect_all(
-        broker,
+        (broker, tls.as_ref()),
         (source_ips, topology.subscribers.len()),
         version,
         &topology.publishers,
@@ -114,7 +122,8 @@ pub async fn run(plan: &PubSubPlan, progress: bool) -> Result<Report, BenchError
     }
     let latencies = histogram.lock().map(|h| h.clone()).unwrap_or_default();
     let acks = track.then(|| ledger.tally(&topology));
-    Ok(report(plan, &topology, &schedule, (opened, closed), (&totals, acks), &latencies))
+    let tls = tls.as_deref().and_then(TlsClient::negotiated);
+    Ok(report(plan, &topology, &schedule, (opened, closed), (&totals, acks), &latencies, tls))
 }
 
 /// Per-client buffer size: an even share of `BUFFER_BUDGET`, between 4 and 64 KiB.
@@ -122,12 +131,13 @@ fn buffer_share(clients: usize) -> usize {
     (BUFFER_BUDGET / clients.max(1)).clamp(4096, 64 * 1024)
 }
 
-/// Connects (and, with `subscribe`, subscribes) every endpoint in `version`, `SETUP_CONCURRENCY`
+/// Connects (over TLS with `tls`, and, with `subscribe`, subscribes) every endpoint in
+/// `version`, `SETUP_CONCURRENCY`
 /// at a time, taking source addresses from `source_ips` loopback addresses from index
 /// `source_offset` on. The first failure ends the set-up and is returned; connections made so
 /// far are dropped.
 async fn connect_all(
-    broker: std::net::SocketAddr,
+    (broker, tls): (std::net::SocketAddr, Option<&Arc<TlsClient>>),
     (source_ips, source_offset): (u32, usize),
     version: iothub_protocol::ProtocolVersion,
     endpoints: &[Endpoint],
@@ -141,11 +151,13 @@ async fn connect_all(
         let client_id = endpoint.client_id.clone();
         let filter = endpoint.topic.clone();
         let source = source_address(source_offset + index, source_ips);
+        let tls = tls.cloned();
         tasks.spawn(async move {
             let _permit =
                 permits.acquire_owned().await.map_err(|_| BenchError::Broker("set-up cancelled".into()))?;
             let mut connection =
-                Connection::establish(broker, source, &client_id, read_chunk, version).await?;
+                Connection::establish(broker, source, tls.as_deref(), &client_id, read_chunk, version)
+                    .await?;
             if let Some(qos) = subscribe {
                 connection.subscribe(&filter, qos).await?;
             }
@@ -283,6 +295,7 @@ fn report(
     (opened, closed): (Reading, Reading),
     (totals, acks): (&Totals, Option<AckTally>),
     latencies: &Histogram,
+    tls: Option<&str>,
 ) -> Report {
     let window = schedule.window().as_secs_f64();
     let published = totals.published.load(Ordering::Relaxed);
@@ -317,6 +330,7 @@ fn report(
     r.push("host", plan.target.host.as_str());
     r.push("port", u64::from(plan.target.port));
     r.push("mqtt_version", crate::wire::version_name(plan.target.version));
+    r.push("tls", tls);
     r.push("qos", u64::from(plan.qos.bits()));
     r.push("payload_bytes", plan.payload as u64);
     r.push("publishers", topology.publishers.len() as u64);
