@@ -426,6 +426,11 @@ impl Connection {
             Ok(()) => self.serve_session(session, shutdown, &takeover, &mut acl_changes).await,
             Err(error) => Exit::Encode(error),
         };
+        // A reload the connection had no turn to apply still decides the will.
+        if acl_changes.has_changed().unwrap_or(false) {
+            let acl = acl_changes.borrow_and_update().clone();
+            self.apply_acl(session, acl.as_deref());
+        }
         guard.finish(&exit, &mut self.routing);
         exit
     }
