@@ -44,6 +44,36 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[logging]`: log level and format.
     pub logging: LoggingConfig,
+    /// `[sys]`: the `$SYS` topics.
+    pub sys: SysConfig,
+    /// `[admin]`: the admin HTTP listener (metrics, health, the admin API).
+    pub admin: AdminConfig,
+}
+
+/// `[sys]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SysConfig {
+    /// Seconds between publications of the `$SYS` topics; 0 turns them off.
+    pub interval_secs: u64,
+}
+
+impl Default for SysConfig {
+    fn default() -> SysConfig {
+        SysConfig { interval_secs: 10 }
+    }
+}
+
+/// `[admin]` settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `host:port` of the admin HTTP listener; unset or empty: no admin listener.
+    pub listen_address: Option<String>,
+    /// The bearer token `/api/v1/*` requires.
+    pub token: Option<String>,
+    /// A file holding the token (its first line), instead of `token`.
+    pub token_file: Option<String>,
 }
 
 /// `[server]` settings.
@@ -432,6 +462,10 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("storage", "backend", Kind::Str),
     ("storage", "path", Kind::Str),
     ("storage", "on_corruption", Kind::Str),
+    ("sys", "interval_secs", Kind::Uint),
+    ("admin", "listen_address", Kind::Str),
+    ("admin", "token", Kind::Str),
+    ("admin", "token_file", Kind::Str),
     ("logging", "level", Kind::Str),
     ("logging", "format", Kind::Str),
 ];
@@ -803,6 +837,13 @@ impl Config {
             max: 100_000_000,
             note: "",
         });
+        ranges.push(IntegerRange {
+            key: "sys.interval_secs",
+            value: self.sys.interval_secs,
+            min: 0,
+            max: 86_400,
+            note: "a day; 0 turns $SYS off",
+        });
         ranges
     }
 
@@ -963,6 +1004,27 @@ impl Config {
         }
         if self.storage.path.as_deref() == Some("") {
             return Err(error(origin, "storage.path", "is empty; name the directory of the store"));
+        }
+        if let Some(address) = self.admin.listen_address.as_deref().filter(|a| !a.is_empty()) {
+            let (host, port) = address.rsplit_once(':').ok_or_else(|| {
+                error(origin, "admin.listen_address", format!("{address:?}: expected host:port"))
+            })?;
+            if host.is_empty() || port.parse::<u16>().is_err() {
+                return Err(error(
+                    origin,
+                    "admin.listen_address",
+                    format!("{address:?}: expected host:port"),
+                ));
+            }
+        }
+        if self.admin.token.is_some() && self.admin.token_file.is_some() {
+            return Err(error(origin, "admin.token", "and admin.token_file are both set; set one"));
+        }
+        for (key, value) in [("admin.token", &self.admin.token), ("admin.token_file", &self.admin.token_file)]
+        {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(error(origin, key, "is empty"));
+            }
         }
         if !["trace", "debug", "info", "warn", "error"].contains(&self.logging.level.as_str()) {
             return Err(error(

@@ -43,12 +43,26 @@ pub struct Context {
     pub(crate) auth_files: AuthConfig,
     /// The HTTP hook, when it decides topic access.
     pub(crate) acl_hook: Option<Arc<HttpHook>>,
+    /// When the server was built, for its uptime.
+    pub(crate) started: std::time::Instant,
+    /// Set while the listeners accept (after storage is loaded), cleared at shutdown.
+    pub(crate) ready: std::sync::atomic::AtomicBool,
 }
 
 impl Context {
     /// The enhanced authentication method called `name`, if the server has it.
     pub fn auth_method(&self, name: &str) -> Option<&Arc<dyn AuthenticationMethod>> {
         self.auth_methods.iter().find(|m| m.name() == name)
+    }
+
+    /// How long the server has run.
+    pub(crate) fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// Whether the listeners accept and storage is loaded.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Puts reloaded ACL rules in force: new connections get them, every online session is

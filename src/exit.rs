@@ -40,6 +40,8 @@ pub enum Exit {
     SlowSubscriber,
     /// The server is shutting down.
     Shutdown,
+    /// An administrator disconnected the client (the admin API).
+    AdminDisconnect,
     /// Re-authentication (5.0 enhanced authentication) failed.
     NotAuthorized,
     /// A 3.1.1 client published at QoS 1/2 while the durable store refused writes.
@@ -74,6 +76,7 @@ impl Exit {
                 "closing connection: the client did not read its messages within slow_subscriber_timeout_ms"
             ),
             Exit::Shutdown => tracing::debug!("closing connection: server shutting down"),
+            Exit::AdminDisconnect => tracing::info!("closing connection: disconnected by an administrator"),
             Exit::NotAuthorized => tracing::info!("closing connection: re-authentication failed"),
             Exit::StorageRefused => tracing::warn!(
                 "closing connection: a QoS 1/2 publication while the store refuses writes (is the disk full?)"
@@ -92,6 +95,7 @@ impl Exit {
                 Some("messages not read within the server's slow_subscriber_timeout_ms".to_owned())
             }
             Exit::Shutdown => Some("the server is shutting down".to_owned()),
+            Exit::AdminDisconnect => Some("disconnected by an administrator".to_owned()),
             Exit::NotAuthorized => Some("re-authentication failed".to_owned()),
             Exit::StorageRefused => Some("the broker's storage refuses writes".to_owned()),
             _ => None,
@@ -106,6 +110,7 @@ impl Exit {
             Exit::TakenOver => Some(ReasonCode::SessionTakenOver),
             Exit::SlowSubscriber => Some(ReasonCode::QuotaExceeded),
             Exit::Shutdown => Some(ReasonCode::ServerShuttingDown),
+            Exit::AdminDisconnect => Some(ReasonCode::AdministrativeAction),
             Exit::NotAuthorized => Some(ReasonCode::NotAuthorized),
             Exit::StorageRefused => Some(ReasonCode::QuotaExceeded),
             Exit::Encode(_) => Some(ReasonCode::ImplementationSpecificError),

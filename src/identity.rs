@@ -31,11 +31,29 @@ pub struct ClientIdentity {
     pub peer: SocketAddr,
     /// The listener that accepted the connection.
     pub listener: Arc<str>,
+    /// The protocol level of its CONNECT (3, 4 or 5).
+    pub protocol: u8,
+    /// The keep-alive in force, in seconds (0: off).
+    pub keep_alive: u16,
 }
 
 impl ClientIdentity {
     /// The identity of a client that connected over `info` with these CONNECT fields.
     pub fn new(info: &ConnectionInfo, client_id: ByteString, username: Option<ByteString>) -> ClientIdentity {
-        ClientIdentity { client_id, username, peer: info.peer, listener: Arc::clone(&info.listener) }
+        ClientIdentity {
+            client_id,
+            username,
+            peer: info.peer,
+            listener: Arc::clone(&info.listener),
+            protocol: 0,
+            keep_alive: 0,
+        }
+    }
+
+    /// The same identity with its CONNECT's protocol level and the keep-alive in force.
+    pub fn with_connect(mut self, protocol: u8, keep_alive: u16) -> ClientIdentity {
+        self.protocol = protocol;
+        self.keep_alive = keep_alive;
+        self
     }
 }

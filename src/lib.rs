@@ -10,6 +10,7 @@
 //! tests, benches and fuzz targets drive directly.
 #![warn(unreachable_pub, missing_debug_implementations)]
 
+mod admin;
 pub mod auth;
 mod broker;
 pub mod config;
@@ -25,6 +26,7 @@ mod router;
 mod server;
 mod session;
 pub mod storage;
+mod sys;
 mod transport;
 
 pub use config::{Config, ConfigBuilder, ConfigError};

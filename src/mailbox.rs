@@ -101,6 +101,9 @@ pub struct Mailbox {
     too_large: AtomicU64,
     /// Subscriptions held by the owning session.
     subscriptions: AtomicUsize,
+    /// QoS 1/2 messages sent to the session's client and not yet acknowledged, as its
+    /// connection last saw (for the admin API and metrics).
+    inflight: AtomicUsize,
     /// Set when a publisher gave up waiting and the session must be disconnected as slow.
     slow: AtomicBool,
     /// A copy of `Inner::online`, read without the lock (to pick a shared subscription member).
@@ -171,6 +174,7 @@ impl Mailbox {
             dropped: AtomicU64::new(0),
             too_large: AtomicU64::new(0),
             subscriptions: AtomicUsize::new(0),
+            inflight: AtomicUsize::new(0),
             slow: AtomicBool::new(false),
             online: AtomicBool::new(true),
             metrics: None,
@@ -509,6 +513,16 @@ impl Mailbox {
     /// message may match the session twice.
     pub fn set_subscription_count(&self, count: usize) {
         self.subscriptions.store(count, Ordering::Relaxed);
+    }
+
+    /// Records the session's messages in flight.
+    pub(crate) fn set_inflight(&self, count: usize) {
+        self.inflight.store(count, Ordering::Relaxed);
+    }
+
+    /// The session's messages in flight, as its connection last recorded.
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::Relaxed)
     }
 
     /// Number of subscriptions the owning session holds.

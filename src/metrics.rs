@@ -32,6 +32,72 @@ pub struct Metrics {
     pub dropped_acl: AtomicU64,
     /// Shared subscription deliveries handed to another member when a member's session ended.
     pub shared_handed_on: AtomicU64,
+    /// MQTT packets received from clients, of every type.
+    pub packets_received: AtomicU64,
+    /// PUBLISH packets received from clients, by QoS.
+    pub messages_received: [AtomicU64; 3],
+    /// PUBLISH packets sent to clients, by QoS.
+    pub messages_sent: [AtomicU64; 3],
+    /// Payload bytes of the PUBLISH packets received.
+    pub payload_bytes_received: AtomicU64,
+    /// Payload bytes of the PUBLISH packets sent.
+    pub payload_bytes_sent: AtomicU64,
+    /// Bytes read from client connections (after TLS and WebSocket framing).
+    pub bytes_received: AtomicU64,
+    /// Bytes written to client connections (before TLS and WebSocket framing).
+    pub bytes_sent: AtomicU64,
+    /// QoS 0 publications that no subscription matched.
+    pub dropped_no_subscribers: AtomicU64,
+    /// Connections whose CONNECT was accepted, by protocol level 3, 4 and 5.
+    pub connects_by_version: [AtomicU64; 3],
+    /// Logins accepted, and refused for bad credentials or as not authorised.
+    pub auth_accepted: AtomicU64,
+    /// Logins refused: bad username or password (0x04 / 0x86).
+    pub auth_bad_credentials: AtomicU64,
+    /// Logins refused: not authorised (0x05 / 0x87).
+    pub auth_not_authorized: AtomicU64,
+    /// Offline sessions discarded at their expiry.
+    pub sessions_expired: AtomicU64,
+    /// Connections online (CONNACK sent and not yet closed).
+    pub connections_current: AtomicU64,
+    /// Most connections online at once.
+    pub connections_maximum: AtomicU64,
+}
+
+/// One connection's counts since it last added them to the server's: kept in the connection's
+/// task and added once per turn, so that counting costs no shared write per message.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct LocalCounts {
+    pub(crate) received: [u64; 3],
+    pub(crate) received_payload: u64,
+    pub(crate) sent: [u64; 3],
+    pub(crate) sent_payload: u64,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) no_subscribers: u64,
+    pub(crate) packets_in: u64,
+}
+
+impl LocalCounts {
+    /// Adds the counts to `metrics` and starts again from zero.
+    pub(crate) fn flush(&mut self, metrics: &Metrics) {
+        let add = |counter: &AtomicU64, value: u64| {
+            if value != 0 {
+                counter.fetch_add(value, Ordering::Relaxed);
+            }
+        };
+        for qos in 0..3 {
+            add(&metrics.messages_received[qos], self.received[qos]);
+            add(&metrics.messages_sent[qos], self.sent[qos]);
+        }
+        add(&metrics.payload_bytes_received, self.received_payload);
+        add(&metrics.payload_bytes_sent, self.sent_payload);
+        add(&metrics.bytes_received, self.bytes_in);
+        add(&metrics.bytes_sent, self.bytes_out);
+        add(&metrics.dropped_no_subscribers, self.no_subscribers);
+        add(&metrics.packets_received, self.packets_in);
+        *self = LocalCounts::default();
+    }
 }
 
 impl Metrics {

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::Admin;
 use crate::auth::{
     Acl, AuthenticationMethod, Authenticator, HttpHook, JwtVerifier, PasswordFile, ScramSha256,
 };
@@ -31,6 +32,10 @@ pub struct Server {
     brokers: Vec<Broker>,
     /// Shared state.
     context: Arc<Context>,
+    /// The admin HTTP listener, when `[admin] listen_address` is set.
+    admin: Option<Admin>,
+    /// Seconds between `$SYS` publications; 0: none.
+    sys_interval: u64,
 }
 
 impl Server {
@@ -51,11 +56,11 @@ impl Server {
             "redb" => open_redb(config, &auth_methods)?,
             _ => build_context(config, &auth_methods, None)?,
         };
-        Server::listen(context).await
+        Server::listen(context, config).await
     }
 
-    /// Binds the listeners of `context`'s configuration.
-    async fn listen(context: Arc<Context>) -> io::Result<Server> {
+    /// Binds the listeners of `context`'s configuration, and the admin listener of `config`.
+    async fn listen(context: Arc<Context>, config: &Config) -> io::Result<Server> {
         let mut brokers = Vec::new();
         for url in &context.config.listen_addresses {
             let address =
@@ -65,7 +70,8 @@ impl Server {
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {url}: {e}")))?;
             brokers.push(Broker::new(listener, url, Arc::clone(&context)));
         }
-        Ok(Server { brokers, context })
+        let admin = Admin::bind(&config.admin).await?;
+        Ok(Server { brokers, context, admin, sys_interval: config.sys.interval_secs })
     }
 
     /// Binds every listener of `config` with durable storage on `backend` instead of the one
@@ -76,7 +82,7 @@ impl Server {
             StorageError::Config(problem) => io::Error::other(problem),
             other => io::Error::other(other),
         })?;
-        Server::listen(context).await
+        Server::listen(context, config).await
     }
 
     /// The addresses actually bound, in configuration order.
@@ -87,6 +93,11 @@ impl Server {
     /// What re-reads the files SIGHUP reloads; it stays usable while the server runs.
     pub fn reloader(&self) -> Reloader {
         Reloader { context: Arc::clone(&self.context) }
+    }
+
+    /// The address the admin listener is bound to, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|admin| admin.local_addr().ok())
     }
 
     /// The server's shared state, for inspection.
@@ -107,7 +118,25 @@ impl Server {
             tracker.spawn(broker.run(shutdown.child_token(), tracker.clone()));
         }
         let expiry = tracker.spawn(expire_sessions(Arc::clone(&self.context), shutdown.child_token()));
+        if self.sys_interval > 0 {
+            let interval = Duration::from_secs(self.sys_interval);
+            tracker.spawn(crate::sys::publish(Arc::clone(&self.context), interval, shutdown.child_token()));
+        }
+        // The admin listener's tasks are not waited for at shutdown: they hold no client.
+        let admin_tasks = TaskTracker::new();
+        if let Some(admin) = self.admin {
+            if let Ok(address) = admin.local_addr() {
+                tracing::info!("admin listener on http://{address}");
+            }
+            admin_tasks.spawn(admin.run(
+                Arc::clone(&self.context),
+                shutdown.child_token(),
+                admin_tasks.clone(),
+            ));
+        }
+        self.context.ready.store(true, std::sync::atomic::Ordering::Relaxed);
         shutdown.cancelled().await;
+        self.context.ready.store(false, std::sync::atomic::Ordering::Relaxed);
         tracing::info!("shutting down: closing connections");
         tracker.close();
         let deadline = Duration::from_secs(self.context.config.shutdown_timeout_secs);
@@ -239,6 +268,8 @@ fn build_context(
         tls,
         auth_files: config.auth.clone(),
         acl_hook,
+        started: std::time::Instant::now(),
+        ready: std::sync::atomic::AtomicBool::new(false),
     }))
 }
 
@@ -323,6 +354,7 @@ async fn expire_sessions(context: Arc<Context>, shutdown: CancellationToken) {
             crate::connection::publish_will(&context, will, &mut routing);
         }
         for mut session in due.sessions {
+            context.metrics.sessions_expired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(client_id = %session.client_id, "session expired");
             crate::connection::discard(&context, &mut session);
         }

@@ -163,6 +163,8 @@ mod tests {
             tls: None,
             auth_files: Default::default(),
             acl_hook: None,
+            started: std::time::Instant::now(),
+            ready: Default::default(),
         })
     }
 

@@ -50,6 +50,7 @@ use crate::exit::Exit;
 use crate::identity::{ClientIdentity, ConnectionInfo};
 use crate::mailbox::Mailbox;
 use crate::message::{Delivery, Message};
+use crate::metrics::LocalCounts;
 use crate::router::RouteScratch;
 use crate::session::{Action, Link, Session, Takeover, Will, MAX_HOOK_QUESTIONS};
 use crate::storage::{Clock, Gate};
@@ -127,6 +128,8 @@ struct Connection {
     auth: Option<AuthState>,
     /// Holds output that depends on durable ops until they are committed.
     gate: Gate,
+    /// Counts not yet added to the server's.
+    counts: LocalCounts,
     /// A packet held until the HTTP ACL hook has answered these questions about it.
     deferred: Option<(Packet, Vec<(HookAction, String)>)>,
     /// Who the client is, once CONNECT is accepted (for the hook's questions).
@@ -204,6 +207,7 @@ pub(crate) async fn run(
         gate: Gate::default(),
         deferred: None,
         identity: None,
+        counts: LocalCounts::default(),
     };
     let exit = connection.serve(&shutdown, deadline).await;
     if matches!(exit, Exit::Violation(_)) {
@@ -334,7 +338,11 @@ impl Connection {
                 exchange: None,
             });
         }
-        let identity = Arc::new(ClientIdentity::new(&self.info, client_id.clone(), username));
+        let (keep_alive, server_keep_alive) = handshake::keep_alive(&connect, &self.context);
+        let identity = Arc::new(
+            ClientIdentity::new(&self.info, client_id.clone(), username)
+                .with_connect(connect.protocol.level(), keep_alive),
+        );
         self.identity = Some(Arc::clone(&identity));
         let connection_id = self.context.registry.next_id();
         let takeover = Arc::new(Takeover::default());
@@ -357,7 +365,6 @@ impl Connection {
             Arc::clone(&takeover),
         );
         let accepted = handshake::open_session(&connect, client_id, previous, &self.context);
-        let (keep_alive, server_keep_alive) = handshake::keep_alive(&connect, &self.context);
         let properties = link.is_v5().then(|| {
             let mut properties = handshake::connack_properties(
                 &connect,
@@ -387,11 +394,21 @@ impl Connection {
         }
         self.link = Some(link);
         log_connected(&connect, accepted.session_present);
+        let metrics = &self.context.metrics;
+        if let Some(counter) =
+            metrics.connects_by_version.get(usize::from(connect.protocol.level().saturating_sub(3)))
+        {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        let online = metrics.connections_current.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics.connections_maximum.fetch_max(online, Ordering::Relaxed);
+        let _online = OnlineGuard(Arc::clone(metrics));
         // Only the keep-alive and the will outlive the handshake; the rest of CONNECT (and the
         // buffer its fields point into) is freed now rather than held for the connection's life.
         let will = connect.will.as_ref().and_then(Will::from_connect);
         drop(connect);
         let session = guard.hold(accepted.session);
+        self.context.registry.attach_mailbox(&identity.client_id, connection_id, session.mailbox());
         let now = Instant::now();
         session.attach(keep_alive, will, link, now);
         session.set_permissions(permissions);
@@ -481,6 +498,13 @@ impl Connection {
             () = shutdown.cancelled() => return Err(Exit::Shutdown),
             login = tokio::time::timeout_at(deadline, check) => login.map_err(|_| Exit::ConnectTimeout)?,
         };
+        let metrics = &context.metrics;
+        let counter = match login.verdict {
+            Verdict::Allowed => &metrics.auth_accepted,
+            Verdict::BadCredentials => &metrics.auth_bad_credentials,
+            Verdict::NotAuthorized => &metrics.auth_not_authorized,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let code = match login.verdict {
             Verdict::Allowed => return Ok(login.grant),
             Verdict::BadCredentials => ReasonCode::BadUserNameOrPassword,
@@ -705,6 +729,15 @@ impl Connection {
                 }
             }
             self.check_gate(&mailbox);
+            let (sent, sent_payload) = session.take_sent();
+            if sent != [0; 3] {
+                for (total, count) in self.counts.sent.iter_mut().zip(sent) {
+                    *total += count;
+                }
+                self.counts.sent_payload += sent_payload;
+            }
+            mailbox.set_inflight(session.inflight_len());
+            self.counts.flush(&self.context.metrics);
             let committed = store.as_ref().map_or(0, |store| store.committed());
             let writable = self.gate.writable(self.wbuf.len(), committed);
             let held = self.gate.waiting_for().is_some();
@@ -713,10 +746,13 @@ impl Connection {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Exit::Shutdown,
-                () = takeover.kicked() => return Exit::TakenOver,
+                () = takeover.kicked() => {
+                    return if takeover.kicked_by_admin() { Exit::AdminDisconnect } else { Exit::TakenOver };
+                }
                 written = self.writer.write(&self.wbuf[..writable]), if writable > 0 => match written {
                     Ok(0) => return Exit::PeerClosed,
                     Ok(n) => {
+                        self.counts.bytes_out += n as u64;
                         self.wbuf.advance(n);
                         self.gate.wrote(n);
                         if backlogged {
@@ -746,7 +782,7 @@ impl Connection {
                 read = self.reader.read_buf(&mut self.rbuf), if reading => {
                     match read {
                         Ok(0) => return Exit::PeerClosed,
-                        Ok(_) => {}
+                        Ok(n) => self.counts.bytes_in += n as u64,
                         Err(error) => return Exit::Io(error),
                     }
                     turn = match self.process(session, &mut blocked, Instant::now()) {
@@ -853,6 +889,7 @@ impl Connection {
             match decode(&mut self.rbuf, version, max) {
                 Ok(Some(packet)) => {
                     work += 1;
+                    self.counts.packets_in += 1;
                     if self.context.acl_hook.is_some() {
                         let questions = session.hook_questions(&packet);
                         if !questions.is_empty() {
@@ -922,6 +959,11 @@ impl Connection {
                     self.routing.add_op(log.incoming_op(response.packet_id.get()));
                 }
                 let matched = router.publish(&message, &mut self.routing);
+                self.counts.received[usize::from(message.qos as u8)] += 1;
+                self.counts.received_payload += message.payload.len() as u64;
+                if matched == 0 && message.qos == iothub_protocol::QoS::AtMostOnce {
+                    self.counts.no_subscribers += 1;
+                }
                 if matched == 0 && link.is_v5() {
                     // 0x10: accepted, but nobody subscribes (3.4.2.1, 3.5.2.1).
                     if let Some(Packet::PubAck(response) | Packet::PubRec(response)) = &mut ack {
@@ -1010,6 +1052,7 @@ impl Connection {
     /// Sends what is left in the write buffer, briefly, and closes the socket. Output held for
     /// a commit waits for it within the same time, and is not sent if it does not come.
     async fn close(&mut self) {
+        self.counts.flush(&self.context.metrics);
         if let (Some(store), Some(_)) = (&self.context.store, self.gate.waiting_for()) {
             let _ = tokio::time::timeout(FINAL_FLUSH, store.durable(self.gate.needed())).await;
             let writable = self.gate.writable(self.wbuf.len(), store.committed());
@@ -1122,6 +1165,15 @@ async fn changed(commits: &mut Option<tokio::sync::watch::Receiver<u64>>) {
 }
 
 /// Polls the wait if there is one; never completes otherwise.
+/// Counts a connection out of `connections_current` however its task ends.
+struct OnlineGuard(Arc<crate::metrics::Metrics>);
+
+impl Drop for OnlineGuard {
+    fn drop(&mut self) {
+        self.0.connections_current.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Completes with the hook's answers; never without a question.
 async fn answered(asking: &mut Option<HookAnswers>) -> Vec<((HookAction, String), HookVerdict)> {
     match asking {

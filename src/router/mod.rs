@@ -239,6 +239,39 @@ impl Router {
         }
     }
 
+    /// Stores `message` (retained, empty: a deletion) in the retained store only, routing it to
+    /// no one; for the admin API's DELETE.
+    pub(crate) fn delete_retained(&self, message: &Arc<Message>) {
+        let _ = self.retain(message);
+    }
+
+    /// Every subscription with its filter; for the admin API.
+    pub(crate) fn subscriptions(&self) -> Vec<(String, Subscriber)> {
+        let mut all = Vec::new();
+        self.tree.read().unwrap_or_else(PoisonError::into_inner).visit(&mut |filter, subscriber| {
+            all.push((filter.to_owned(), subscriber.clone()));
+        });
+        all
+    }
+
+    /// Number of subscriptions, shared memberships included.
+    pub(crate) fn subscription_count(&self) -> usize {
+        self.tree.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Retained messages and their payload bytes.
+    pub(crate) fn retained_counts(&self) -> (usize, usize) {
+        let retained = self.retained.read().unwrap_or_else(PoisonError::into_inner);
+        (retained.len(), retained.payload_bytes())
+    }
+
+    /// The retained messages whose topics `filter` matches.
+    pub(crate) fn retained_matching(&self, filter: &str) -> Vec<Arc<Message>> {
+        let mut found = Vec::new();
+        self.retained.read().unwrap_or_else(PoisonError::into_inner).matching(filter, &mut found);
+        found
+    }
+
     /// The same router, logging retained-store changes to durable `store`.
     pub(crate) fn with_store(mut self, store: Option<Arc<Store>>) -> Router {
         self.store = store;
@@ -490,7 +523,9 @@ impl Router {
     fn retain(&self, message: &Arc<Message>) -> Option<u64> {
         let mut retained = self.retained.write().unwrap_or_else(PoisonError::into_inner);
         let outcome = retained.set(message);
-        let logged = self.store.as_ref().and_then(|store| match outcome {
+        // `$SYS` topics are the broker's own and republished after a restart: never stored.
+        let durable = self.store.as_ref().filter(|_| !message.topic.starts_with("$SYS"));
+        let logged = durable.and_then(|store| match outcome {
             RetainOutcome::Stored => Some(store.issue(Op::Retain { message: Arc::clone(message) })),
             RetainOutcome::Deleted => Some(store.issue(Op::Unretain { topic: message.topic.clone() })),
             RetainOutcome::Refused => None,

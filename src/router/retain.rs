@@ -61,6 +61,15 @@ impl RetainStore {
         RetainStore { root: Node::default(), len: 0, limit, by_expiry: BTreeMap::new() }
     }
 
+    /// Payload bytes of the messages held; a walk of the whole store, for metrics.
+    pub fn payload_bytes(&self) -> usize {
+        fn walk(node: &Node) -> usize {
+            let own = node.message.as_ref().map_or(0, |m| m.payload.len());
+            own + node.children.iter().map(|(_, child)| walk(child)).sum::<usize>()
+        }
+        walk(&self.root)
+    }
+
     /// Number of messages held.
     pub fn len(&self) -> usize {
         self.len

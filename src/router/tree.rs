@@ -226,6 +226,38 @@ impl SubscriberList {
 }
 
 impl SubscriptionTree {
+    /// Calls `visit` with every subscription and its filter (a shared one with its whole
+    /// `$share/{group}/{filter}`), in no particular order; for the admin API.
+    pub(crate) fn visit(&self, visit: &mut dyn FnMut(&str, &Subscriber)) {
+        /// `path` is the filter of `node`, `depth` its number of levels.
+        fn walk(node: &Node, path: &mut String, depth: usize, visit: &mut dyn FnMut(&str, &Subscriber)) {
+            if let Some(subscribers) = &node.subscribers {
+                for subscriber in &subscribers.exact.list {
+                    visit(path, subscriber);
+                }
+                let multi = if depth == 0 { "#".to_owned() } else { format!("{path}/#") };
+                for subscriber in &subscribers.multi.list {
+                    visit(&multi, subscriber);
+                }
+                for group in &subscribers.groups {
+                    for subscriber in &group.members.list {
+                        visit(&group.key, subscriber);
+                    }
+                }
+            }
+            for (level, child) in node.children.iter() {
+                let before = path.len();
+                if depth > 0 {
+                    path.push('/');
+                }
+                path.push_str(level);
+                walk(child, path, depth + 1, visit);
+                path.truncate(before);
+            }
+        }
+        walk(&self.root, &mut String::new(), 0, visit);
+    }
+
     /// Number of subscriptions held.
     pub fn len(&self) -> usize {
         self.len

@@ -40,7 +40,7 @@ use tokio::time::Instant;
 
 pub(crate) use expiry::SessionExpiry;
 pub(crate) use keepalive::KeepAlive;
-pub(crate) use registry::{Previous, Registry, Takeover};
+pub(crate) use registry::{ClientView, Previous, Registry, Takeover};
 pub use will::Will;
 
 use crate::auth::{Acl, HookAction, HookVerdict, Permissions};
@@ -237,6 +237,10 @@ pub struct Session {
     will: Option<Will>,
     /// A will waiting for its delay while no connection has the session.
     pending_will: Option<PendingWill>,
+    /// PUBLISH packets written since `take_sent`, by QoS.
+    sent: [u64; 3],
+    /// Their payload bytes.
+    sent_payload: u64,
     /// Keep-alive of the current network connection; `None` before the first `attach`.
     keep_alive: Option<KeepAlive>,
     /// The current network connection's version and limits.
@@ -298,6 +302,8 @@ impl Session {
             limits,
             will: None,
             pending_will: None,
+            sent: [0; 3],
+            sent_payload: 0,
             keep_alive: None,
             link: Link::v3(ProtocolVersion::V311, 20),
             inbound_aliases: InboundAliases::default(),
@@ -341,6 +347,12 @@ impl Session {
     /// for its client identifier and username).
     pub(crate) fn set_permissions(&mut self, permissions: Option<Permissions>) {
         self.permissions = permissions;
+    }
+
+    /// PUBLISH packets written since the last call, by QoS, and their payload bytes; for the
+    /// connection to add to the server's counters.
+    pub(crate) fn take_sent(&mut self) -> ([u64; 3], u64) {
+        (std::mem::take(&mut self.sent), std::mem::take(&mut self.sent_payload))
     }
 
     /// The questions an HTTP ACL hook must answer before `packet` can be handled (at most
@@ -800,6 +812,8 @@ impl Session {
                 discarded += 1;
                 continue;
             }
+            self.sent[usize::from(delivery.qos as u8)] += 1;
+            self.sent_payload += delivery.message.payload.len() as u64;
             if delivery.qos == QoS::AtMostOnce {
                 if result.is_ok() {
                     let publish = Outgoing { delivery: &delivery, dup: false, packet_id: None };

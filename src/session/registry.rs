@@ -31,6 +31,8 @@ pub struct Takeover {
     closed: Notify,
     /// Set once the session has been handed back.
     is_closed: AtomicBool,
+    /// Set when an administrator asked for the connection to close.
+    by_admin: AtomicBool,
 }
 
 impl Takeover {
@@ -46,6 +48,22 @@ impl Takeover {
         let value = if successor_clean { 2 } else { 1 };
         let _ = self.successor.compare_exchange(0, value, Ordering::AcqRel, Ordering::Acquire);
         self.kick.notify_one();
+    }
+
+    /// Tells the connection to close because an administrator asked for it.
+    fn kick_by_admin(&self) {
+        self.by_admin.store(true, Ordering::Release);
+        self.kick.notify_one();
+    }
+
+    /// Whether the connection was told to close by an administrator.
+    pub fn kicked_by_admin(&self) -> bool {
+        self.by_admin.load(Ordering::Acquire)
+    }
+
+    /// Waits until the connection has handed its session back.
+    pub(crate) async fn wait_closed(&self) {
+        self.closed().await;
     }
 
     /// `Some(clean flag of the successor)` if this connection was taken over.
@@ -82,6 +100,8 @@ enum Slot {
         takeover: Arc<Takeover>,
         /// Who is connected.
         identity: Arc<ClientIdentity>,
+        /// The session's queue, once the connection holds the session (for the admin API).
+        mailbox: Option<Arc<crate::mailbox::Mailbox>>,
     },
     /// No connection owns the session; it is kept until its expiry key's time.
     Offline {
@@ -123,6 +143,17 @@ impl Slots {
         }
         Some(slot)
     }
+}
+
+/// One client identifier as the admin API sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientView {
+    /// The client identifier.
+    pub(crate) client_id: ByteString,
+    /// Who is connected; `None` for an offline session.
+    pub(crate) identity: Option<Arc<ClientIdentity>>,
+    /// The session's queue; `None` while a connection has not yet taken its session.
+    pub(crate) mailbox: Option<Arc<crate::mailbox::Mailbox>>,
 }
 
 /// What `Registry::expire` found due.
@@ -203,6 +234,7 @@ impl Registry {
                         connection_id,
                         takeover: Arc::clone(takeover),
                         identity: Arc::clone(identity),
+                        mailbox: None,
                     };
                     slots.by_client.insert(client_id.clone(), slot);
                     return match previous {
@@ -333,6 +365,74 @@ impl Registry {
     /// Completes when a session has gone offline with a deadline since the last call.
     pub async fn changed(&self) {
         self.changed.notified().await;
+    }
+
+    /// Records the queue of the session connection `connection_id` now holds.
+    pub(crate) fn attach_mailbox(
+        &self,
+        client_id: &str,
+        connection_id: u64,
+        queue: &Arc<crate::mailbox::Mailbox>,
+    ) {
+        if let Some(Slot::Online { connection_id: owner, mailbox, .. }) =
+            self.lock().by_client.get_mut(client_id)
+        {
+            if *owner == connection_id {
+                *mailbox = Some(Arc::clone(queue));
+            }
+        }
+    }
+
+    /// A snapshot of every client identifier held: who is connected, and each session's queue.
+    pub(crate) fn clients(&self) -> Vec<ClientView> {
+        let slots = self.lock();
+        slots
+            .by_client
+            .iter()
+            .map(|(client_id, slot)| match slot {
+                Slot::Online { identity, mailbox, .. } => ClientView {
+                    client_id: client_id.clone(),
+                    identity: Some(Arc::clone(identity)),
+                    mailbox: mailbox.clone(),
+                },
+                Slot::Offline { session, .. } => ClientView {
+                    client_id: client_id.clone(),
+                    identity: None,
+                    mailbox: Some(Arc::clone(session.mailbox())),
+                },
+            })
+            .collect()
+    }
+
+    /// Connected and offline sessions.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let slots = self.lock();
+        let online = slots.by_client.values().filter(|slot| matches!(slot, Slot::Online { .. })).count();
+        (online, slots.by_client.len() - online)
+    }
+
+    /// Tells the connection of `client_id`, if one is connected, to close by an administrator's
+    /// decision (5.0: DISCONNECT 0x98); returns its takeover handle, to wait for the close.
+    pub(crate) fn kick(&self, client_id: &str) -> Option<Arc<Takeover>> {
+        match self.lock().by_client.get(client_id) {
+            Some(Slot::Online { takeover, .. }) => {
+                takeover.kick_by_admin();
+                Some(Arc::clone(takeover))
+            }
+            _ => None,
+        }
+    }
+
+    /// Removes and returns the offline session of `client_id`, if there is one.
+    pub(crate) fn remove_offline(&self, client_id: &str) -> Option<Box<Session>> {
+        let mut slots = self.lock();
+        if !matches!(slots.by_client.get(client_id), Some(Slot::Offline { .. })) {
+            return None;
+        }
+        match slots.take(&ByteString::from(client_id)) {
+            Some(Slot::Offline { session, .. }) => Some(session),
+            _ => None,
+        }
     }
 
     /// The identity of the client connected with `client_id`, if one is.

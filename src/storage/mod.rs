@@ -188,6 +188,10 @@ pub(crate) struct Store {
     /// Next queue entry number, over every session: entries of one session are numbered in
     /// queue order and never reused, even by a later session of the same client.
     next_seq: AtomicU64,
+    /// Commits made, writes committed and microseconds spent committing, for metrics.
+    commits: AtomicU64,
+    committed_writes: AtomicU64,
+    commit_micros: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -206,6 +210,9 @@ impl Store {
             committed: watch::channel(0).0,
             failing: std::sync::atomic::AtomicBool::new(false),
             next_seq: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            committed_writes: AtomicU64::new(0),
+            commit_micros: AtomicU64::new(0),
         }
     }
 
@@ -271,6 +278,20 @@ impl Store {
     }
 
     /// The number of the last durable op.
+    /// Commits made, writes committed and microseconds spent committing, so far.
+    pub(crate) fn commit_stats(&self) -> (u64, u64, u64) {
+        let get = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        (get(&self.commits), get(&self.committed_writes), get(&self.commit_micros))
+    }
+
+    /// Counts one commit of `writes` writes that took `micros`.
+    pub(crate) fn count_commit(&self, writes: usize, micros: u64) {
+        let add = |c: &AtomicU64, v: u64| c.fetch_add(v, std::sync::atomic::Ordering::Relaxed);
+        add(&self.commits, 1);
+        add(&self.committed_writes, writes as u64);
+        add(&self.commit_micros, micros);
+    }
+
     pub(crate) fn committed(&self) -> u64 {
         *self.committed.borrow()
     }

@@ -292,11 +292,15 @@ fn run(store: &Store, mut backend: Box<dyn Backend>, mut index: Index, orphans: 
 }
 
 /// Commits `writes`, retrying until the backend takes them.
+#[allow(clippy::disallowed_methods)] // The writer thread times its commits, for metrics.
 fn commit(store: &Store, backend: &mut dyn Backend, writes: &[Write]) {
     let mut failures = 0u64;
     loop {
+        let started = std::time::Instant::now();
         match backend.commit(writes) {
             Ok(()) => {
+                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                store.count_commit(writes.len(), micros);
                 store.set_failing(false);
                 if failures > 0 {
                     tracing::warn!(failures, "storage commit succeeded again; acknowledgements resume");

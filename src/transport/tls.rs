@@ -28,6 +28,8 @@ use crate::config::TlsConfig;
 pub(crate) struct TlsFiles {
     settings: TlsConfig,
     current: RwLock<Arc<ServerConfig>>,
+    /// When the server certificate in force expires, in Unix seconds.
+    expiry: RwLock<Option<u64>>,
 }
 
 impl TlsFiles {
@@ -37,7 +39,11 @@ impl TlsFiles {
     /// key that does not belong to the certificate.
     pub(crate) fn load(settings: &TlsConfig) -> Result<TlsFiles, String> {
         let config = build(settings)?;
-        Ok(TlsFiles { settings: settings.clone(), current: RwLock::new(Arc::new(config)) })
+        Ok(TlsFiles {
+            settings: settings.clone(),
+            current: RwLock::new(Arc::new(config)),
+            expiry: RwLock::new(certificate_expiry(settings)),
+        })
     }
 
     /// Reads the files again. On success new handshakes use them; on failure the files in force
@@ -45,7 +51,13 @@ impl TlsFiles {
     pub(crate) fn reload(&self) -> Result<(), String> {
         let config = build(&self.settings)?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+        *self.expiry.write().unwrap_or_else(PoisonError::into_inner) = certificate_expiry(&self.settings);
         Ok(())
+    }
+
+    /// When the server certificate in force expires, in Unix seconds.
+    pub(crate) fn not_after(&self) -> Option<u64> {
+        *self.expiry.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether a verified client certificate's Common Name replaces CONNECT's username.
@@ -66,6 +78,13 @@ impl TlsFiles {
             stream.get_ref().1.peer_certificates().and_then(|chain| chain.first()).and_then(common_name);
         Ok((stream, identity))
     }
+}
+
+/// When the first certificate of `cert_file` expires, in Unix seconds.
+fn certificate_expiry(settings: &TlsConfig) -> Option<u64> {
+    let chain = certificates("tls.cert_file", Path::new(settings.cert_file.as_deref()?)).ok()?;
+    let certificate = x509_cert::Certificate::from_der(chain.first()?.as_ref()).ok()?;
+    Some(certificate.tbs_certificate().validity().not_after.to_unix_duration().as_secs())
 }
 
 /// The Common Name of a DER certificate's subject, if it has one that is a string.

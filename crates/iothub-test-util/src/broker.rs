@@ -50,6 +50,8 @@ pub struct TestBroker {
     pub addrs: Vec<SocketAddr>,
     /// Reloads the TLS, password and ACL files, as SIGHUP does.
     pub reloader: iothub::Reloader,
+    /// Where the admin listener listens, when `[admin] listen_address` is set.
+    pub admin: Option<SocketAddr>,
     /// Stops the server.
     shutdown: CancellationToken,
     /// The thread that runs the server.
@@ -109,13 +111,13 @@ impl TestBroker {
                 }
                 .or_fail("binding the broker");
                 // The test waits for the address; if it gave up, the server stops with it.
-                if tx.send((server.local_addrs(), server.reloader())).is_ok() {
+                if tx.send((server.local_addrs(), server.reloader(), server.admin_addr())).is_ok() {
                     server.run(token).await;
                 }
             });
         });
-        let (addrs, reloader) = rx.recv_timeout(WAIT).or_fail("the broker did not start");
-        TestBroker { addr: addrs[0], addrs, reloader, shutdown, thread: Some(thread) }
+        let (addrs, reloader, admin) = rx.recv_timeout(WAIT).or_fail("the broker did not start");
+        TestBroker { addr: addrs[0], addrs, reloader, admin, shutdown, thread: Some(thread) }
     }
 
     /// The port, as a string for command-line clients.
@@ -131,6 +133,38 @@ impl Drop for TestBroker {
             let _ = thread.join();
         }
     }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`), with a bearer token if
+/// given; returns the status code and the body.
+pub fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).or_fail("connecting to the admin listener");
+    stream.set_read_timeout(Some(WAIT)).or_fail("a read timeout");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).or_fail("sending the request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).or_fail("reading the response");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").or_fail("an HTTP response");
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).or_fail("a status code");
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    (status, body)
+}
+
+/// The body of a chunked HTTP response.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// A blocking client that speaks raw bytes, for exact exchanges and malformed input. Every read

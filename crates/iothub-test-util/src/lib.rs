@@ -31,7 +31,7 @@ pub mod pki;
 pub mod tools;
 pub mod v5_client;
 
-pub use broker::{config_with_listeners, loopback_config, RawClient, TestBroker};
+pub use broker::{config_with_listeners, http, loopback_config, RawClient, TestBroker};
 pub use exchange::{
     expect_no_publish_before_pingresp, next_publish, publish, publishes_until, raw_connected, raw_subscriber,
     subscribe,
