@@ -71,7 +71,9 @@ impl Broker {
                 "connection",
                 %peer,
                 listener = &*self.name,
-                client_id = tracing::field::Empty
+                client_id = tracing::field::Empty,
+                protocol = tracing::field::Empty,
+                username = tracing::field::Empty
             );
             let info = ConnectionInfo { peer, listener: Arc::clone(&self.name), certificate_name: None };
             let upgrader = self.listener.upgrader();

@@ -5,8 +5,48 @@
 //! about either of them.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use iothub_protocol::{DecodeError, EncodeError, ReasonCode};
+
+/// Log lines of one kind allowed per second; past it they are counted, and the next line that
+/// is allowed says how many were suppressed.
+const LINES_PER_SECOND: u64 = 10;
+
+/// A rate limit on one kind of log line, for what a storm of clients can repeat: malformed
+/// packets, failed handshakes.
+struct LogLimit {
+    /// The second (since the process's first limited line) and the lines logged in it, packed
+    /// as `second << 20 | lines`.
+    window: AtomicU64,
+    /// Lines suppressed since the last one logged.
+    suppressed: AtomicU64,
+}
+
+static VIOLATIONS: LogLimit = LogLimit { window: AtomicU64::new(0), suppressed: AtomicU64::new(0) };
+static HANDSHAKES: LogLimit = LogLimit { window: AtomicU64::new(0), suppressed: AtomicU64::new(0) };
+
+impl LogLimit {
+    /// `Some(lines suppressed before this one)` if this line may be logged.
+    #[allow(clippy::disallowed_methods)] // Logging reads the clock at the edge.
+    fn allow(&self) -> Option<u64> {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let second = START.get_or_init(std::time::Instant::now).elapsed().as_secs();
+        let mut window = self.window.load(Ordering::Relaxed);
+        loop {
+            let (at, lines) = (window >> 20, window & 0xF_FFFF);
+            if at == second && lines >= LINES_PER_SECOND {
+                self.suppressed.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            let next = if at == second { (at << 20) | (lines + 1) } else { (second << 20) | 1 };
+            match self.window.compare_exchange_weak(window, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Some(self.suppressed.swap(0, Ordering::Relaxed)),
+                Err(current) => window = current,
+            }
+        }
+    }
+}
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -52,16 +92,22 @@ impl Exit {
     /// Logs the exit, once, in the connection's span.
     pub fn log(&self) {
         match self {
-            Exit::Disconnect => tracing::debug!("client disconnected"),
-            Exit::DisconnectWithWill => tracing::debug!("client disconnected, asking for its will"),
+            Exit::Disconnect => tracing::info!("client disconnected"),
+            Exit::DisconnectWithWill => tracing::info!("client disconnected, asking for its will"),
             Exit::PeerClosed => tracing::info!("connection closed by the client without DISCONNECT"),
             Exit::Io(error) => tracing::info!(%error, "connection lost"),
             Exit::Encode(error) => {
                 tracing::warn!(%error, "closing connection: a packet could not be encoded")
             }
-            Exit::Violation(error) => tracing::warn!(%error, "closing connection: protocol violation"),
+            Exit::Violation(error) => {
+                if let Some(suppressed) = VIOLATIONS.allow() {
+                    tracing::warn!(%error, suppressed, "closing connection: protocol violation");
+                }
+            }
             Exit::Handshake(error) => {
-                tracing::info!(%error, "closing connection: transport handshake failed")
+                if let Some(suppressed) = HANDSHAKES.allow() {
+                    tracing::info!(%error, suppressed, "closing connection: transport handshake failed");
+                }
             }
             Exit::HandshakeTimeout => {
                 tracing::info!("closing connection: transport handshake not finished in time")

@@ -531,3 +531,39 @@ fn sighup_reloads_the_acl_and_keeps_serving_and_a_bad_file_is_refused_with_a_log
     client.expect(&[0xD0, 0x00]);
     mosquitto_pub(&broker.port(), &["-t", "after/hup", "-m", "still serving"]);
 }
+
+#[test]
+fn json_logs_carry_who_connected_and_why_they_left_and_a_storm_of_bad_packets_is_rate_limited() {
+    let mut broker = RunningBroker::start(&["--log-format", "json"]);
+    let mut client = raw_connected(broker.addr, "cli-who");
+    client.send(&[0xE0, 0x00]);
+    client.expect_closed();
+    // Fifty clients that each send a malformed packet after CONNECT.
+    for i in 0..50 {
+        let mut bad = raw_connected(broker.addr, &format!("cli-bad-{i}"));
+        bad.send(&[0xF0, 0x00]);
+        bad.expect_closed();
+    }
+    broker.process.signal("INT");
+    let (status, lines) = broker.process.wait_exit(WAIT);
+    assert!(status.success(), "exit status {status}");
+    let parsed: Vec<serde_json::Value> =
+        lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let message = |v: &serde_json::Value| v["fields"]["message"].as_str().unwrap_or("").to_owned();
+    let span_of = |v: &serde_json::Value| v["span"].clone();
+    let connected = parsed
+        .iter()
+        .find(|v| message(v) == "client connected" && span_of(v)["client_id"] == "cli-who")
+        .or_fail("a connect line for cli-who");
+    let span = span_of(connected);
+    assert!(span["peer"].as_str().or_fail("the peer").starts_with("127.0.0.1:"), "{connected}");
+    assert_eq!(span["protocol"], 4, "{connected}");
+    let left = parsed
+        .iter()
+        .find(|v| message(v) == "client disconnected" && span_of(v)["client_id"] == "cli-who")
+        .or_fail("a disconnect line for cli-who");
+    assert!(span_of(left)["peer"].is_string(), "{left}");
+    let violations: Vec<&serde_json::Value> =
+        parsed.iter().filter(|v| message(v).contains("protocol violation")).collect();
+    assert!(!violations.is_empty() && violations.len() <= 20, "{} violation lines", violations.len());
+}

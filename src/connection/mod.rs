@@ -253,7 +253,9 @@ impl Connection {
             // A copy of its own, so the session does not pin the whole CONNECT packet.
             None => ByteString::from(&*connect.client_id),
         };
-        tracing::Span::current().record("client_id", for_logs(&client_id));
+        let span = tracing::Span::current();
+        span.record("client_id", for_logs(&client_id));
+        span.record("protocol", connect.protocol.level());
         let method = handshake::properties(&connect)
             .authentication_method
             .as_deref()
@@ -337,6 +339,9 @@ impl Connection {
                 username: username.clone(),
                 exchange: None,
             });
+        }
+        if let Some(username) = &username {
+            tracing::Span::current().record("username", for_logs(username));
         }
         let (keep_alive, server_keep_alive) = handshake::keep_alive(&connect, &self.context);
         let identity = Arc::new(
