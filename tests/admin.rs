@@ -221,3 +221,30 @@ fn sys_topics_count_what_clients_did_and_wildcards_do_not_reach_them() {
     let got = next_publish(&mut version);
     assert!(got.text().starts_with("iothub "), "{}", got.text());
 }
+
+/// The family of a sample: its name without the histogram suffixes.
+fn family(sample: &str) -> &str {
+    let name = sample.split('{').next().unwrap_or(sample);
+    ["_bucket", "_sum", "_count"].iter().find_map(|suffix| name.strip_suffix(suffix)).unwrap_or(name)
+}
+
+#[test]
+fn every_metric_is_documented_and_the_dashboard_uses_only_documented_ones() {
+    let broker = broker("[storage]\nbackend = \"memory\"\n");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/metrics.md")).or_fail("docs/metrics.md");
+    let documented = |name: &str| doc.contains(&format!("`{name}`"));
+    for sample in scrape(&broker).keys() {
+        assert!(documented(family(sample)), "{} is not in docs/metrics.md", family(sample));
+    }
+    let dashboard = std::fs::read_to_string(root.join("deploy/grafana/iothub.json")).or_fail("the dashboard");
+    let _: Value = serde_json::from_str(&dashboard).or_fail("the dashboard is JSON");
+    let mut used = 0;
+    for word in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("iothub_") || word.starts_with("process_") {
+            assert!(documented(family(word)), "the dashboard uses {word}, which docs/metrics.md lacks");
+            used += 1;
+        }
+    }
+    assert!(used >= 10, "the dashboard uses {used} metrics");
+}
