@@ -74,6 +74,8 @@ pub struct AdminConfig {
     pub token: Option<String>,
     /// A file holding the token (its first line), instead of `token`.
     pub token_file: Option<String>,
+    /// Whether the admin listener speaks HTTPS with the `[tls]` certificate and key.
+    pub tls: bool,
 }
 
 /// `[server]` settings.
@@ -466,6 +468,7 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("admin", "listen_address", Kind::Str),
     ("admin", "token", Kind::Str),
     ("admin", "token_file", Kind::Str),
+    ("admin", "tls", Kind::Bool),
     ("logging", "level", Kind::Str),
     ("logging", "format", Kind::Str),
 ];
@@ -1016,6 +1019,9 @@ impl Config {
                     format!("{address:?}: expected host:port"),
                 ));
             }
+        }
+        if self.admin.tls && (self.tls.cert_file.is_none() || self.tls.key_file.is_none()) {
+            return Err(error(origin, "admin.tls", "needs tls.cert_file and tls.key_file"));
         }
         if self.admin.token.is_some() && self.admin.token_file.is_some() {
             return Err(error(origin, "admin.token", "and admin.token_file are both set; set one"));

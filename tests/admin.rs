@@ -248,3 +248,25 @@ fn every_metric_is_documented_and_the_dashboard_uses_only_documented_ones() {
     }
     assert!(used >= 10, "the dashboard uses {used} metrics");
 }
+
+#[test]
+fn the_admin_listener_speaks_https_with_the_tls_files_when_asked() {
+    use std::io::Read;
+    let pki = iothub_test_util::TestPki::new("admin-tls");
+    let broker = TestBroker::with_config(&format!(
+        "[admin]\nlisten_address = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\ntls = true\n{}",
+        pki.tls_toml("")
+    ));
+    let admin = broker.admin.or_fail("the admin address");
+    let mut client =
+        iothub_test_util::TlsClient::connect(admin, pki.client_config(None)).or_fail("a TLS handshake");
+    client.send(b"GET /api/v1/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret-admin-token\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    let _ = client.stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("uptime_secs"), "{response}");
+    // Plain HTTP on it gets nothing.
+    let (plain, _) =
+        std::panic::catch_unwind(|| http(admin, "GET", "/health", None)).unwrap_or((0, String::new()));
+    assert_ne!(plain, 200);
+}

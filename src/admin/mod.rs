@@ -10,8 +10,9 @@
 //!   (DELETE, 5.0 clients get DISCONNECT 0x98; `?session=true` also discards its session),
 //!   subscriptions, retained messages (GET by filter, DELETE by topic), stats.
 //!
-//! It reads what the registry, the router and the counters expose and never holds a lock across
-//! an `.await`.
+//! With `admin.tls = true` it speaks HTTPS with the `[tls]` certificate and key (reloaded by
+//! SIGHUP like the MQTT listeners'). It reads what the registry, the router and the counters
+//! expose and never holds a lock across an `.await`.
 
 mod api;
 pub(crate) mod prometheus;
@@ -42,10 +43,15 @@ use crate::context::Context;
 pub(crate) struct Admin {
     listener: TcpListener,
     token: Option<String>,
+    /// Whether it speaks HTTPS with the `[tls]` files.
+    tls: bool,
 }
 
 /// A response body.
 type Body = Full<Bytes>;
+
+/// Longest a TLS handshake on the admin listener may take.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Admin {
     /// Binds `[admin] listen_address`, if set; reads `token_file` if that is how the token is
@@ -70,7 +76,7 @@ impl Admin {
         let listener = TcpListener::bind(address)
             .await
             .map_err(|e| io::Error::new(e.kind(), format!("admin.listen_address {address}: {e}")))?;
-        Ok(Some(Admin { listener, token }))
+        Ok(Some(Admin { listener, token, tls: config.tls }))
     }
 
     /// The bound address.
@@ -93,15 +99,29 @@ impl Admin {
             };
             let Ok((stream, _)) = accepted else { continue };
             let (context, token, shutdown) = (Arc::clone(&context), Arc::clone(&token), shutdown.clone());
+            let tls = if self.tls { context.tls.clone() } else { None };
             tracker.spawn(async move {
                 let service = service_fn(move |request| {
                     let (context, token) = (Arc::clone(&context), Arc::clone(&token));
                     async move { Ok::<_, Infallible>(route(&context, token.as_deref(), request).await) }
                 });
-                let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                let http = http1::Builder::new();
+                let served = async {
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(tls) => {
+                            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await;
+                            if let Ok(Ok((stream, _))) = handshake {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                    }
+                };
                 tokio::select! {
                     () = shutdown.cancelled() => {}
-                    _ = connection => {}
+                    () = served => {}
                 }
             });
         }
