@@ -184,7 +184,10 @@ async fn disconnect(context: &Arc<Context>, client_id: &str, discard_session: bo
             None => false,
         }
     };
-    if kicked.is_none() && !discarded {
+    let known = kicked.is_some()
+        || discarded
+        || context.registry.clients().iter().any(|c| *c.client_id == *client_id);
+    if !known {
         return error(StatusCode::NOT_FOUND, "no such client");
     }
     tracing::info!(client_id, session_discarded = discarded, "client disconnected through the admin API");
