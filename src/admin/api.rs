@@ -1,4 +1,5 @@
-//! `/api/v1/*`: the admin API's endpoints, JSON in and out.
+//! `/api/v1/*`: the admin API's endpoints, JSON in and out. Lists answer with at most 10,000
+//! entries unless `?limit=N` asks for another number.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -16,6 +17,9 @@ use super::{error, json, Body};
 use crate::context::Context;
 use crate::message::Message;
 use crate::session::ClientView;
+
+/// Most entries a list answers with unless `?limit=` says otherwise.
+const DEFAULT_LIMIT: usize = 10_000;
 
 /// How long a DELETE of a client waits for its connection to close.
 const KICK_WAIT: Duration = Duration::from_secs(5);
@@ -44,7 +48,9 @@ pub(super) async fn handle(context: &Arc<Context>, request: &Request<Incoming>) 
     let params = query(request);
     match (request.method(), rest) {
         (&Method::GET, "clients") => {
-            let clients: Vec<Value> = context.registry.clients().iter().map(client_json).collect();
+            let limit = params.get("limit").and_then(|l| l.parse().ok()).unwrap_or(DEFAULT_LIMIT);
+            let clients: Vec<Value> =
+                context.registry.clients().iter().take(limit).map(client_json).collect();
             json(StatusCode::OK, &Value::Array(clients))
         }
         (method, client) if client.starts_with("clients/") => {
@@ -68,8 +74,14 @@ pub(super) async fn handle(context: &Arc<Context>, request: &Request<Incoming>) 
             if iothub_protocol::validate_topic_filter(filter).is_err() {
                 return error(StatusCode::BAD_REQUEST, "topic is not a topic filter");
             }
-            let retained: Vec<Value> =
-                context.router.retained_matching(filter).iter().map(|m| message_json(m)).collect();
+            let limit = params.get("limit").and_then(|l| l.parse().ok()).unwrap_or(DEFAULT_LIMIT);
+            let retained: Vec<Value> = context
+                .router
+                .retained_matching(filter)
+                .iter()
+                .take(limit)
+                .map(|m| message_json(m))
+                .collect();
             json(StatusCode::OK, &Value::Array(retained))
         }
         (&Method::DELETE, "retained") => {
