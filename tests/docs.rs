@@ -258,20 +258,28 @@ fn example_config_shows_every_built_in_default() {
     );
 }
 
-/// Inline code spans of `text` (between single backticks, outside fenced blocks).
-fn code_spans(text: &str) -> Vec<&str> {
-    let mut spans = Vec::new();
+/// Inline code spans of `text` (between single backticks, outside fenced blocks; a span may
+/// run over a line break, as in Markdown).
+fn code_spans(text: &str) -> Vec<String> {
+    let mut prose = String::new();
     let mut fenced = false;
     for line in text.lines() {
         if line.trim_start().starts_with("```") {
             fenced = !fenced;
+            prose.push('\n');
             continue;
         }
         if !fenced {
-            spans.extend(line.split('`').skip(1).step_by(2));
+            prose.push_str(line);
+            prose.push('\n');
         }
     }
-    spans
+    prose
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|span| span.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
 }
 
 #[test]
