@@ -1,9 +1,9 @@
 //! The `iothub` command itself: `--help`, `--check-config` on valid and invalid files, refused
 //! environment variables and `--set` overrides, integer ranges that every layer reads alike and
-//! that the server can honour, the example configuration, and the running binary: it logs the
-//! port it bound, carries a mosquitto_pub/mosquitto_sub round trip, serves at the largest limits
-//! accepted, drains on SIGINT, exits at once on a second SIGINT or on SIGTERM, and writes JSON
-//! logs when asked.
+//! that the server can honour, the example and production configurations, and the running
+//! binary: it logs the port it bound, carries a mosquitto_pub/mosquitto_sub round trip, serves at
+//! the largest limits accepted, drains on SIGINT, exits at once on a second SIGINT or on SIGTERM,
+//! and writes JSON logs when asked.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -233,6 +233,22 @@ fn example_config_file_passes_check_config() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/iothub.example.toml");
     let output = run_bounded(&["--check-config", path.to_str().unwrap()], &[]);
     assert_accepted(&output);
+}
+
+/// The production configuration is valid as it stands, although the password and ACL files it
+/// names exist only on a production host: `--check-config` validates, it opens no file.
+#[test]
+fn production_config_file_passes_check_config() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/iothub.toml");
+    let output = run_bounded(&["--check-config", path.to_str().or_fail("a UTF-8 path")], &[]);
+    assert_accepted(&output);
+    let config = iothub::ConfigBuilder::new().file(&path).and_then(iothub::ConfigBuilder::build);
+    let config = config.or_fail("building config/iothub.toml");
+    assert_eq!((config.storage.backend.as_str(), config.storage.dir()), ("redb", "/var/lib/iothub".into()));
+    assert!(config.auth.enabled && !config.auth.allow_anonymous, "authentication is not required");
+    assert_eq!(config.auth.password_file.as_deref(), Some("/etc/iothub/passwd"));
+    assert_eq!(config.auth.acl_file.as_deref(), Some("/etc/iothub/acl"));
+    assert_eq!(config.logging.format, "json");
 }
 
 #[test]
