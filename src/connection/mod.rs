@@ -174,7 +174,9 @@ pub(crate) async fn run(
     let deadline = Instant::now() + Duration::from_secs(context.config.connect_timeout_secs);
     let upgraded = tokio::select! {
         () = shutdown.cancelled() => Err(Exit::Shutdown),
-        upgraded = tokio::time::timeout_at(deadline, upgrader.upgrade(stream)) => match upgraded {
+        // Boxed: the TLS and WebSocket handshakes are large futures, and every connection's task
+        // would otherwise keep room for them for its whole life.
+        upgraded = tokio::time::timeout_at(deadline, Box::pin(upgrader.upgrade(stream))) => match upgraded {
             Err(_) => Err(Exit::HandshakeTimeout),
             Ok(Err(error)) => Err(Exit::Handshake(error)),
             Ok(Ok(transport)) => Ok(transport),
@@ -269,9 +271,16 @@ impl Connection {
         // What a token or the HTTP hook said about the client: its username, perhaps its ACL.
         let mut grant: Option<Grant> = None;
         let username = match &method {
-            None => match self
-                .check_password(&connect, &link, claimed, certified.is_some(), shutdown, connect_deadline)
-                .await
+            // Boxed: a login may wait on the HTTP hook's client, a large future.
+            None => match Box::pin(self.check_password(
+                &connect,
+                &link,
+                claimed,
+                certified.is_some(),
+                shutdown,
+                connect_deadline,
+            ))
+            .await
             {
                 Ok(granted) => {
                     grant = granted;
@@ -289,7 +298,7 @@ impl Connection {
                     claimed,
                     certified: certified.is_some(),
                 };
-                match self.enhanced_login(&link, method, &login, shutdown, connect_deadline).await {
+                match Box::pin(self.enhanced_login(&link, method, &login, shutdown, connect_deadline)).await {
                     Ok((data, username)) => {
                         auth_data = data;
                         username
@@ -315,7 +324,7 @@ impl Connection {
                     HookClient { client_id: &client_id, username: username.as_deref(), peer: self.info.peer };
                 let answer = tokio::select! {
                     () = shutdown.cancelled() => return Exit::Shutdown,
-                    answer = hook.allowed(who, HookAction::Publish, &will.topic) => answer,
+                    answer = Box::pin(hook.allowed(who, HookAction::Publish, &will.topic)) => answer,
                 };
                 with_hook.record_decisions(vec![(
                     (HookAction::Publish, will.topic.to_string()),
