@@ -33,6 +33,7 @@ pub use server::{Reloader, Server};
 /// Building blocks the tests, benches and fuzz targets drive directly. Not a stable API.
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::context::Context;
     pub use crate::exit::Exit;
     pub use crate::mailbox::{Mailbox, PushOutcome, QueueLimits, QueueOverflow};
     pub use crate::message::{too_deep, Delivery, Message};

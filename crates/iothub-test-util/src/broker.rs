@@ -11,6 +11,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use iothub::auth::AuthenticationMethod;
+use iothub::internals::Context;
 use iothub::storage::Backend;
 use iothub::{Config, ConfigBuilder, Server};
 use tokio_util::sync::CancellationToken;
@@ -50,6 +51,8 @@ pub struct TestBroker {
     pub addrs: Vec<SocketAddr>,
     /// Reloads the TLS, password and ACL files, as SIGHUP does.
     pub reloader: iothub::Reloader,
+    /// The server's shared state: its counters, its registry of clients.
+    pub context: Arc<Context>,
     /// Stops the server.
     shutdown: CancellationToken,
     /// The thread that runs the server.
@@ -109,13 +112,14 @@ impl TestBroker {
                 }
                 .or_fail("binding the broker");
                 // The test waits for the address; if it gave up, the server stops with it.
-                if tx.send((server.local_addrs(), server.reloader())).is_ok() {
+                let context = Arc::clone(server.context());
+                if tx.send((server.local_addrs(), server.reloader(), context)).is_ok() {
                     server.run(token).await;
                 }
             });
         });
-        let (addrs, reloader) = rx.recv_timeout(WAIT).or_fail("the broker did not start");
-        TestBroker { addr: addrs[0], addrs, reloader, shutdown, thread: Some(thread) }
+        let (addrs, reloader, context) = rx.recv_timeout(WAIT).or_fail("the broker did not start");
+        TestBroker { addr: addrs[0], addrs, reloader, context, shutdown, thread: Some(thread) }
     }
 
     /// The port, as a string for command-line clients.
