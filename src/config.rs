@@ -95,6 +95,13 @@ pub struct ServerConfig {
     pub shared_subscription_available: bool,
     /// Seconds a graceful shutdown waits for connections to finish.
     pub shutdown_timeout_secs: u64,
+    /// New connections each listener accepts per second (a token bucket holding one second's
+    /// worth); more are closed at accept. 0 turns it off. A listener URL's
+    /// `?max_connection_rate=N` overrides it for that listener.
+    pub max_connection_rate: u64,
+    /// New connections one source address may open per second, over all listeners (a token
+    /// bucket holding one second's worth); more are closed at accept. 0 turns it off.
+    pub max_connection_rate_per_address: u64,
 }
 
 impl Default for ServerConfig {
@@ -119,6 +126,8 @@ impl Default for ServerConfig {
             retain_available: true,
             shared_subscription_available: true,
             shutdown_timeout_secs: 5,
+            max_connection_rate: 0,
+            max_connection_rate_per_address: 0,
         }
     }
 }
@@ -199,6 +208,14 @@ impl ServerConfig {
             range("server.max_topic_alias", self.max_topic_alias, 0, 65_535, "0 turns aliases off"),
             range("server.receive_maximum", self.receive_maximum, 1, 65_535, ""),
             range("server.shutdown_timeout_secs", self.shutdown_timeout_secs, 0, MAX_SECONDS, "ten years"),
+            range("server.max_connection_rate", self.max_connection_rate, 0, MAX_RATE, "0 turns it off"),
+            range(
+                "server.max_connection_rate_per_address",
+                self.max_connection_rate_per_address,
+                0,
+                MAX_RATE,
+                "0 turns it off",
+            ),
         ]
     }
 }
@@ -405,6 +422,8 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("server", "retain_available", Kind::Bool),
     ("server", "shared_subscription_available", Kind::Bool),
     ("server", "shutdown_timeout_secs", Kind::Uint),
+    ("server", "max_connection_rate", Kind::Uint),
+    ("server", "max_connection_rate_per_address", Kind::Uint),
     ("auth", "enabled", Kind::Bool),
     ("auth", "allow_anonymous", Kind::Bool),
     ("auth", "throttle_failures", Kind::Uint),
@@ -618,6 +637,9 @@ const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
 const MAX_CONNECTIONS: usize = 100_000_000;
 const _: () = assert!(MAX_CONNECTIONS <= tokio::sync::Semaphore::MAX_PERMITS);
 
+/// Largest rate in events per second (of new connections): a million, far beyond what one listener or client can reach.
+const MAX_RATE: u64 = 1_000_000;
+
 /// Largest value of a key that is only ever compared with a count or a byte total, so that any
 /// integer a configuration layer can hold is honoured.
 const MAX_INTEGER: u64 = i64::MAX.unsigned_abs();
@@ -696,11 +718,64 @@ pub struct ListenAddress {
     /// The HTTP path of a WebSocket listener (`/mqtt` unless the URL names one); `None` for
     /// the others.
     pub path: Option<String>,
+    /// What the URL's query string sets for this listener alone.
+    pub settings: ListenerSettings,
 }
 
-/// Splits `scheme://host:port[/path]`: `tcp://` (or `mqtt://`), `tls://` (or `mqtts://`,
-/// `ssl://`), `ws://` and `wss://`; only WebSocket listeners take a path.
+/// The settings of one listener, from its URL's query string
+/// (`tcp://0.0.0.0:1883?max_connections=100&max_connection_rate=50`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerSettings {
+    /// Most simultaneous connections of this listener (`max_connections=N`), within the
+    /// server-wide `server.max_connections`; 0: no limit of its own.
+    pub max_connections: usize,
+    /// New connections per second this listener accepts (`max_connection_rate=N`, 0: off);
+    /// `None`: `server.max_connection_rate`.
+    pub max_connection_rate: Option<u64>,
+}
+
+/// The settings a listener URL's query string may hold.
+const LISTENER_SETTINGS: &str = "max_connections, max_connection_rate";
+
+/// Reads a listener URL's query string: `name=value` pairs joined by `&`, each named once.
+fn parse_listener_settings(query: &str) -> Result<ListenerSettings, String> {
+    let mut settings = ListenerSettings::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for pair in query.split('&') {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("listener setting {pair:?} is not name=value ({LISTENER_SETTINGS})"))?;
+        if seen.contains(&name) {
+            return Err(format!("listener setting {name} is given twice"));
+        }
+        seen.push(name);
+        let number = |max: u64| -> Result<u64, String> {
+            value
+                .parse::<u64>()
+                .ok()
+                .filter(|n| value.bytes().all(|b| b.is_ascii_digit()) && *n <= max)
+                .ok_or_else(|| format!("{name}={value:?}: expected an integer from 0 to {max}"))
+        };
+        match name {
+            "max_connections" => {
+                let limit = number(wide(MAX_CONNECTIONS))?;
+                settings.max_connections = usize::try_from(limit).unwrap_or(MAX_CONNECTIONS);
+            }
+            "max_connection_rate" => settings.max_connection_rate = Some(number(MAX_RATE)?),
+            _ => return Err(format!("unknown listener setting {name:?}; use {LISTENER_SETTINGS}")),
+        }
+    }
+    Ok(settings)
+}
+
+/// Splits `scheme://host:port[/path][?settings]`: `tcp://` (or `mqtt://`), `tls://` (or
+/// `mqtts://`, `ssl://`), `ws://` and `wss://`; only WebSocket listeners take a path. The query
+/// string holds the listener's own settings (`ListenerSettings`).
 pub fn parse_listen_address(url: &str) -> Result<ListenAddress, String> {
+    let (url, settings) = match url.split_once('?') {
+        Some((url, query)) => (url, parse_listener_settings(query)?),
+        None => (url, ListenerSettings::default()),
+    };
     let (scheme, rest) = url
         .split_once("://")
         .ok_or("expected scheme://host:port, e.g. tcp://0.0.0.0:1883 or ws://0.0.0.0:8080/mqtt")?;
@@ -732,7 +807,7 @@ pub fn parse_listen_address(url: &str) -> Result<ListenAddress, String> {
         return Err("missing host (use 0.0.0.0 for all interfaces)".to_owned());
     }
     port.parse::<u16>().map_err(|_| format!("port {port:?} is not a number between 0 and 65535"))?;
-    Ok(ListenAddress { scheme, address: address.to_owned(), path })
+    Ok(ListenAddress { scheme, address: address.to_owned(), path, settings })
 }
 
 impl Config {
@@ -1021,6 +1096,36 @@ mod tests {
         );
         assert!(parsed("tcp://0.0.0.0:1883/mqtt").unwrap_err().contains("no path"));
         assert!(parsed("quic://0.0.0.0:1").unwrap_err().contains("unknown scheme"));
+    }
+
+    #[test]
+    fn listener_urls_carry_settings_of_their_own_in_a_query_string() {
+        let tcp = parse_listen_address("tcp://0.0.0.0:1883?max_connections=100").unwrap();
+        assert_eq!((tcp.scheme, tcp.address.as_str(), tcp.path), (Scheme::Tcp, "0.0.0.0:1883", None));
+        assert_eq!(tcp.settings, ListenerSettings { max_connections: 100, max_connection_rate: None });
+        let ws = parse_listen_address("ws://h:9001/mqtt?max_connection_rate=50").unwrap();
+        assert_eq!(ws.path.as_deref(), Some("/mqtt"));
+        assert_eq!(ws.settings.max_connection_rate, Some(50));
+        let ws = parse_listen_address("wss://h:9001?max_connections=0").unwrap();
+        assert_eq!((ws.path.as_deref(), ws.settings.max_connections), (Some("/mqtt"), 0));
+        assert_eq!(parse_listen_address("tcp://h:1").unwrap().settings, ListenerSettings::default());
+        for (url, problem) in [
+            ("tcp://h:1?", "not name=value"),
+            ("tcp://h:1?max_connections", "not name=value"),
+            ("tcp://h:1?max_connections=-1", "integer from 0"),
+            ("tcp://h:1?max_connections=+5", "integer from 0"),
+            ("tcp://h:1?max_connections=100000001", "integer from 0 to 100000000"),
+            ("tcp://h:1?max_connection_rate=1000001", "integer from 0 to 1000000"),
+            ("tcp://h:1?max_connections=1&max_connections=2", "twice"),
+            ("tcp://h:1?proxy=true", "unknown listener setting"),
+            ("tcp://h:1/x?max_connections=1", "no path"),
+        ] {
+            let err = parse_listen_address(url).unwrap_err();
+            assert!(err.contains(problem), "{url}: {err}");
+        }
+        let err = from_toml("[server]\nlisten_addresses = [\"tcp://h:1?max_connections=x\"]\n").unwrap_err();
+        assert_eq!(err.key, "server.listen_addresses");
+        assert!(err.problem.contains("max_connections"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod identity;
 mod mailbox;
 mod message;
 mod metrics;
+mod protection;
 mod restore;
 mod router;
 mod server;

@@ -11,7 +11,8 @@ use iothub_protocol::QoS;
 pub struct Metrics {
     /// Connections accepted by a listener.
     pub connections_accepted: AtomicU64,
-    /// Connections closed at accept because `max_connections` was reached.
+    /// Connections closed at accept because `server.max_connections` or the listener's
+    /// `max_connections` was reached.
     pub connections_refused: AtomicU64,
     /// Connections closed for a protocol violation or malformed packet.
     pub protocol_errors: AtomicU64,
@@ -32,6 +33,9 @@ pub struct Metrics {
     pub dropped_acl: AtomicU64,
     /// Shared subscription deliveries handed to another member when a member's session ended.
     pub shared_handed_on: AtomicU64,
+    /// Connections closed before any handshake because a listener's or a source address's
+    /// connection rate was exceeded.
+    pub connections_rate_limited: AtomicU64,
 }
 
 impl Metrics {

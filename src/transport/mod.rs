@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 pub(crate) use tcp::TcpTransportListener;
 pub(crate) use tls::TlsFiles;
 
-use crate::config::{ListenAddress, Scheme};
+use crate::config::{ListenAddress, ListenerSettings, Scheme};
 
 /// A bidirectional byte stream carrying MQTT packets.
 pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -36,6 +36,8 @@ pub(crate) struct Listener {
     tcp: TcpTransportListener,
     /// The handshake its connections go through.
     upgrader: Upgrader,
+    /// The listener's own settings, from its URL's query string.
+    settings: ListenerSettings,
 }
 
 impl Listener {
@@ -56,7 +58,8 @@ impl Listener {
             Scheme::Ws => Upgrader::Ws { path: path(), max_packet_size },
             Scheme::Wss => Upgrader::Wss { tls: tls()?, path: path(), max_packet_size },
         };
-        Ok(Listener { tcp: TcpTransportListener::bind(&address.address).await?, upgrader })
+        let tcp = TcpTransportListener::bind(&address.address).await?;
+        Ok(Listener { tcp, upgrader, settings: address.settings })
     }
 
     /// The address actually bound (the port is chosen by the OS when 0 was asked for).
@@ -77,6 +80,11 @@ impl Listener {
     /// Waits for the next connection: a bare socket, with no handshake done on it.
     pub(crate) async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         self.tcp.accept().await
+    }
+
+    /// The listener's own settings: its connection limit and rate.
+    pub(crate) fn settings(&self) -> ListenerSettings {
+        self.settings
     }
 
     /// What turns this listener's accepted sockets into transports.
