@@ -1,7 +1,7 @@
 //! A Broker: the accept loop of one listener. It enforces the listener's connection rate and
 //! limit, the source address's connection rate and the server-wide connection limit, closing
 //! what is over a limit before any handshake, and hands each accepted stream to its own
-//! connection task; it never reads a byte of MQTT.
+//! connection task; it never reads a byte of MQTT (nor of a PROXY header).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -55,6 +55,7 @@ impl Broker {
     #[allow(clippy::disallowed_methods)] // The accept loop is an I/O edge: rate limits read the clock.
     pub(crate) async fn run(self, shutdown: CancellationToken, tracker: TaskTracker) {
         let mut rate = self.rate.map(|rate| TokenBucket::new(rate, Instant::now()));
+        let proxied = self.listener.settings().proxy_protocol;
         loop {
             let accepted = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -70,7 +71,7 @@ impl Broker {
                     continue;
                 }
             };
-            let permits = match self.admit(&mut rate, peer) {
+            let permits = match self.admit(&mut rate, peer, proxied) {
                 Ok(permits) => permits,
                 Err(refusal) => {
                     // Dropping the socket closes it: nothing was read or written.
@@ -80,12 +81,20 @@ impl Broker {
             };
             self.context.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
             let context = Arc::clone(&self.context);
-            let span = tracing::info_span!(
-                "connection",
-                %peer,
-                listener = &*self.name,
-                client_id = tracing::field::Empty
-            );
+            let listener = &*self.name;
+            // Behind a proxy the client's address is known only once the header is read.
+            let span = if proxied {
+                let unknown = tracing::field::Empty;
+                tracing::info_span!(
+                    "connection",
+                    peer = unknown,
+                    proxy = %peer,
+                    listener,
+                    client_id = unknown
+                )
+            } else {
+                tracing::info_span!("connection", %peer, listener, client_id = tracing::field::Empty)
+            };
             let info = ConnectionInfo { peer, listener: Arc::clone(&self.name), certificate_name: None };
             let upgrader = self.listener.upgrader();
             // A clone, not a child token: nothing cancels one connection through it, and a child
@@ -93,7 +102,7 @@ impl Broker {
             let token = shutdown.clone();
             tracker.spawn(
                 async move {
-                    connection::run(stream, upgrader, info, context, token).await;
+                    connection::run(stream, upgrader, proxied, info, context, token).await;
                     drop(permits);
                 }
                 .instrument(span),
@@ -102,22 +111,24 @@ impl Broker {
     }
 
     /// Decides whether a connection from `peer` is taken: the listener's rate, the address's
-    /// rate, the listener's limit, the server's limit, in that order. Returns the permits the connection holds.
+    /// rate (here unless the address comes in a PROXY header), the listener's limit, the
+    /// server's limit, in that order. Returns the permits the connection holds.
     #[allow(clippy::disallowed_methods)] // The accept loop is an I/O edge: rates read the clock.
     fn admit(
         &self,
         rate: &mut Option<TokenBucket>,
         peer: SocketAddr,
+        proxied: bool,
     ) -> Result<[Option<OwnedSemaphorePermit>; 2], Refusal> {
         let protection = &self.context.protection;
-        if rate.is_some() || protection.address_rates.is_some() {
+        if rate.is_some() || (protection.address_rates.is_some() && !proxied) {
             let now = Instant::now();
             if let Some(rate) = rate {
                 if !rate.try_take(1, now) {
                     return Err(Refusal::ListenerRate);
                 }
             }
-            if let Some(addresses) = &protection.address_rates {
+            if let (Some(addresses), false) = (&protection.address_rates, proxied) {
                 if !addresses.admit(peer.ip(), now) {
                     return Err(Refusal::AddressRate);
                 }

@@ -100,7 +100,8 @@ pub struct ServerConfig {
     /// `?max_connection_rate=N` overrides it for that listener.
     pub max_connection_rate: u64,
     /// New connections one source address may open per second, over all listeners (a token
-    /// bucket holding one second's worth); more are closed at accept. 0 turns it off.
+    /// bucket holding one second's worth); more are closed at accept, or after the PROXY header
+    /// on a `proxy_protocol` listener. 0 turns it off.
     pub max_connection_rate_per_address: u64,
 }
 
@@ -723,7 +724,7 @@ pub struct ListenAddress {
 }
 
 /// The settings of one listener, from its URL's query string
-/// (`tcp://0.0.0.0:1883?max_connections=100&max_connection_rate=50`).
+/// (`tcp://0.0.0.0:1883?max_connections=100&proxy_protocol=true`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ListenerSettings {
     /// Most simultaneous connections of this listener (`max_connections=N`), within the
@@ -732,10 +733,13 @@ pub struct ListenerSettings {
     /// New connections per second this listener accepts (`max_connection_rate=N`, 0: off);
     /// `None`: `server.max_connection_rate`.
     pub max_connection_rate: Option<u64>,
+    /// Whether every connection starts with a PROXY protocol header, version 1 or 2
+    /// (`proxy_protocol=true`), whose source address is the client's.
+    pub proxy_protocol: bool,
 }
 
 /// The settings a listener URL's query string may hold.
-const LISTENER_SETTINGS: &str = "max_connections, max_connection_rate";
+const LISTENER_SETTINGS: &str = "max_connections, max_connection_rate, proxy_protocol";
 
 /// Reads a listener URL's query string: `name=value` pairs joined by `&`, each named once.
 fn parse_listener_settings(query: &str) -> Result<ListenerSettings, String> {
@@ -762,6 +766,13 @@ fn parse_listener_settings(query: &str) -> Result<ListenerSettings, String> {
                 settings.max_connections = usize::try_from(limit).unwrap_or(MAX_CONNECTIONS);
             }
             "max_connection_rate" => settings.max_connection_rate = Some(number(MAX_RATE)?),
+            "proxy_protocol" => {
+                settings.proxy_protocol = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("proxy_protocol={value:?}: expected true or false")),
+                };
+            }
             _ => return Err(format!("unknown listener setting {name:?}; use {LISTENER_SETTINGS}")),
         }
     }
@@ -1100,14 +1111,16 @@ mod tests {
 
     #[test]
     fn listener_urls_carry_settings_of_their_own_in_a_query_string() {
-        let tcp = parse_listen_address("tcp://0.0.0.0:1883?max_connections=100").unwrap();
+        let tcp = parse_listen_address("tcp://0.0.0.0:1883?max_connections=100&proxy_protocol=true").unwrap();
         assert_eq!((tcp.scheme, tcp.address.as_str(), tcp.path), (Scheme::Tcp, "0.0.0.0:1883", None));
-        assert_eq!(tcp.settings, ListenerSettings { max_connections: 100, max_connection_rate: None });
+        let expected =
+            ListenerSettings { max_connections: 100, max_connection_rate: None, proxy_protocol: true };
+        assert_eq!(tcp.settings, expected);
         let ws = parse_listen_address("ws://h:9001/mqtt?max_connection_rate=50").unwrap();
         assert_eq!(ws.path.as_deref(), Some("/mqtt"));
         assert_eq!(ws.settings.max_connection_rate, Some(50));
-        let ws = parse_listen_address("wss://h:9001?max_connections=0").unwrap();
-        assert_eq!((ws.path.as_deref(), ws.settings.max_connections), (Some("/mqtt"), 0));
+        let ws = parse_listen_address("wss://h:9001?proxy_protocol=false").unwrap();
+        assert_eq!((ws.path.as_deref(), ws.settings.proxy_protocol), (Some("/mqtt"), false));
         assert_eq!(parse_listen_address("tcp://h:1").unwrap().settings, ListenerSettings::default());
         for (url, problem) in [
             ("tcp://h:1?", "not name=value"),
@@ -1116,16 +1129,17 @@ mod tests {
             ("tcp://h:1?max_connections=+5", "integer from 0"),
             ("tcp://h:1?max_connections=100000001", "integer from 0 to 100000000"),
             ("tcp://h:1?max_connection_rate=1000001", "integer from 0 to 1000000"),
+            ("tcp://h:1?proxy_protocol=yes", "true or false"),
             ("tcp://h:1?max_connections=1&max_connections=2", "twice"),
             ("tcp://h:1?proxy=true", "unknown listener setting"),
-            ("tcp://h:1/x?max_connections=1", "no path"),
+            ("tcp://h:1/x?proxy_protocol=true", "no path"),
         ] {
             let err = parse_listen_address(url).unwrap_err();
             assert!(err.contains(problem), "{url}: {err}");
         }
-        let err = from_toml("[server]\nlisten_addresses = [\"tcp://h:1?max_connections=x\"]\n").unwrap_err();
+        let err = from_toml("[server]\nlisten_addresses = [\"tcp://h:1?proxy_protocol=1\"]\n").unwrap_err();
         assert_eq!(err.key, "server.listen_addresses");
-        assert!(err.problem.contains("max_connections"), "{err}");
+        assert!(err.problem.contains("proxy_protocol"), "{err}");
     }
 
     #[test]

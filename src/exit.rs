@@ -44,6 +44,9 @@ pub enum Exit {
     NotAuthorized,
     /// A 3.1.1 client published at QoS 1/2 while the durable store refused writes.
     StorageRefused,
+    /// The client's address opened connections beyond `max_connection_rate_per_address`
+    /// (found after a PROXY header; the refusal has its own rate-limited log line).
+    RateLimited,
 }
 
 impl Exit {
@@ -78,6 +81,7 @@ impl Exit {
             Exit::StorageRefused => tracing::warn!(
                 "closing connection: a QoS 1/2 publication while the store refuses writes (is the disk full?)"
             ),
+            Exit::RateLimited => tracing::debug!("connection closed: its address connects too often"),
         }
     }
 
@@ -116,6 +120,7 @@ impl Exit {
             | Exit::Handshake(_)
             | Exit::HandshakeTimeout
             | Exit::ConnectTimeout
+            | Exit::RateLimited
             | Exit::Refused(_) => None,
         }
     }

@@ -40,4 +40,5 @@ pub mod internals {
     pub use crate::message::{too_deep, Delivery, Message};
     pub use crate::router::{RetainOutcome, RetainStore, Subscriber, SubscriptionTree};
     pub use crate::session::{is_reserved_for_broker, write, Action, Link, Session, SessionLimits, Will};
+    pub use crate::transport::proxy::{parse as parse_proxy_header, ProxyError, ProxyHeader};
 }

@@ -36,6 +36,8 @@ pub struct Metrics {
     /// Connections closed before any handshake because a listener's or a source address's
     /// connection rate was exceeded.
     pub connections_rate_limited: AtomicU64,
+    /// Connections closed because their PROXY protocol header was missing or malformed.
+    pub proxy_header_errors: AtomicU64,
 }
 
 impl Metrics {

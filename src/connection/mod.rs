@@ -23,6 +23,7 @@
 
 mod handoff;
 mod handshake;
+mod protection;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -158,23 +159,24 @@ struct Login<'a> {
 }
 
 /// Serves one accepted socket until it ends, the session is taken over, or `shutdown` is
-/// cancelled. The transport's handshake runs here, in the connection's own task, within the
-/// same `connect_timeout_secs` as CONNECT.
+/// cancelled. The PROXY header of a `proxied` listener and the transport's handshake run here,
+/// in the connection's own task, within the same `connect_timeout_secs` as CONNECT.
 #[allow(clippy::disallowed_methods)] // The I/O edge reads the clock.
 pub(crate) async fn run(
     stream: TcpStream,
     upgrader: Upgrader,
+    proxied: bool,
     mut info: ConnectionInfo,
     context: Arc<Context>,
     shutdown: CancellationToken,
 ) {
     let deadline = Instant::now() + Duration::from_secs(context.config.connect_timeout_secs);
+    let open = protection::open(stream, &upgrader, proxied, &mut info, &context);
     let upgraded = tokio::select! {
         () = shutdown.cancelled() => Err(Exit::Shutdown),
-        upgraded = tokio::time::timeout_at(deadline, upgrader.upgrade(stream)) => match upgraded {
+        upgraded = tokio::time::timeout_at(deadline, open) => match upgraded {
             Err(_) => Err(Exit::HandshakeTimeout),
-            Ok(Err(error)) => Err(Exit::Handshake(error)),
-            Ok(Ok(transport)) => Ok(transport),
+            Ok(result) => result,
         },
     };
     let transport = match upgraded {

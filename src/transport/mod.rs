@@ -6,8 +6,10 @@
 //! Accepting is split in two so that one slow client can never stall a listener: the accept
 //! loop only accepts a socket (`Listener::accept`), and any handshake a transport needs (TLS,
 //! the WebSocket upgrade) runs in the connection's own task, under the connect timeout, through
-//! the `Upgrader` the listener hands out.
+//! the `Upgrader` the listener hands out. On a `proxy_protocol` listener the connection task
+//! reads the PROXY header (`proxy.rs`) before that handshake; the accept loop never does.
 
+pub(crate) mod proxy;
 mod tcp;
 mod tls;
 mod ws;
@@ -82,7 +84,8 @@ impl Listener {
         self.tcp.accept().await
     }
 
-    /// The listener's own settings: its connection limit and rate.
+    /// The listener's own settings: its connection limit and rate, and whether its connections
+    /// start with a PROXY protocol header.
     pub(crate) fn settings(&self) -> ListenerSettings {
         self.settings
     }
@@ -116,8 +119,8 @@ pub(crate) struct Upgraded {
 }
 
 impl Upgrader {
-    /// Runs the handshake on `stream`.
-    pub(crate) async fn upgrade(&self, stream: TcpStream) -> io::Result<Upgraded> {
+    /// Runs the handshake on `stream`: an accepted socket, or one whose PROXY header was read.
+    pub(crate) async fn upgrade<S: Transport>(&self, stream: S) -> io::Result<Upgraded> {
         let (transport, certificate_name): (Box<dyn Transport>, _) = match self {
             Upgrader::Tcp => (Box::new(stream), None),
             Upgrader::Tls(tls) => {
