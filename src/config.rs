@@ -103,6 +103,13 @@ pub struct ServerConfig {
     /// bucket holding one second's worth); more are closed at accept, or after the PROXY header
     /// on a `proxy_protocol` listener. 0 turns it off.
     pub max_connection_rate_per_address: u64,
+    /// PUBLISH packets one client may send per second (a token bucket holding one second's
+    /// worth); 0 turns it off. Beyond it a 5.0 client gets DISCONNECT 0x96 and a 3.1.1 client is
+    /// no longer read until its bucket refills.
+    pub max_publish_rate: u64,
+    /// PUBLISH bytes (whole packets) one client may send per second, as `max_publish_rate`; 0
+    /// turns it off.
+    pub max_publish_bytes_rate: u64,
 }
 
 impl Default for ServerConfig {
@@ -129,6 +136,8 @@ impl Default for ServerConfig {
             shutdown_timeout_secs: 5,
             max_connection_rate: 0,
             max_connection_rate_per_address: 0,
+            max_publish_rate: 0,
+            max_publish_bytes_rate: 0,
         }
     }
 }
@@ -215,6 +224,14 @@ impl ServerConfig {
                 self.max_connection_rate_per_address,
                 0,
                 MAX_RATE,
+                "0 turns it off",
+            ),
+            range("server.max_publish_rate", self.max_publish_rate, 0, MAX_RATE, "0 turns it off"),
+            range(
+                "server.max_publish_bytes_rate",
+                self.max_publish_bytes_rate,
+                0,
+                MAX_INTEGER,
                 "0 turns it off",
             ),
         ]
@@ -425,6 +442,8 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("server", "shutdown_timeout_secs", Kind::Uint),
     ("server", "max_connection_rate", Kind::Uint),
     ("server", "max_connection_rate_per_address", Kind::Uint),
+    ("server", "max_publish_rate", Kind::Uint),
+    ("server", "max_publish_bytes_rate", Kind::Uint),
     ("auth", "enabled", Kind::Bool),
     ("auth", "allow_anonymous", Kind::Bool),
     ("auth", "throttle_failures", Kind::Uint),
@@ -638,7 +657,7 @@ const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
 const MAX_CONNECTIONS: usize = 100_000_000;
 const _: () = assert!(MAX_CONNECTIONS <= tokio::sync::Semaphore::MAX_PERMITS);
 
-/// Largest rate in events per second (of new connections): a million, far beyond what one listener or client can reach.
+/// Largest rate in events per second (connections, PUBLISH packets): a million, far beyond what one listener or client can reach.
 const MAX_RATE: u64 = 1_000_000;
 
 /// Largest value of a key that is only ever compared with a count or a byte total, so that any

@@ -36,6 +36,9 @@ pub struct Metrics {
     /// Connections closed before any handshake because a listener's or a source address's
     /// connection rate was exceeded.
     pub connections_rate_limited: AtomicU64,
+    /// PUBLISH packets beyond a client's `max_publish_rate` or `max_publish_bytes_rate`: 5.0
+    /// connections closed with DISCONNECT 0x96, 3.1.1 connections paused.
+    pub publish_rate_limited: AtomicU64,
     /// Connections closed because their PROXY protocol header was missing or malformed.
     pub proxy_header_errors: AtomicU64,
 }

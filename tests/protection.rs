@@ -1,22 +1,46 @@
 //! Protection limits with real clients: a listener's own `max_connections` and connection rate,
-//! the connection rate per source address, and the PROXY protocol, versions 1 and 2, before MQTT
-//! and before TLS.
+//! the connection rate per source address, a client's publish rate and bandwidth (5.0: DISCONNECT
+//! 0x96; 3.1.1: slowed down, nothing dropped), and the PROXY protocol, versions 1 and 2, before
+//! MQTT and before TLS.
 //!
 //! Where timing matters the broker runs on a paused clock (`iothub_test_util::paused`): rates
-//! refill in virtual time, so the tests are exact and take no real
+//! refill and pauses end in virtual time, so the tests are exact and take no real
 //! time. Counters are read from the server's `Context`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::BytesMut;
+use iothub_protocol::{decode, Packet, ProtocolVersion, ReasonCode};
+use iothub_test_util::paused::now;
+use iothub_test_util::v5_client::{connect_v5, encode_v5, message};
 use iothub_test_util::{
-    connect_packet, raw_connected, OrFail, PausedBroker, PausedClient, RawClient, TestBroker, TestPki,
-    TlsClient, CONNACK_ACCEPTED, DISCONNECT, PINGREQ, PINGRESP, WAIT,
+    ack, connect_packet, parse_publish, publish_packet, raw_connected, OrFail, PausedBroker, PausedClient,
+    RawClient, TestBroker, TestPki, TlsClient, CONNACK_ACCEPTED, DISCONNECT, PINGREQ, PINGRESP, PUBACK, WAIT,
 };
 
 fn count(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
+}
+
+/// Decodes one whole 5.0 packet.
+fn decode_v5(bytes: &[u8]) -> Packet {
+    let mut buf = BytesMut::from(bytes);
+    match decode(&mut buf, ProtocolVersion::V5, usize::MAX) {
+        Ok(Some(packet)) if buf.is_empty() => packet,
+        other => panic!("expected one 5.0 packet, got {other:?} from {bytes:02x?}"),
+    }
+}
+
+/// A 5.0 client on the paused clock, connected with Clean Start as `client_id`.
+async fn v5_connected(addr: SocketAddr, client_id: &str) -> PausedClient {
+    let mut client = PausedClient::connect(addr).await;
+    client.send(&encode_v5(&Packet::Connect(Box::new(connect_v5(client_id, true, 0))))).await;
+    match decode_v5(&client.read_packet().await) {
+        Packet::ConnAck(connack) if connack.reason_code == ReasonCode::Success => client,
+        other => panic!("expected an accepting CONNACK, got {other:?}"),
+    }
 }
 
 /// Connects `client_id` over 3.1.1 on the paused clock and checks the CONNACK is `connack`.
@@ -98,6 +122,104 @@ async fn an_addresss_connection_rate_is_its_own_and_holds_over_every_listener() 
     let mut again = PausedClient::connect_from(broker.addrs[1], one).await;
     again.send(&connect_packet("from-one-again", true, 60)).await;
     again.expect(&CONNACK_ACCEPTED).await;
+}
+
+// MQTT 5.0 table 2-6: 0x96 Message rate too high is a DISCONNECT reason code (3.14.2.1); PUBACK
+// and PUBREC may not carry it (3.4.2.1, 3.5.2.1), so the PUBLISH beyond the rate is not
+// acknowledged, nor routed, and the client is disconnected with 0x96. Its QoS 1 message stays
+// unacknowledged in its session, to be sent again [MQTT-4.4.0-1].
+#[tokio::test(start_paused = true)]
+async fn a_v5_publisher_beyond_max_publish_rate_is_disconnected_with_0x96() {
+    let broker = PausedBroker::with_config("[server]\nmax_publish_rate = 5\n").await;
+    let mut subscriber = broker.connected(&connect_packet("watcher", true, 60), &CONNACK_ACCEPTED).await;
+    subscriber.subscribe(1, &[("rate/#", 0)]).await;
+    let mut publisher = v5_connected(broker.addr, "hasty").await;
+    let mut burst = Vec::new();
+    for id in 1..=6 {
+        burst.extend(encode_v5(&Packet::Publish(message(
+            "rate/t",
+            format!("{id}").as_bytes(),
+            1,
+            false,
+            id,
+        ))));
+    }
+    publisher.send(&burst).await;
+    for id in 1..=5 {
+        match decode_v5(&publisher.read_packet().await) {
+            Packet::PubAck(ack) if ack.packet_id.get() == id => {
+                assert_eq!(ack.reason_code, ReasonCode::Success)
+            }
+            other => panic!("expected PUBACK {id}, got {other:?}"),
+        }
+    }
+    match decode_v5(&publisher.read_packet().await) {
+        Packet::Disconnect(disconnect) => assert_eq!(disconnect.reason_code, ReasonCode::MessageRateTooHigh),
+        other => panic!("expected DISCONNECT 0x96, got {other:?}"),
+    }
+    publisher.expect_closed().await;
+    for id in 1..=5 {
+        assert_eq!(parse_publish(&subscriber.read_packet().await).text(), id.to_string());
+    }
+    subscriber.expect_silence(Duration::from_secs(1)).await;
+    assert_eq!(count(&broker.context.metrics.publish_rate_limited), 1);
+}
+
+// The bandwidth limit counts whole PUBLISH packets, QoS 0 included: past it a 5.0 client is
+// disconnected with 0x96 too.
+#[tokio::test(start_paused = true)]
+async fn a_v5_publisher_beyond_max_publish_bytes_rate_is_disconnected_with_0x96() {
+    let broker = PausedBroker::with_config("[server]\nmax_publish_bytes_rate = 1000\n").await;
+    let mut publisher = v5_connected(broker.addr, "wide").await;
+    let big = encode_v5(&Packet::Publish(message("bytes", &[7; 600], 0, false, 0)));
+    publisher.send(&big).await;
+    publisher.expect_alive().await;
+    // 600 ms later 600 bytes have refilled: one more passes, the next in that instant does not.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    publisher.send(&big).await;
+    publisher.expect_alive().await;
+    publisher.send(&big).await;
+    match decode_v5(&publisher.read_packet().await) {
+        Packet::Disconnect(disconnect) => assert_eq!(disconnect.reason_code, ReasonCode::MessageRateTooHigh),
+        other => panic!("expected DISCONNECT 0x96, got {other:?}"),
+    }
+    publisher.expect_closed().await;
+}
+
+// 3.1.1 has no way to tell a client it publishes too fast: the broker stops reading it until
+// its bucket refills, so TCP pushes back; every QoS 1 message is acknowledged and delivered,
+// only later [MQTT-4.3.2-2].
+#[tokio::test(start_paused = true)]
+async fn a_v311_publisher_beyond_max_publish_rate_is_slowed_and_loses_nothing() {
+    const MESSAGES: u16 = 40;
+    let broker = PausedBroker::with_config("[server]\nmax_publish_rate = 10\n").await;
+    let mut subscriber = broker.connected(&connect_packet("reader", true, 60), &CONNACK_ACCEPTED).await;
+    subscriber.subscribe(1, &[("slow/#", 1)]).await;
+    let mut publisher = broker.connected(&connect_packet("eager", true, 60), &CONNACK_ACCEPTED).await;
+    let start = now();
+    let mut burst = Vec::new();
+    for id in 1..=MESSAGES {
+        burst.extend(publish_packet("slow/t", id.to_string().as_bytes(), 1, false, false, id));
+    }
+    publisher.send(&burst).await;
+    let mut acked_at = Vec::new();
+    for id in 1..=MESSAGES {
+        publisher.expect(&ack(PUBACK, id)).await;
+        acked_at.push(now() - start);
+    }
+    // One second's worth (10) passes at once, and the 11th that empties the bucket; then one
+    // every 100 ms: the 40th is acknowledged 2.9 s in.
+    assert_eq!(acked_at[10], Duration::ZERO, "{acked_at:?}");
+    assert_eq!(acked_at[11], Duration::from_millis(100), "{acked_at:?}");
+    assert_eq!(acked_at[39], Duration::from_millis(2900), "{acked_at:?}");
+    for id in 1..=MESSAGES {
+        let delivery = parse_publish(&subscriber.read_packet().await);
+        assert_eq!(delivery.text(), id.to_string());
+        subscriber.send(&ack(PUBACK, delivery.packet_id.or_fail("a QoS 1 packet identifier"))).await;
+    }
+    publisher.expect_alive().await;
+    assert_eq!(count(&broker.context.metrics.publish_rate_limited), 30, "each packet that paused");
+    assert_eq!(count(&broker.context.metrics.dropped_qos12), 0);
 }
 
 /// A PROXY v2 header: PROXY command, TCP over IPv4 or IPv6, and a TLV.

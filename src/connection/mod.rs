@@ -87,6 +87,8 @@ enum Turn {
     Blocked,
     /// A packet waits for the HTTP ACL hook's answers.
     Asking,
+    /// The client published beyond its limits: nothing more is read until its buckets refill.
+    Paused,
 }
 
 /// A publisher's acknowledgement waiting for room in subscriber queues.
@@ -132,6 +134,8 @@ struct Connection {
     deferred: Option<(Packet, Vec<(HookAction, String)>)>,
     /// Who the client is, once CONNECT is accepted (for the hook's questions).
     identity: Option<Arc<ClientIdentity>>,
+    /// The client's publish limits, when `max_publish_rate` or `max_publish_bytes_rate` is set.
+    publish_limit: Option<crate::protection::PublishLimit>,
 }
 
 /// A connection's enhanced authentication (5.0 section 4.12).
@@ -206,6 +210,7 @@ pub(crate) async fn run(
         gate: Gate::default(),
         deferred: None,
         identity: None,
+        publish_limit: None,
     };
     let exit = connection.serve(&shutdown, deadline).await;
     if matches!(exit, Exit::Violation(_)) {
@@ -388,6 +393,7 @@ impl Connection {
             return Exit::Encode(error);
         }
         self.link = Some(link);
+        self.publish_limit = self.context.protection.publish_limit(link.is_v5(), Instant::now());
         log_connected(&connect, accepted.session_present);
         // Only the keep-alive and the will outlive the handshake; the rest of CONNECT (and the
         // buffer its fields point into) is freed now rather than held for the connection's life.
@@ -712,6 +718,7 @@ impl Connection {
             let held = self.gate.waiting_for().is_some();
             let backlogged = self.wbuf.len() >= READ_LIMIT;
             let reading = turn == Turn::Idle && !backlogged;
+            let resume_at = self.publish_limit.as_ref().and_then(crate::protection::PublishLimit::resume_at);
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Exit::Shutdown,
@@ -774,6 +781,12 @@ impl Connection {
                         Err(exit) => return exit,
                     };
                 }
+                () = protection::resume(resume_at), if turn == Turn::Paused => {
+                    turn = match self.process(session, &mut blocked, Instant::now()) {
+                        Ok(turn) => turn,
+                        Err(exit) => return exit,
+                    };
+                }
                 () = tokio::task::yield_now(), if turn == Turn::Yield => {
                     turn = match self.process(session, &mut blocked, Instant::now()) {
                         Ok(turn) => turn,
@@ -789,8 +802,9 @@ impl Connection {
                 }
                 () = &mut timeout => {
                     let now = Instant::now();
-                    // Not read while it waited on others or on the hook: not its silence.
-                    if blocked.is_some() || asking.is_some() {
+                    // Not read while it waited on others, on the hook or for its buckets to
+                    // refill: not its silence.
+                    if blocked.is_some() || asking.is_some() || turn == Turn::Paused {
                         session.record_activity(now);
                     }
                     if let Err(exit) = session.handle_timeout(now) {
@@ -852,9 +866,24 @@ impl Connection {
             if work >= WORK_PER_TURN {
                 break Ok(Turn::Yield);
             }
+            if let Some(limit) = &mut self.publish_limit {
+                if limit.paused(now) {
+                    break Ok(Turn::Paused);
+                }
+            }
+            let buffered = self.rbuf.len();
             match decode(&mut self.rbuf, version, max) {
                 Ok(Some(packet)) => {
                     work += 1;
+                    if let (Some(limit), Packet::Publish(_)) = (&mut self.publish_limit, &packet) {
+                        if !limit.admit(buffered - self.rbuf.len(), now) {
+                            self.context.metrics.publish_rate_limited.fetch_add(1, Ordering::Relaxed);
+                            break Err(Exit::MessageRateTooHigh);
+                        }
+                        if limit.paused(now) {
+                            self.context.metrics.publish_rate_limited.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                     if self.context.acl_hook.is_some() {
                         let questions = session.hook_questions(&packet);
                         if !questions.is_empty() {

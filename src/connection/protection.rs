@@ -1,5 +1,6 @@
 //! The connection's side of the protection limits: the PROXY header and the per-address
-//! connection rate behind a proxy, before the transport's handshake.
+//! connection rate behind a proxy (before the transport's handshake), and the wait of a client
+//! paused for publishing beyond its limits.
 //!
 //! The decisions are `crate::protection`'s; this module reads the clock and the socket.
 
@@ -52,4 +53,12 @@ pub(super) async fn open(
         }
     }
     upgrader.upgrade(Prefixed::new(rest, stream)).await.map_err(Exit::Handshake)
+}
+
+/// Completes at `until`; never without it.
+pub(super) async fn resume(until: Option<Instant>) {
+    match until {
+        Some(until) => tokio::time::sleep_until(until).await,
+        None => std::future::pending().await,
+    }
 }

@@ -51,6 +51,14 @@ impl TokenBucket {
             false
         }
     }
+
+    /// Takes `units` whatever the bucket holds; returns when it will hold something again, if
+    /// it ran dry (the moment to resume taking), or `None` if it still holds some now.
+    pub(crate) fn take(&mut self, units: u64, now: Instant) -> Option<Instant> {
+        self.full_at = self.full_at.max(now) + self.cost(units);
+        let limit = now + self.capacity;
+        (self.full_at > limit).then(|| self.full_at - self.capacity)
+    }
 }
 
 /// A map of at most `bound` entries that forgets the least recently used half when it fills:
@@ -151,6 +159,19 @@ mod tests {
         assert!(!bucket.try_take(1, start + Duration::from_secs(4)));
         let later = start + Duration::from_millis(4001);
         assert!(bucket.try_take(1, later), "it owed 5 s, of which 1 s may be ahead");
+    }
+
+    #[test]
+    fn taking_regardless_says_when_to_resume() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(10, start);
+        for _ in 0..10 {
+            assert_eq!(bucket.take(1, start), None);
+        }
+        let resume = bucket.take(1, start).unwrap();
+        assert_eq!(resume - start, Duration::from_millis(100));
+        let resume = bucket.take(1, resume).unwrap();
+        assert_eq!(resume - start, Duration::from_millis(200));
     }
 
     #[test]
