@@ -110,6 +110,14 @@ pub struct ServerConfig {
     /// PUBLISH bytes (whole packets) one client may send per second, as `max_publish_rate`; 0
     /// turns it off.
     pub max_publish_bytes_rate: u64,
+    /// CONNECTs of one client identifier within `flapping_window_secs` that ban it for
+    /// `flapping_ban_secs` (CONNACK 0x8A, 3.1.1: 0x05); 0 (the default) turns flapping
+    /// detection off.
+    pub flapping_max_connects: u64,
+    /// The window in which `flapping_max_connects` CONNECTs ban a client identifier, in seconds.
+    pub flapping_window_secs: u64,
+    /// How long a flapping client identifier is banned, in seconds.
+    pub flapping_ban_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -138,6 +146,9 @@ impl Default for ServerConfig {
             max_connection_rate_per_address: 0,
             max_publish_rate: 0,
             max_publish_bytes_rate: 0,
+            flapping_max_connects: 0,
+            flapping_window_secs: 60,
+            flapping_ban_secs: 300,
         }
     }
 }
@@ -234,6 +245,9 @@ impl ServerConfig {
                 MAX_INTEGER,
                 "0 turns it off",
             ),
+            range("server.flapping_max_connects", self.flapping_max_connects, 0, MAX_RATE, "0 turns it off"),
+            range("server.flapping_window_secs", self.flapping_window_secs, 1, MAX_SECONDS, "ten years"),
+            range("server.flapping_ban_secs", self.flapping_ban_secs, 1, MAX_SECONDS, "ten years"),
         ]
     }
 }
@@ -444,6 +458,9 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("server", "max_connection_rate_per_address", Kind::Uint),
     ("server", "max_publish_rate", Kind::Uint),
     ("server", "max_publish_bytes_rate", Kind::Uint),
+    ("server", "flapping_max_connects", Kind::Uint),
+    ("server", "flapping_window_secs", Kind::Uint),
+    ("server", "flapping_ban_secs", Kind::Uint),
     ("auth", "enabled", Kind::Bool),
     ("auth", "allow_anonymous", Kind::Bool),
     ("auth", "throttle_failures", Kind::Uint),
@@ -657,7 +674,8 @@ const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
 const MAX_CONNECTIONS: usize = 100_000_000;
 const _: () = assert!(MAX_CONNECTIONS <= tokio::sync::Semaphore::MAX_PERMITS);
 
-/// Largest rate in events per second (connections, PUBLISH packets): a million, far beyond what one listener or client can reach.
+/// Largest rate in events per second (connections, PUBLISH packets, CONNECTs in a flapping
+/// window): a million, far beyond what one listener or client can reach.
 const MAX_RATE: u64 = 1_000_000;
 
 /// Largest value of a key that is only ever compared with a count or a byte total, so that any

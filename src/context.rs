@@ -33,7 +33,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// One permit per allowed connection; `None` when `max_connections` is 0.
     pub connection_slots: Option<Arc<Semaphore>>,
-    /// Connection rates per address and publish limits.
+    /// Connection rates per address, flapping detection and publish limits.
     pub(crate) protection: Protection,
     /// The enhanced authentication methods clients may name (5.0 section 4.12).
     pub auth_methods: Vec<Arc<dyn AuthenticationMethod>>,

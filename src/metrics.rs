@@ -39,6 +39,8 @@ pub struct Metrics {
     /// PUBLISH packets beyond a client's `max_publish_rate` or `max_publish_bytes_rate`: 5.0
     /// connections closed with DISCONNECT 0x96, 3.1.1 connections paused.
     pub publish_rate_limited: AtomicU64,
+    /// Client identifiers banned for flapping.
+    pub flapping_bans: AtomicU64,
     /// Connections closed because their PROXY protocol header was missing or malformed.
     pub proxy_header_errors: AtomicU64,
 }

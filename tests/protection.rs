@@ -1,10 +1,10 @@
 //! Protection limits with real clients: a listener's own `max_connections` and connection rate,
 //! the connection rate per source address, a client's publish rate and bandwidth (5.0: DISCONNECT
-//! 0x96; 3.1.1: slowed down, nothing dropped), and the PROXY protocol, versions 1 and 2, before
-//! MQTT and before TLS.
+//! 0x96; 3.1.1: slowed down, nothing dropped), flapping detection (CONNACK 0x8A, 3.1.1: 0x05),
+//! and the PROXY protocol, versions 1 and 2, before MQTT and before TLS.
 //!
 //! Where timing matters the broker runs on a paused clock (`iothub_test_util::paused`): rates
-//! refill and pauses end in virtual time, so the tests are exact and take no real
+//! refill, pauses end and bans expire in virtual time, so the tests are exact and take no real
 //! time. Counters are read from the server's `Context`.
 
 use std::net::{IpAddr, SocketAddr};
@@ -16,9 +16,14 @@ use iothub_protocol::{decode, Packet, ProtocolVersion, ReasonCode};
 use iothub_test_util::paused::now;
 use iothub_test_util::v5_client::{connect_v5, encode_v5, message};
 use iothub_test_util::{
-    ack, connect_packet, parse_publish, publish_packet, raw_connected, OrFail, PausedBroker, PausedClient,
-    RawClient, TestBroker, TestPki, TlsClient, CONNACK_ACCEPTED, DISCONNECT, PINGREQ, PINGRESP, PUBACK, WAIT,
+    ack, connect_packet, field, parse_publish, publish_packet, raw_connected, with_header, OrFail,
+    PausedBroker, PausedClient, RawClient, TestBroker, TestPki, TlsClient, CONNACK_ACCEPTED, DISCONNECT,
+    PINGREQ, PINGRESP, PUBACK, WAIT,
 };
+
+/// A 3.1.1 CONNACK refusing with return code 5, Not authorized (3.2.2.3): what a 3.1.1 client
+/// is told when 5.0 would say 0x8A Banned.
+const CONNACK_NOT_AUTHORIZED: [u8; 4] = [0x20, 0x02, 0x00, 0x05];
 
 fn count(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
@@ -220,6 +225,88 @@ async fn a_v311_publisher_beyond_max_publish_rate_is_slowed_and_loses_nothing() 
     publisher.expect_alive().await;
     assert_eq!(count(&broker.context.metrics.publish_rate_limited), 30, "each packet that paused");
     assert_eq!(count(&broker.context.metrics.dropped_qos12), 0);
+}
+
+const FLAPPING: &str =
+    "[server]\nflapping_max_connects = 3\nflapping_window_secs = 10\nflapping_ban_secs = 30\n";
+
+// MQTT 5.0 3.2.2.2: CONNACK 0x8A Banned; a 3.1.1 client gets return code 5, Not authorized.
+#[tokio::test(start_paused = true)]
+async fn a_v311_client_id_connecting_too_often_is_banned_with_0x05_until_the_ban_ends() {
+    let broker = PausedBroker::with_config(FLAPPING).await;
+    for _ in 0..2 {
+        connects_with(broker.addr, "flappy", &CONNACK_ACCEPTED).await.disconnect().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // The third CONNECT within 10 s begins a ban of 30 s; CONNECTs during it are refused too.
+    connects_with(broker.addr, "flappy", &CONNACK_NOT_AUTHORIZED).await.expect_closed().await;
+    let banned_at = now();
+    connects_with(broker.addr, "flappy", &CONNACK_NOT_AUTHORIZED).await.expect_closed().await;
+    let _steady = connects_with(broker.addr, "steady", &CONNACK_ACCEPTED).await;
+    assert_eq!(count(&broker.context.metrics.flapping_bans), 1);
+    tokio::time::sleep_until(banned_at + Duration::from_secs(29)).await;
+    connects_with(broker.addr, "flappy", &CONNACK_NOT_AUTHORIZED).await.expect_closed().await;
+    tokio::time::sleep_until(banned_at + Duration::from_secs(30)).await;
+    connects_with(broker.addr, "flappy", &CONNACK_ACCEPTED).await.expect_alive().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_v5_client_id_connecting_too_often_gets_connack_0x8a_and_assigned_ids_are_not_counted() {
+    let broker = PausedBroker::with_config(FLAPPING).await;
+    for _ in 0..2 {
+        let mut client = v5_connected(broker.addr, "flappy5").await;
+        client.send(&encode_v5(&Packet::Disconnect(Default::default()))).await;
+        client.expect_closed().await;
+    }
+    let mut banned = PausedClient::connect(broker.addr).await;
+    banned.send(&encode_v5(&Packet::Connect(Box::new(connect_v5("flappy5", true, 0))))).await;
+    match decode_v5(&banned.read_packet().await) {
+        Packet::ConnAck(connack) => assert_eq!(connack.reason_code, ReasonCode::Banned),
+        other => panic!("expected CONNACK 0x8A, got {other:?}"),
+    }
+    banned.expect_closed().await;
+    // Clients that let the server assign their identifier get a new one each time.
+    for _ in 0..5 {
+        v5_connected(broker.addr, "").await;
+    }
+}
+
+/// A 3.1.1 CONNECT with a username and password.
+fn connect_with_password(client_id: &str, username: &str, password: &[u8]) -> Vec<u8> {
+    let mut body = field(b"MQTT");
+    body.extend([4, 0xC2, 0, 60]);
+    for part in [client_id.as_bytes(), username.as_bytes(), password] {
+        body.extend(field(part));
+    }
+    with_header(0x10, &body)
+}
+
+// Only CONNECTs that pass authentication count: failed logins with someone's identifier cannot
+// get it banned (and are the login throttle's business).
+#[test]
+fn failed_logins_do_not_count_towards_a_flapping_ban() {
+    let dir = std::env::temp_dir().join(format!("iothub-flapping-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).or_fail("a directory for the password file");
+    let file = dir.join("passwd");
+    let entry = iothub::auth::hash_password(b"right").or_fail("a password hash");
+    std::fs::write(&file, format!("owner:{entry}\n")).or_fail("writing the password file");
+    let toml = format!(
+        "[server]\nflapping_max_connects = 2\nflapping_window_secs = 3600\nflapping_ban_secs = 3600\n\
+         [auth]\nenabled = true\npassword_file = {:?}\n",
+        file.display().to_string()
+    );
+    let broker = TestBroker::with_config(&toml);
+    let attempt = |password: &[u8]| {
+        let mut client = RawClient::connect(broker.addr);
+        client.send(&connect_with_password("device-7", "owner", password));
+        client.read_exact(4)
+    };
+    for _ in 0..3 {
+        assert_eq!(attempt(b"wrong"), [0x20, 0x02, 0x00, 0x04], "bad credentials, not banned");
+    }
+    assert_eq!(attempt(b"right"), CONNACK_ACCEPTED);
+    assert_eq!(attempt(b"right"), CONNACK_NOT_AUTHORIZED, "the second authenticated CONNECT bans");
+    assert_eq!(count(&broker.context.metrics.flapping_bans), 1);
 }
 
 /// A PROXY v2 header: PROXY command, TCP over IPv4 or IPv6, and a TLV.

@@ -257,6 +257,12 @@ impl Connection {
             None => ByteString::from(&*connect.client_id),
         };
         tracing::Span::current().record("client_id", for_logs(&client_id));
+        // Flapping is told by the identifiers clients choose; an assigned one is new each time.
+        let chosen = assigned.is_none();
+        if chosen && protection::is_banned(&self.context, &client_id) {
+            let _ = handshake::connack(&mut self.wbuf, &link, false, ReasonCode::Banned, None);
+            return Exit::Refused(ReasonCode::Banned);
+        }
         let method = handshake::properties(&connect)
             .authentication_method
             .as_deref()
@@ -340,6 +346,11 @@ impl Connection {
                 username: username.clone(),
                 exchange: None,
             });
+        }
+        // Counted only once authenticated, so nobody can get another's identifier banned.
+        if chosen && protection::is_flapping(&self.context, &client_id) {
+            let _ = handshake::connack(&mut self.wbuf, &link, false, ReasonCode::Banned, None);
+            return Exit::Refused(ReasonCode::Banned);
         }
         let identity = Arc::new(ClientIdentity::new(&self.info, client_id.clone(), username));
         self.identity = Some(Arc::clone(&identity));

@@ -1,6 +1,6 @@
 //! The connection's side of the protection limits: the PROXY header and the per-address
-//! connection rate behind a proxy (before the transport's handshake), and the wait of a client
-//! paused for publishing beyond its limits.
+//! connection rate behind a proxy (before the transport's handshake), flapping detection at
+//! CONNECT, and the wait of a client paused for publishing beyond its limits.
 //!
 //! The decisions are `crate::protection`'s; this module reads the clock and the socket.
 
@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::identity::ConnectionInfo;
-use crate::protection::Refusal;
+use crate::protection::{Refusal, Verdict};
 use crate::transport::proxy::{self, Prefixed, ProxyHeader};
 use crate::transport::{Upgraded, Upgrader};
 
@@ -53,6 +53,36 @@ pub(super) async fn open(
         }
     }
     upgrader.upgrade(Prefixed::new(rest, stream)).await.map_err(Exit::Handshake)
+}
+
+/// Whether flapping detection has banned `client_id` (counting nothing): asked before the
+/// password check, so a banned client costs none.
+#[allow(clippy::disallowed_methods)] // The I/O edge reads the clock.
+pub(super) fn is_banned(context: &Context, client_id: &str) -> bool {
+    context.protection.flapping.as_ref().is_some_and(|flapping| flapping.is_banned(client_id, Instant::now()))
+}
+
+/// Counts an authenticated CONNECT of `client_id` for flapping detection; true if it is
+/// refused, having begun a ban or come during one.
+#[allow(clippy::disallowed_methods)] // The I/O edge reads the clock.
+pub(super) fn is_flapping(context: &Context, client_id: &str) -> bool {
+    let Some(flapping) = &context.protection.flapping else { return false };
+    match flapping.connect(client_id, Instant::now()) {
+        Verdict::Allowed => false,
+        Verdict::Banned { new } => {
+            if new {
+                context.metrics.flapping_bans.fetch_add(1, Ordering::Relaxed);
+                let config = &context.config;
+                tracing::warn!(
+                    connects = config.flapping_max_connects,
+                    window_secs = config.flapping_window_secs,
+                    ban_secs = config.flapping_ban_secs,
+                    "client identifier banned for flapping: too many CONNECTs within the window"
+                );
+            }
+            true
+        }
+    }
 }
 
 /// Completes at `until`; never without it.

@@ -5,6 +5,7 @@
 //! most `capacity` seconds ahead of now. One `Instant` per bucket, no timer, no task. Time is
 //! an argument; nothing here reads the clock.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -91,6 +92,22 @@ impl<K: Eq + Hash, V> Generations<K, V> {
             return self.current.entry(key).or_insert(value);
         }
         self.current.entry(key).or_insert_with(make)
+    }
+
+    /// The entry of `key`, if the map has one, moved to the current generation.
+    pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        if !self.current.contains_key(key) {
+            let (key, value) = self.previous.remove_entry(key)?;
+            if self.current.len() >= self.half {
+                self.previous = std::mem::take(&mut self.current);
+            }
+            return Some(self.current.entry(key).or_insert(value));
+        }
+        self.current.get_mut(key)
     }
 
     /// Number of entries held.

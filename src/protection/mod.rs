@@ -1,12 +1,14 @@
 //! Protection against clients that connect or publish too much: connection-rate buckets per
-//! source address (those per listener belong to the accept loop alone), the per-connection
-//! publish limits, and the rate-limited log line of connections closed at accept.
+//! source address (those per listener belong to the accept loop alone), flapping detection by
+//! client identifier, the per-connection publish limits, and the rate-limited log line of
+//! connections closed at accept.
 //!
 //! Sans-IO: every decision takes `now`; nothing here reads the clock, owns a socket or spawns.
 //! Each table is bounded. With every limit off (the default) nothing here is built, and the
 //! connection's hot path pays one `Option` check per packet.
 
 mod bucket;
+mod flapping;
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -14,6 +16,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub(crate) use bucket::{AddressRates, TokenBucket};
+pub(crate) use flapping::{Flapping, Verdict};
 
 use crate::config::ServerConfig;
 
@@ -23,6 +26,8 @@ pub(crate) struct Protection {
     /// Connection-rate buckets per source address; `None` when
     /// `max_connection_rate_per_address` is 0.
     pub(crate) address_rates: Option<AddressRates>,
+    /// Flapping detection; `None` when `flapping_max_connects` is 0.
+    pub(crate) flapping: Option<Flapping>,
     /// PUBLISH packets per second per client; 0: no limit.
     publish_rate: u64,
     /// PUBLISH bytes per second per client; 0: no limit.
@@ -34,9 +39,17 @@ pub(crate) struct Protection {
 impl Protection {
     /// The protection `config` asks for.
     pub(crate) fn new(config: &ServerConfig) -> Protection {
+        let flapping = (config.flapping_max_connects > 0).then(|| {
+            Flapping::new(
+                config.flapping_max_connects,
+                Duration::from_secs(config.flapping_window_secs),
+                Duration::from_secs(config.flapping_ban_secs),
+            )
+        });
         Protection {
             address_rates: (config.max_connection_rate_per_address > 0)
                 .then(|| AddressRates::new(config.max_connection_rate_per_address)),
+            flapping,
             publish_rate: config.max_publish_rate,
             publish_bytes_rate: config.max_publish_bytes_rate,
             refusal_logs: Default::default(),
@@ -186,7 +199,7 @@ mod tests {
         let now = Instant::now();
         let protection = Protection::new(&ServerConfig::default());
         assert!(protection.publish_limit(true, now).is_none());
-        assert!(protection.address_rates.is_none());
+        assert!(protection.address_rates.is_none() && protection.flapping.is_none());
     }
 
     #[test]
