@@ -200,11 +200,10 @@ pub(crate) async fn read_header<S: AsyncRead + Unpin>(
     let mut filled = 0;
     loop {
         match parse(&buf[..filled]) {
+            // What follows the header is copied out, so the buffer is not held for the
+            // connection's life.
             Ok(Some((header, length))) => {
-                buf.truncate(filled);
-                let mut rest = Bytes::from(buf);
-                rest.advance(length);
-                return Ok(Ok((header, rest)));
+                return Ok(Ok((header, Bytes::copy_from_slice(&buf[length..filled]))))
             }
             Ok(None) => {}
             Err(error) => return Ok(Err(error)),
@@ -245,6 +244,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
         let n = self.prefix.len().min(buf.remaining());
         buf.put_slice(&self.prefix[..n]);
         self.prefix.advance(n);
+        if self.prefix.is_empty() {
+            // An empty slice would still hold its allocation.
+            self.prefix = Bytes::new();
+        }
         Poll::Ready(Ok(()))
     }
 }
