@@ -127,6 +127,29 @@ pub struct ServerConfig {
     pub shared_subscription_available: bool,
     /// Seconds a graceful shutdown waits for connections to finish.
     pub shutdown_timeout_secs: u64,
+    /// New connections each listener accepts per second (a token bucket holding one second's
+    /// worth); more are closed at accept. 0 turns it off. A listener URL's
+    /// `?max_connection_rate=N` overrides it for that listener.
+    pub max_connection_rate: u64,
+    /// New connections one source address may open per second, over all listeners (a token
+    /// bucket holding one second's worth); more are closed at accept, or after the PROXY header
+    /// on a `proxy_protocol` listener. 0 turns it off.
+    pub max_connection_rate_per_address: u64,
+    /// PUBLISH packets one client may send per second (a token bucket holding one second's
+    /// worth); 0 turns it off. Beyond it a 5.0 client gets DISCONNECT 0x96 and a 3.1.1 client is
+    /// no longer read until its bucket refills.
+    pub max_publish_rate: u64,
+    /// PUBLISH bytes (whole packets) one client may send per second, as `max_publish_rate`; 0
+    /// turns it off.
+    pub max_publish_bytes_rate: u64,
+    /// CONNECTs of one client identifier within `flapping_window_secs` that ban it for
+    /// `flapping_ban_secs` (CONNACK 0x8A, 3.1.1: 0x05); 0 (the default) turns flapping
+    /// detection off.
+    pub flapping_max_connects: u64,
+    /// The window in which `flapping_max_connects` CONNECTs ban a client identifier, in seconds.
+    pub flapping_window_secs: u64,
+    /// How long a flapping client identifier is banned, in seconds.
+    pub flapping_ban_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -151,6 +174,13 @@ impl Default for ServerConfig {
             retain_available: true,
             shared_subscription_available: true,
             shutdown_timeout_secs: 5,
+            max_connection_rate: 0,
+            max_connection_rate_per_address: 0,
+            max_publish_rate: 0,
+            max_publish_bytes_rate: 0,
+            flapping_max_connects: 0,
+            flapping_window_secs: 60,
+            flapping_ban_secs: 300,
         }
     }
 }
@@ -231,6 +261,25 @@ impl ServerConfig {
             range("server.max_topic_alias", self.max_topic_alias, 0, 65_535, "0 turns aliases off"),
             range("server.receive_maximum", self.receive_maximum, 1, 65_535, ""),
             range("server.shutdown_timeout_secs", self.shutdown_timeout_secs, 0, MAX_SECONDS, "ten years"),
+            range("server.max_connection_rate", self.max_connection_rate, 0, MAX_RATE, "0 turns it off"),
+            range(
+                "server.max_connection_rate_per_address",
+                self.max_connection_rate_per_address,
+                0,
+                MAX_RATE,
+                "0 turns it off",
+            ),
+            range("server.max_publish_rate", self.max_publish_rate, 0, MAX_RATE, "0 turns it off"),
+            range(
+                "server.max_publish_bytes_rate",
+                self.max_publish_bytes_rate,
+                0,
+                MAX_INTEGER,
+                "0 turns it off",
+            ),
+            range("server.flapping_max_connects", self.flapping_max_connects, 0, MAX_RATE, "0 turns it off"),
+            range("server.flapping_window_secs", self.flapping_window_secs, 1, MAX_SECONDS, "ten years"),
+            range("server.flapping_ban_secs", self.flapping_ban_secs, 1, MAX_SECONDS, "ten years"),
         ]
     }
 }
@@ -437,6 +486,13 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("server", "retain_available", Kind::Bool),
     ("server", "shared_subscription_available", Kind::Bool),
     ("server", "shutdown_timeout_secs", Kind::Uint),
+    ("server", "max_connection_rate", Kind::Uint),
+    ("server", "max_connection_rate_per_address", Kind::Uint),
+    ("server", "max_publish_rate", Kind::Uint),
+    ("server", "max_publish_bytes_rate", Kind::Uint),
+    ("server", "flapping_max_connects", Kind::Uint),
+    ("server", "flapping_window_secs", Kind::Uint),
+    ("server", "flapping_ban_secs", Kind::Uint),
     ("auth", "enabled", Kind::Bool),
     ("auth", "allow_anonymous", Kind::Bool),
     ("auth", "throttle_failures", Kind::Uint),
@@ -655,6 +711,10 @@ const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
 const MAX_CONNECTIONS: usize = 100_000_000;
 const _: () = assert!(MAX_CONNECTIONS <= tokio::sync::Semaphore::MAX_PERMITS);
 
+/// Largest rate in events per second (connections, PUBLISH packets, CONNECTs in a flapping
+/// window): a million, far beyond what one listener or client can reach.
+const MAX_RATE: u64 = 1_000_000;
+
 /// Largest value of a key that is only ever compared with a count or a byte total, so that any
 /// integer a configuration layer can hold is honoured.
 const MAX_INTEGER: u64 = i64::MAX.unsigned_abs();
@@ -733,11 +793,74 @@ pub struct ListenAddress {
     /// The HTTP path of a WebSocket listener (`/mqtt` unless the URL names one); `None` for
     /// the others.
     pub path: Option<String>,
+    /// What the URL's query string sets for this listener alone.
+    pub settings: ListenerSettings,
 }
 
-/// Splits `scheme://host:port[/path]`: `tcp://` (or `mqtt://`), `tls://` (or `mqtts://`,
-/// `ssl://`), `ws://` and `wss://`; only WebSocket listeners take a path.
+/// The settings of one listener, from its URL's query string
+/// (`tcp://0.0.0.0:1883?max_connections=100&proxy_protocol=true`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerSettings {
+    /// Most simultaneous connections of this listener (`max_connections=N`), within the
+    /// server-wide `server.max_connections`; 0: no limit of its own.
+    pub max_connections: usize,
+    /// New connections per second this listener accepts (`max_connection_rate=N`, 0: off);
+    /// `None`: `server.max_connection_rate`.
+    pub max_connection_rate: Option<u64>,
+    /// Whether every connection starts with a PROXY protocol header, version 1 or 2
+    /// (`proxy_protocol=true`), whose source address is the client's.
+    pub proxy_protocol: bool,
+}
+
+/// The settings a listener URL's query string may hold.
+const LISTENER_SETTINGS: &str = "max_connections, max_connection_rate, proxy_protocol";
+
+/// Reads a listener URL's query string: `name=value` pairs joined by `&`, each named once.
+fn parse_listener_settings(query: &str) -> Result<ListenerSettings, String> {
+    let mut settings = ListenerSettings::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for pair in query.split('&') {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("listener setting {pair:?} is not name=value ({LISTENER_SETTINGS})"))?;
+        if seen.contains(&name) {
+            return Err(format!("listener setting {name} is given twice"));
+        }
+        seen.push(name);
+        let number = |max: u64| -> Result<u64, String> {
+            value
+                .parse::<u64>()
+                .ok()
+                .filter(|n| value.bytes().all(|b| b.is_ascii_digit()) && *n <= max)
+                .ok_or_else(|| format!("{name}={value:?}: expected an integer from 0 to {max}"))
+        };
+        match name {
+            "max_connections" => {
+                let limit = number(wide(MAX_CONNECTIONS))?;
+                settings.max_connections = usize::try_from(limit).unwrap_or(MAX_CONNECTIONS);
+            }
+            "max_connection_rate" => settings.max_connection_rate = Some(number(MAX_RATE)?),
+            "proxy_protocol" => {
+                settings.proxy_protocol = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("proxy_protocol={value:?}: expected true or false")),
+                };
+            }
+            _ => return Err(format!("unknown listener setting {name:?}; use {LISTENER_SETTINGS}")),
+        }
+    }
+    Ok(settings)
+}
+
+/// Splits `scheme://host:port[/path][?settings]`: `tcp://` (or `mqtt://`), `tls://` (or
+/// `mqtts://`, `ssl://`), `ws://` and `wss://`; only WebSocket listeners take a path. The query
+/// string holds the listener's own settings (`ListenerSettings`).
 pub fn parse_listen_address(url: &str) -> Result<ListenAddress, String> {
+    let (url, settings) = match url.split_once('?') {
+        Some((url, query)) => (url, parse_listener_settings(query)?),
+        None => (url, ListenerSettings::default()),
+    };
     let (scheme, rest) = url
         .split_once("://")
         .ok_or("expected scheme://host:port, e.g. tcp://0.0.0.0:1883 or ws://0.0.0.0:8080/mqtt")?;
@@ -769,7 +892,7 @@ pub fn parse_listen_address(url: &str) -> Result<ListenAddress, String> {
         return Err("missing host (use 0.0.0.0 for all interfaces)".to_owned());
     }
     port.parse::<u16>().map_err(|_| format!("port {port:?} is not a number between 0 and 65535"))?;
-    Ok(ListenAddress { scheme, address: address.to_owned(), path })
+    Ok(ListenAddress { scheme, address: address.to_owned(), path, settings })
 }
 
 impl Config {
@@ -1089,6 +1212,39 @@ mod tests {
         );
         assert!(parsed("tcp://0.0.0.0:1883/mqtt").unwrap_err().contains("no path"));
         assert!(parsed("quic://0.0.0.0:1").unwrap_err().contains("unknown scheme"));
+    }
+
+    #[test]
+    fn listener_urls_carry_settings_of_their_own_in_a_query_string() {
+        let tcp = parse_listen_address("tcp://0.0.0.0:1883?max_connections=100&proxy_protocol=true").unwrap();
+        assert_eq!((tcp.scheme, tcp.address.as_str(), tcp.path), (Scheme::Tcp, "0.0.0.0:1883", None));
+        let expected =
+            ListenerSettings { max_connections: 100, max_connection_rate: None, proxy_protocol: true };
+        assert_eq!(tcp.settings, expected);
+        let ws = parse_listen_address("ws://h:9001/mqtt?max_connection_rate=50").unwrap();
+        assert_eq!(ws.path.as_deref(), Some("/mqtt"));
+        assert_eq!(ws.settings.max_connection_rate, Some(50));
+        let ws = parse_listen_address("wss://h:9001?proxy_protocol=false").unwrap();
+        assert_eq!((ws.path.as_deref(), ws.settings.proxy_protocol), (Some("/mqtt"), false));
+        assert_eq!(parse_listen_address("tcp://h:1").unwrap().settings, ListenerSettings::default());
+        for (url, problem) in [
+            ("tcp://h:1?", "not name=value"),
+            ("tcp://h:1?max_connections", "not name=value"),
+            ("tcp://h:1?max_connections=-1", "integer from 0"),
+            ("tcp://h:1?max_connections=+5", "integer from 0"),
+            ("tcp://h:1?max_connections=100000001", "integer from 0 to 100000000"),
+            ("tcp://h:1?max_connection_rate=1000001", "integer from 0 to 1000000"),
+            ("tcp://h:1?proxy_protocol=yes", "true or false"),
+            ("tcp://h:1?max_connections=1&max_connections=2", "twice"),
+            ("tcp://h:1?proxy=true", "unknown listener setting"),
+            ("tcp://h:1/x?proxy_protocol=true", "no path"),
+        ] {
+            let err = parse_listen_address(url).unwrap_err();
+            assert!(err.contains(problem), "{url}: {err}");
+        }
+        let err = from_toml("[server]\nlisten_addresses = [\"tcp://h:1?proxy_protocol=1\"]\n").unwrap_err();
+        assert_eq!(err.key, "server.listen_addresses");
+        assert!(err.problem.contains("proxy_protocol"), "{err}");
     }
 
     #[test]

@@ -1,15 +1,20 @@
 //! What every connection task shares: the settings, the Router, the session registry, the
-//! counters and the connection limit. It is built by the Server and only read afterwards.
+//! counters, the connection limit and the protection state. It is built by the Server and only
+//! read afterwards (the protection tables have locks of their own).
 
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytestring::ByteString;
 use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
 
 use crate::auth::{Acl, AuthenticationMethod, Authenticator, HttpHook};
 use crate::config::{AuthConfig, ServerConfig};
 use crate::mailbox::{Mailbox, QueueLimits, QueueOverflow};
 use crate::metrics::Metrics;
+use crate::protection::{Protection, Refusal};
 use crate::router::Router;
 use crate::session::{Registry, SessionLimits};
 use crate::storage::{SessionLog, Store};
@@ -28,6 +33,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// One permit per allowed connection; `None` when `max_connections` is 0.
     pub connection_slots: Option<Arc<Semaphore>>,
+    /// Connection rates per address, flapping detection and publish limits.
+    pub(crate) protection: Protection,
     /// The enhanced authentication methods clients may name (5.0 section 4.12).
     pub auth_methods: Vec<Arc<dyn AuthenticationMethod>>,
     /// Durable storage; `None` with the memory backend.
@@ -101,6 +108,20 @@ impl Context {
     /// `session_id`, if storage is durable.
     pub(crate) fn session_log(&self, client_id: &str, session_id: u64) -> Option<SessionLog> {
         self.store.as_ref().map(|store| SessionLog::new(Arc::clone(store), client_id, session_id))
+    }
+
+    /// Counts a connection closed before any handshake for `refusal`, and logs it unless this
+    /// reason was logged less than a second ago (the line says how many went unlogged since).
+    pub(crate) fn refused(&self, refusal: Refusal, peer: SocketAddr, listener: &str, now: Instant) {
+        let counter = match refusal {
+            Refusal::ServerLimit | Refusal::ListenerLimit => &self.metrics.connections_refused,
+            Refusal::ListenerRate | Refusal::AddressRate => &self.metrics.connections_rate_limited,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(not_logged) = self.protection.log_refusal(refusal, now) {
+            let why = refusal.describe();
+            tracing::warn!(%peer, listener, not_logged, "connection closed at accept: {why}");
+        }
     }
 
     /// Bounds of each session's queue.

@@ -86,6 +86,11 @@ pub enum Exit {
     NotAuthorized,
     /// A 3.1.1 client published at QoS 1/2 while the durable store refused writes.
     StorageRefused,
+    /// A 5.0 client published beyond `max_publish_rate` or `max_publish_bytes_rate`.
+    MessageRateTooHigh,
+    /// The client's address opened connections beyond `max_connection_rate_per_address`
+    /// (found after a PROXY header; the refusal has its own rate-limited log line).
+    RateLimited,
 }
 
 impl Exit {
@@ -127,6 +132,10 @@ impl Exit {
             Exit::StorageRefused => tracing::warn!(
                 "closing connection: a QoS 1/2 publication while the store refuses writes (is the disk full?)"
             ),
+            Exit::MessageRateTooHigh => tracing::info!(
+                "closing connection: publishing beyond server.max_publish_rate or max_publish_bytes_rate"
+            ),
+            Exit::RateLimited => tracing::debug!("connection closed: its address connects too often"),
         }
     }
 
@@ -144,6 +153,7 @@ impl Exit {
             Exit::AdminDisconnect => Some("disconnected by an administrator".to_owned()),
             Exit::NotAuthorized => Some("re-authentication failed".to_owned()),
             Exit::StorageRefused => Some("the broker's storage refuses writes".to_owned()),
+            Exit::MessageRateTooHigh => Some("publishing faster than the server allows".to_owned()),
             _ => None,
         }
     }
@@ -159,6 +169,9 @@ impl Exit {
             Exit::AdminDisconnect => Some(ReasonCode::AdministrativeAction),
             Exit::NotAuthorized => Some(ReasonCode::NotAuthorized),
             Exit::StorageRefused => Some(ReasonCode::QuotaExceeded),
+            // 0x96 is a DISCONNECT reason code only (table 2-6; PUBACK and PUBREC may not carry
+            // it, 3.4.2.1 and 3.5.2.1).
+            Exit::MessageRateTooHigh => Some(ReasonCode::MessageRateTooHigh),
             Exit::Encode(_) => Some(ReasonCode::ImplementationSpecificError),
             Exit::Disconnect
             | Exit::DisconnectWithWill
@@ -167,6 +180,7 @@ impl Exit {
             | Exit::Handshake(_)
             | Exit::HandshakeTimeout
             | Exit::ConnectTimeout
+            | Exit::RateLimited
             | Exit::Refused(_) => None,
         }
     }

@@ -21,6 +21,7 @@ mod identity;
 mod mailbox;
 mod message;
 mod metrics;
+mod protection;
 mod restore;
 mod router;
 mod server;
@@ -35,9 +36,11 @@ pub use server::{Reloader, Server};
 /// Building blocks the tests, benches and fuzz targets drive directly. Not a stable API.
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::context::Context;
     pub use crate::exit::Exit;
     pub use crate::mailbox::{Mailbox, PushOutcome, QueueLimits, QueueOverflow};
     pub use crate::message::{too_deep, Delivery, Message};
     pub use crate::router::{RetainOutcome, RetainStore, Subscriber, SubscriptionTree};
     pub use crate::session::{is_reserved_for_broker, write, Action, Link, Session, SessionLimits, Will};
+    pub use crate::transport::proxy::{parse as parse_proxy_header, ProxyError, ProxyHeader};
 }

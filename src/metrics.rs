@@ -11,7 +11,8 @@ use iothub_protocol::QoS;
 pub struct Metrics {
     /// Connections accepted by a listener.
     pub connections_accepted: AtomicU64,
-    /// Connections closed at accept because `max_connections` was reached.
+    /// Connections closed at accept because `server.max_connections` or the listener's
+    /// `max_connections` was reached.
     pub connections_refused: AtomicU64,
     /// Connections closed for a protocol violation or malformed packet.
     pub protocol_errors: AtomicU64,
@@ -62,6 +63,45 @@ pub struct Metrics {
     pub connections_current: AtomicU64,
     /// Most connections online at once.
     pub connections_maximum: AtomicU64,
+    /// Connections closed before any handshake because a listener's or a source address's
+    /// connection rate was exceeded.
+    pub connections_rate_limited: AtomicU64,
+    /// PUBLISH packets beyond a client's `max_publish_rate` or `max_publish_bytes_rate`: 5.0
+    /// connections closed with DISCONNECT 0x96, 3.1.1 connections paused.
+    pub publish_rate_limited: AtomicU64,
+    /// Client identifiers banned for flapping.
+    pub flapping_bans: AtomicU64,
+    /// Connections closed because their PROXY protocol header was missing or malformed.
+    pub proxy_header_errors: AtomicU64,
+    /// Each listener's counts.
+    pub listeners: std::sync::Mutex<Vec<std::sync::Arc<ListenerCounters>>>,
+}
+
+/// The counts of one listener.
+#[derive(Debug)]
+pub struct ListenerCounters {
+    /// The listener's URL as configured.
+    pub name: std::sync::Arc<str>,
+    /// Connections it accepted.
+    pub accepted: AtomicU64,
+    /// Its connections open now (accepted and not yet closed).
+    pub open: AtomicU64,
+}
+
+impl Metrics {
+    /// The counters of a new listener called `name`, kept for `/metrics`.
+    pub(crate) fn listener(&self, name: &std::sync::Arc<str>) -> std::sync::Arc<ListenerCounters> {
+        let counters = std::sync::Arc::new(ListenerCounters {
+            name: std::sync::Arc::clone(name),
+            accepted: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+        });
+        self.listeners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(std::sync::Arc::clone(&counters));
+        counters
+    }
 }
 
 /// One connection's counts since it last added them to the server's: kept in the connection's

@@ -19,6 +19,7 @@ use crate::broker::Broker;
 use crate::config::{parse_listen_address, Config};
 use crate::context::Context;
 use crate::metrics::Metrics;
+use crate::protection::Protection;
 use crate::restore::{restore, Restored};
 use crate::router::Router;
 use crate::session::Registry;
@@ -260,6 +261,7 @@ fn build_context(
         connection_slots: (server.max_connections > 0)
             .then(|| Arc::new(Semaphore::new(server.max_connections))),
         metrics,
+        protection: Protection::new(&server),
         config: server,
         auth_methods: methods,
         store,

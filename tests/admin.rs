@@ -98,6 +98,8 @@ fn health_ready_and_metrics_that_move_with_real_traffic() {
     assert_eq!(delta("iothub_messages_dropped_total{reason=no_subscribers}"), 1.0);
     assert!(delta("iothub_bytes_received_total") > 0.0);
     assert_eq!(after.get("iothub_subscriptions").copied(), Some(1.0));
+    assert!(delta("iothub_listener_connections_accepted_total{listener=tcp://127.0.0.1:0}") >= 5.0);
+    assert!(delta("iothub_listener_connections{listener=tcp://127.0.0.1:0}") >= 5.0);
     assert!(after.get("process_resident_memory_bytes").copied().unwrap_or(0.0) > 0.0);
     assert!(after.get("process_open_fds").copied().unwrap_or(0.0) >= 5.0);
     drop(clients);

@@ -108,6 +108,47 @@ pub(crate) fn render(context: &Context) -> String {
     for (version, counter) in ["3.1", "3.1.1", "5.0"].iter().zip(&m.connects_by_version) {
         out.sample("iothub_connects_total", &[("protocol", version)], get(counter));
     }
+    let listeners = m.listeners.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    out.family(
+        "iothub_listener_connections",
+        "gauge",
+        "Connections open on each listener (accepted, not yet closed).",
+    );
+    for listener in &listeners {
+        out.sample("iothub_listener_connections", &[("listener", &listener.name)], get(&listener.open));
+    }
+    out.family(
+        "iothub_listener_connections_accepted_total",
+        "counter",
+        "Connections each listener accepted.",
+    );
+    for listener in &listeners {
+        out.sample(
+            "iothub_listener_connections_accepted_total",
+            &[("listener", &listener.name)],
+            get(&listener.accepted),
+        );
+    }
+    out.counter(
+        "iothub_connections_rate_limited_total",
+        "Connections closed at accept for a listener's or a source address's connection rate.",
+        get(&m.connections_rate_limited),
+    );
+    out.counter(
+        "iothub_publish_rate_limited_total",
+        "PUBLISH packets beyond a client's max_publish_rate or max_publish_bytes_rate.",
+        get(&m.publish_rate_limited),
+    );
+    out.counter(
+        "iothub_flapping_bans_total",
+        "Client identifiers banned for flapping.",
+        get(&m.flapping_bans),
+    );
+    out.counter(
+        "iothub_proxy_header_errors_total",
+        "Connections closed for a missing or malformed PROXY protocol header.",
+        get(&m.proxy_header_errors),
+    );
     out.counter(
         "iothub_protocol_errors_total",
         "Connections closed for a protocol violation or a malformed packet.",

@@ -156,6 +156,7 @@ mod tests {
             registry: Registry::default(),
             metrics,
             connection_slots: None,
+            protection: crate::protection::Protection::new(&Config::defaults().server),
             auth_methods: Vec::new(),
             store: None,
             authenticator: None,

@@ -23,6 +23,7 @@
 
 mod handoff;
 mod handshake;
+mod protection;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -87,6 +88,8 @@ enum Turn {
     Blocked,
     /// A packet waits for the HTTP ACL hook's answers.
     Asking,
+    /// The client published beyond its limits: nothing more is read until its buckets refill.
+    Paused,
 }
 
 /// A publisher's acknowledgement waiting for room in subscriber queues.
@@ -134,6 +137,8 @@ struct Connection {
     deferred: Option<(Packet, Vec<(HookAction, String)>)>,
     /// Who the client is, once CONNECT is accepted (for the hook's questions).
     identity: Option<Arc<ClientIdentity>>,
+    /// The client's publish limits, when `max_publish_rate` or `max_publish_bytes_rate` is set.
+    publish_limit: Option<crate::protection::PublishLimit>,
 }
 
 /// A connection's enhanced authentication (5.0 section 4.12).
@@ -161,25 +166,26 @@ struct Login<'a> {
 }
 
 /// Serves one accepted socket until it ends, the session is taken over, or `shutdown` is
-/// cancelled. The transport's handshake runs here, in the connection's own task, within the
-/// same `connect_timeout_secs` as CONNECT.
+/// cancelled. The PROXY header of a `proxied` listener and the transport's handshake run here,
+/// in the connection's own task, within the same `connect_timeout_secs` as CONNECT.
 #[allow(clippy::disallowed_methods)] // The I/O edge reads the clock.
 pub(crate) async fn run(
     stream: TcpStream,
     upgrader: Upgrader,
+    proxied: bool,
     mut info: ConnectionInfo,
     context: Arc<Context>,
     shutdown: CancellationToken,
 ) {
     let deadline = Instant::now() + Duration::from_secs(context.config.connect_timeout_secs);
+    let open = protection::open(stream, &upgrader, proxied, &mut info, &context);
     let upgraded = tokio::select! {
         () = shutdown.cancelled() => Err(Exit::Shutdown),
-        // Boxed: the TLS and WebSocket handshakes are large futures, and every connection's task
-        // would otherwise keep room for them for its whole life.
-        upgraded = tokio::time::timeout_at(deadline, Box::pin(upgrader.upgrade(stream))) => match upgraded {
+        // Boxed: the PROXY header, TLS and WebSocket handshakes are large futures, and every
+        // connection's task would otherwise keep room for them for its whole life.
+        upgraded = tokio::time::timeout_at(deadline, Box::pin(open)) => match upgraded {
             Err(_) => Err(Exit::HandshakeTimeout),
-            Ok(Err(error)) => Err(Exit::Handshake(error)),
-            Ok(Ok(transport)) => Ok(transport),
+            Ok(result) => result,
         },
     };
     let transport = match upgraded {
@@ -210,6 +216,7 @@ pub(crate) async fn run(
         deferred: None,
         identity: None,
         counts: LocalCounts::default(),
+        publish_limit: None,
     };
     let exit = connection.serve(&shutdown, deadline).await;
     if matches!(exit, Exit::Violation(_)) {
@@ -258,6 +265,12 @@ impl Connection {
         let span = tracing::Span::current();
         span.record("client_id", for_logs(&client_id));
         span.record("protocol", connect.protocol.level());
+        // Flapping is told by the identifiers clients choose; an assigned one is new each time.
+        let chosen = assigned.is_none();
+        if chosen && protection::is_banned(&self.context, &client_id) {
+            let _ = handshake::connack(&mut self.wbuf, &link, false, ReasonCode::Banned, None);
+            return Exit::Refused(ReasonCode::Banned);
+        }
         let method = handshake::properties(&connect)
             .authentication_method
             .as_deref()
@@ -349,6 +362,11 @@ impl Connection {
                 exchange: None,
             });
         }
+        // Counted only once authenticated, so nobody can get another's identifier banned.
+        if chosen && protection::is_flapping(&self.context, &client_id) {
+            let _ = handshake::connack(&mut self.wbuf, &link, false, ReasonCode::Banned, None);
+            return Exit::Refused(ReasonCode::Banned);
+        }
         if let Some(username) = &username {
             tracing::Span::current().record("username", for_logs(username));
         }
@@ -407,6 +425,7 @@ impl Connection {
             return Exit::Encode(error);
         }
         self.link = Some(link);
+        self.publish_limit = self.context.protection.publish_limit(link.is_v5(), Instant::now());
         log_connected(&connect, accepted.session_present);
         let metrics = &self.context.metrics;
         if let Some(counter) =
@@ -757,6 +776,7 @@ impl Connection {
             let held = self.gate.waiting_for().is_some();
             let backlogged = self.wbuf.len() >= READ_LIMIT;
             let reading = turn == Turn::Idle && !backlogged;
+            let resume_at = self.publish_limit.as_ref().and_then(crate::protection::PublishLimit::resume_at);
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Exit::Shutdown,
@@ -822,6 +842,12 @@ impl Connection {
                         Err(exit) => return exit,
                     };
                 }
+                () = protection::resume(resume_at), if turn == Turn::Paused => {
+                    turn = match self.process(session, &mut blocked, Instant::now()) {
+                        Ok(turn) => turn,
+                        Err(exit) => return exit,
+                    };
+                }
                 () = tokio::task::yield_now(), if turn == Turn::Yield => {
                     turn = match self.process(session, &mut blocked, Instant::now()) {
                         Ok(turn) => turn,
@@ -837,8 +863,9 @@ impl Connection {
                 }
                 () = &mut timeout => {
                     let now = Instant::now();
-                    // Not read while it waited on others or on the hook: not its silence.
-                    if blocked.is_some() || asking.is_some() {
+                    // Not read while it waited on others, on the hook or for its buckets to
+                    // refill: not its silence.
+                    if blocked.is_some() || asking.is_some() || turn == Turn::Paused {
                         session.record_activity(now);
                     }
                     if let Err(exit) = session.handle_timeout(now) {
@@ -900,10 +927,25 @@ impl Connection {
             if work >= WORK_PER_TURN {
                 break Ok(Turn::Yield);
             }
+            if let Some(limit) = &mut self.publish_limit {
+                if limit.paused(now) {
+                    break Ok(Turn::Paused);
+                }
+            }
+            let buffered = self.rbuf.len();
             match decode(&mut self.rbuf, version, max) {
                 Ok(Some(packet)) => {
                     work += 1;
                     self.counts.packets_in += 1;
+                    if let (Some(limit), Packet::Publish(_)) = (&mut self.publish_limit, &packet) {
+                        if !limit.admit(buffered - self.rbuf.len(), now) {
+                            self.context.metrics.publish_rate_limited.fetch_add(1, Ordering::Relaxed);
+                            break Err(Exit::MessageRateTooHigh);
+                        }
+                        if limit.paused(now) {
+                            self.context.metrics.publish_rate_limited.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                     if self.context.acl_hook.is_some() {
                         let questions = session.hook_questions(&packet);
                         if !questions.is_empty() {

@@ -6,8 +6,10 @@
 //! Accepting is split in two so that one slow client can never stall a listener: the accept
 //! loop only accepts a socket (`Listener::accept`), and any handshake a transport needs (TLS,
 //! the WebSocket upgrade) runs in the connection's own task, under the connect timeout, through
-//! the `Upgrader` the listener hands out.
+//! the `Upgrader` the listener hands out. On a `proxy_protocol` listener the connection task
+//! reads the PROXY header (`proxy.rs`) before that handshake; the accept loop never does.
 
+pub(crate) mod proxy;
 mod tcp;
 mod tls;
 mod ws;
@@ -22,7 +24,7 @@ use tokio::net::TcpStream;
 pub(crate) use tcp::TcpTransportListener;
 pub(crate) use tls::TlsFiles;
 
-use crate::config::{ListenAddress, Scheme};
+use crate::config::{ListenAddress, ListenerSettings, Scheme};
 
 /// A bidirectional byte stream carrying MQTT packets.
 pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -36,6 +38,8 @@ pub(crate) struct Listener {
     tcp: TcpTransportListener,
     /// The handshake its connections go through.
     upgrader: Upgrader,
+    /// The listener's own settings, from its URL's query string.
+    settings: ListenerSettings,
 }
 
 impl Listener {
@@ -56,7 +60,8 @@ impl Listener {
             Scheme::Ws => Upgrader::Ws { path: path(), max_packet_size },
             Scheme::Wss => Upgrader::Wss { tls: tls()?, path: path(), max_packet_size },
         };
-        Ok(Listener { tcp: TcpTransportListener::bind(&address.address).await?, upgrader })
+        let tcp = TcpTransportListener::bind(&address.address).await?;
+        Ok(Listener { tcp, upgrader, settings: address.settings })
     }
 
     /// The address actually bound (the port is chosen by the OS when 0 was asked for).
@@ -77,6 +82,12 @@ impl Listener {
     /// Waits for the next connection: a bare socket, with no handshake done on it.
     pub(crate) async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         self.tcp.accept().await
+    }
+
+    /// The listener's own settings: its connection limit and rate, and whether its connections
+    /// start with a PROXY protocol header.
+    pub(crate) fn settings(&self) -> ListenerSettings {
+        self.settings
     }
 
     /// What turns this listener's accepted sockets into transports.
@@ -108,8 +119,8 @@ pub(crate) struct Upgraded {
 }
 
 impl Upgrader {
-    /// Runs the handshake on `stream`.
-    pub(crate) async fn upgrade(&self, stream: TcpStream) -> io::Result<Upgraded> {
+    /// Runs the handshake on `stream`: an accepted socket, or one whose PROXY header was read.
+    pub(crate) async fn upgrade<S: Transport>(&self, stream: S) -> io::Result<Upgraded> {
         let (transport, certificate_name): (Box<dyn Transport>, _) = match self {
             Upgrader::Tcp => (Box::new(stream), None),
             Upgrader::Tls(tls) => {

@@ -11,7 +11,7 @@ use std::io;
 use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -68,10 +68,10 @@ impl TlsFiles {
     /// Runs the server side of a TLS handshake on `stream` with the configuration now in force,
     /// and returns the stream and the Common Name of the client's certificate, if it presented
     /// one (rustls has verified it against `ca_file` by then).
-    pub(crate) async fn accept(
+    pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
-        stream: TcpStream,
-    ) -> io::Result<(TlsStream<TcpStream>, Option<String>)> {
+        stream: S,
+    ) -> io::Result<(TlsStream<S>, Option<String>)> {
         let config = Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner));
         let stream = TlsAcceptor::from(config).accept(stream).await?;
         let identity =

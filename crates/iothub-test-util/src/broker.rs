@@ -11,6 +11,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use iothub::auth::AuthenticationMethod;
+use iothub::internals::Context;
 use iothub::storage::Backend;
 use iothub::{Config, ConfigBuilder, Server};
 use tokio_util::sync::CancellationToken;
@@ -52,6 +53,8 @@ pub struct TestBroker {
     pub reloader: iothub::Reloader,
     /// Where the admin listener listens, when `[admin] listen_address` is set.
     pub admin: Option<SocketAddr>,
+    /// The server's shared state: its counters, its registry of clients.
+    pub context: Arc<Context>,
     /// Stops the server.
     shutdown: CancellationToken,
     /// The thread that runs the server.
@@ -111,13 +114,14 @@ impl TestBroker {
                 }
                 .or_fail("binding the broker");
                 // The test waits for the address; if it gave up, the server stops with it.
-                if tx.send((server.local_addrs(), server.reloader(), server.admin_addr())).is_ok() {
+                let context = Arc::clone(server.context());
+                if tx.send((server.local_addrs(), server.reloader(), server.admin_addr(), context)).is_ok() {
                     server.run(token).await;
                 }
             });
         });
-        let (addrs, reloader, admin) = rx.recv_timeout(WAIT).or_fail("the broker did not start");
-        TestBroker { addr: addrs[0], addrs, reloader, admin, shutdown, thread: Some(thread) }
+        let (addrs, reloader, admin, context) = rx.recv_timeout(WAIT).or_fail("the broker did not start");
+        TestBroker { addr: addrs[0], addrs, reloader, admin, context, shutdown, thread: Some(thread) }
     }
 
     /// The port, as a string for command-line clients.

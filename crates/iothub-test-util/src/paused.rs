@@ -20,17 +20,19 @@
 //! would take its silence for idleness and move the clock.
 
 use std::io::ErrorKind;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use iothub::Server;
+use iothub::internals::Context;
+use iothub::{Config, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::packets::{suback_granting, subscribe_packet, DISCONNECT, PINGREQ, PINGRESP};
-use crate::{loopback_config, OrFail, WAIT};
+use crate::{config_with_listeners, loopback_config, OrFail, WAIT};
 
 /// The current time on the test's clock: virtual while it is paused.
 #[allow(clippy::disallowed_methods)] // The test's clock, not the broker's.
@@ -49,8 +51,12 @@ fn assert_clock_paused() {
 /// The broker served by a task on the test's runtime, whose clock must be paused. It stops when
 /// dropped.
 pub struct PausedBroker {
-    /// Where it listens.
+    /// Where its first listener listens.
     pub addr: SocketAddr,
+    /// Where each listener listens, in configuration order.
+    pub addrs: Vec<SocketAddr>,
+    /// The server's shared state: its counters, its registry of clients.
+    pub context: Arc<Context>,
     /// Stops the server.
     shutdown: CancellationToken,
 }
@@ -62,14 +68,25 @@ impl PausedBroker {
     }
 
     /// Starts a broker with extra TOML configuration (the listener is always `127.0.0.1:0`).
-    #[allow(clippy::disallowed_methods)] // The server's task is the test's, not the server's.
     pub async fn with_config(toml: &str) -> PausedBroker {
+        PausedBroker::with_typed_config(loopback_config(toml)).await
+    }
+
+    /// Starts a broker with these listeners (loopback URLs with port 0) and extra TOML.
+    pub async fn with_listeners(listeners: &[&str], toml: &str) -> PausedBroker {
+        PausedBroker::with_typed_config(config_with_listeners(listeners, toml)).await
+    }
+
+    /// Starts a broker with a complete configuration.
+    #[allow(clippy::disallowed_methods)] // The server's task is the test's, not the server's.
+    pub async fn with_typed_config(config: Config) -> PausedBroker {
         assert_clock_paused();
-        let server = Server::bind(&loopback_config(toml)).await.or_fail("binding the broker");
-        let addr = server.local_addrs()[0];
+        let server = Server::bind(&config).await.or_fail("binding the broker");
+        let addrs = server.local_addrs();
+        let context = Arc::clone(server.context());
         let shutdown = CancellationToken::new();
         tokio::spawn(server.run(shutdown.clone()));
-        PausedBroker { addr, shutdown }
+        PausedBroker { addr: addrs[0], addrs, context, shutdown }
     }
 
     /// Opens a connection to the broker without sending anything.
@@ -117,6 +134,17 @@ impl PausedClient {
     /// Connects to the broker without sending anything.
     pub async fn connect(addr: SocketAddr) -> PausedClient {
         let stream = TcpStream::connect(addr).await.or_fail("connecting to the broker");
+        stream.set_nodelay(true).or_fail("setting TCP_NODELAY");
+        PausedClient { stream }
+    }
+
+    /// Connects to the broker from `source`, an address of the loopback range (any of
+    /// 127.0.0.0/8 on Linux), without sending anything.
+    pub async fn connect_from(addr: SocketAddr, source: IpAddr) -> PausedClient {
+        let socket = if source.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
+            .or_fail("a client socket");
+        socket.bind(SocketAddr::new(source, 0)).or_fail("binding the client's source address");
+        let stream = socket.connect(addr).await.or_fail("connecting to the broker");
         stream.set_nodelay(true).or_fail("setting TCP_NODELAY");
         PausedClient { stream }
     }

@@ -140,8 +140,20 @@ pub struct TlsClient {
 impl TlsClient {
     /// Connects to `addr` and completes the handshake for server name `127.0.0.1`.
     pub fn connect(addr: std::net::SocketAddr, config: Arc<ClientConfig>) -> std::io::Result<TlsClient> {
-        let tcp = std::net::TcpStream::connect(addr)?;
+        TlsClient::connect_after(addr, config, &[])
+    }
+
+    /// Connects to `addr`, sends `prefix` in the clear (a PROXY protocol header, say) and
+    /// completes the handshake for server name `127.0.0.1`.
+    pub fn connect_after(
+        addr: std::net::SocketAddr,
+        config: Arc<ClientConfig>,
+        prefix: &[u8],
+    ) -> std::io::Result<TlsClient> {
+        use std::io::Write;
+        let mut tcp = std::net::TcpStream::connect(addr)?;
         tcp.set_read_timeout(Some(crate::WAIT))?;
+        tcp.write_all(prefix)?;
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").or_fail("a server name");
         let connection = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
         let mut stream = rustls::StreamOwned::new(connection, tcp);
