@@ -18,10 +18,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{OrFail, WAIT};
 
+/// What test brokers change from the built-in defaults, before the test's own TOML: no `$SYS`
+/// topics, so that a test counting what a `$SYS/#` subscriber receives sees only what it did
+/// (a test of `$SYS` sets `[sys] interval_secs`).
+const TEST_DEFAULTS: &str = "[sys]\ninterval_secs = 0\n";
+
 /// A configuration from extra TOML (the `[server]` table and others), listening on
 /// `127.0.0.1:0` whatever the TOML says.
 pub fn loopback_config(toml: &str) -> Config {
     ConfigBuilder::new()
+        .toml("test defaults", TEST_DEFAULTS)
+        .or_fail("the test defaults")
         .toml("test", toml)
         .or_fail("the test's TOML configuration")
         .set_flag("--listen", "server.listen_addresses=tcp://127.0.0.1:0")
@@ -34,6 +41,8 @@ pub fn loopback_config(toml: &str) -> Config {
 /// `tls://127.0.0.1:0`) whatever the TOML says.
 pub fn config_with_listeners(listeners: &[&str], toml: &str) -> Config {
     ConfigBuilder::new()
+        .toml("test defaults", TEST_DEFAULTS)
+        .or_fail("the test defaults")
         .toml("test", toml)
         .or_fail("the test's TOML configuration")
         .set_flag("--listen", &format!("server.listen_addresses={}", listeners.join(",")))
