@@ -41,15 +41,9 @@ fn broker(extra: &str) -> TestBroker {
 
 /// Runs mosquitto_pub; returns whether it succeeded and what it printed.
 fn try_pub(port: &str, args: &[&str]) -> (bool, String) {
-    require_tool("mosquitto_pub");
-    let output = Command::new("timeout")
-        .args(["-k", "5", "30", "mosquitto_pub", "-h", "127.0.0.1", "-p", port])
-        .args(args)
-        .output()
-        .or_fail("running mosquitto_pub");
-    let text =
-        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), text)
+    let mut all = vec!["-h", "127.0.0.1", "-p", port];
+    all.extend_from_slice(args);
+    iothub_test_util::try_mosquitto_pub(&all)
 }
 
 /// The CONNACK reason code a 5.0 client gets for this username and password.

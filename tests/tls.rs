@@ -4,12 +4,11 @@
 //! (`use_identity_as_username`) with the ACL and the password file, and what a TLS port does
 //! with clients that do not speak TLS.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use iothub_test_util::{
-    config_with_listeners, connect_packet, mosquitto_pub, require_tool, subscribe_packet, ClientCert,
-    MosquittoSub, OrFail, RawClient, TestBroker, TestPki, TlsClient,
+    config_with_listeners, connect_packet, mosquitto_pub, subscribe_packet, ClientCert, MosquittoSub, OrFail,
+    RawClient, TestBroker, TestPki, TlsClient,
 };
 
 /// `mosquitto_pub`/`mosquitto_sub` arguments that reach the TLS listener at `port` and trust
@@ -38,15 +37,7 @@ fn broker(pki: &TestPki, extra_tls: &str, toml: &str) -> (TestBroker, String) {
 
 /// Runs mosquitto_pub with exactly these arguments and returns whether it succeeded.
 fn try_pub(args: &[&str]) -> (bool, String) {
-    require_tool("mosquitto_pub");
-    let output = Command::new("timeout")
-        .args(["-k", "5", "30", "mosquitto_pub"])
-        .args(args)
-        .output()
-        .or_fail("running mosquitto_pub");
-    let text =
-        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), text)
+    iothub_test_util::try_mosquitto_pub(args)
 }
 
 #[test]

@@ -45,7 +45,9 @@ pub use packets::{
 };
 pub use paused::{PausedBroker, PausedClient, Seen};
 pub use pki::{ClientCert, TestPki, TlsClient};
-pub use tools::{mosquitto_pub, require_tool, run_tool, tool_stdout, MosquittoSub, SubMessage, Tool};
+pub use tools::{
+    mosquitto_pub, require_tool, run_tool, tool_stdout, try_mosquitto_pub, MosquittoSub, SubMessage, Tool,
+};
 pub use v5_client::V5Client;
 
 /// How long any single expected event may take before a test fails.

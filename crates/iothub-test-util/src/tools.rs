@@ -56,6 +56,20 @@ pub fn tool_stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).or_fail("tool output is not UTF-8")
 }
 
+/// Runs `mosquitto_pub` with exactly `args` (bounded by `timeout`), for a run that may be refused:
+/// whether it succeeded, and what it printed on both outputs.
+pub fn try_mosquitto_pub(args: &[&str]) -> (bool, String) {
+    require_tool("mosquitto_pub");
+    let output = Command::new("timeout")
+        .args(["-k", "5", "30", "mosquitto_pub"])
+        .args(args)
+        .output()
+        .or_fail("running mosquitto_pub");
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
 /// Runs `mosquitto_pub -d` against the broker with extra arguments and returns its debug output,
 /// failing the test if it does not succeed.
 pub fn mosquitto_pub(port: &str, args: &[&str]) -> String {
