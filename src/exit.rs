@@ -53,8 +53,9 @@ impl LogLimit {
 pub enum Exit {
     /// The client sent DISCONNECT.
     Disconnect,
-    /// The client sent a 5.0 DISCONNECT 0x04: close, and publish the will.
-    DisconnectWithWill,
+    /// The client sent a 5.0 DISCONNECT with a reason code other than 0x00 (0x04, or an error):
+    /// close, and publish the will [MQTT-3.1.2-8].
+    DisconnectWithWill(ReasonCode),
     /// The client closed the socket without DISCONNECT.
     PeerClosed,
     /// Reading or writing the socket failed.
@@ -98,7 +99,12 @@ impl Exit {
     pub fn log(&self) {
         match self {
             Exit::Disconnect => tracing::info!("client disconnected"),
-            Exit::DisconnectWithWill => tracing::info!("client disconnected, asking for its will"),
+            Exit::DisconnectWithWill(ReasonCode::DisconnectWithWill) => {
+                tracing::info!("client disconnected, asking for its will");
+            }
+            Exit::DisconnectWithWill(code) => {
+                tracing::info!(?code, "client disconnected with an error code; its will is due");
+            }
             Exit::PeerClosed => tracing::info!("connection closed by the client without DISCONNECT"),
             Exit::Io(error) => tracing::info!(%error, "connection lost"),
             Exit::Encode(error) => {
@@ -174,7 +180,7 @@ impl Exit {
             Exit::MessageRateTooHigh => Some(ReasonCode::MessageRateTooHigh),
             Exit::Encode(_) => Some(ReasonCode::ImplementationSpecificError),
             Exit::Disconnect
-            | Exit::DisconnectWithWill
+            | Exit::DisconnectWithWill(_)
             | Exit::PeerClosed
             | Exit::Io(_)
             | Exit::Handshake(_)

@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use harness::{differs, differs_in, hex, same, sync, Exchange, Peer, Seen, Setup};
 use iothub_protocol::{
-    decode, ConnAck, ConnAckProperties, Connect, ConnectProperties, Packet, ProtocolVersion, Publish,
-    PublishProperties, PublishResponse, QoS, RetainHandling, Subscribe, SubscribeProperties,
-    SubscriptionOptions, Unsubscribe, Will, WillProperties,
+    decode, ConnAck, ConnAckProperties, Connect, ConnectProperties, Disconnect, Packet, ProtocolVersion,
+    Publish, PublishProperties, PublishResponse, QoS, ReasonCode, RetainHandling, Subscribe,
+    SubscribeProperties, SubscriptionOptions, Unsubscribe, Will, WillProperties,
 };
 use iothub_test_util::{OrFail, WAIT};
 
@@ -598,6 +598,42 @@ fn will_client_closes(x: &Exchange, client_id: &str, session_expiry: u32, will_d
     w.connack();
     drop(w);
     Instant::now()
+}
+
+// [MQTT-3.1.2-8]: the will is published when the connection closes "unless the Will Message has
+// been deleted by the Server on receipt of a DISCONNECT packet with Reason Code 0x00", and
+// [MQTT-3.14.4-3] deletes it on 0x00 only. A client that sends DISCONNECT 0x80 (Unspecified
+// error) did not end normally: IoTHub publishes its will; Mosquitto 2.0 deletes the will on every
+// DISCONNECT but 0x04. The subscriber waits 1.5 s for it.
+#[test]
+fn v5_mqtt_3_1_2_8_disconnect_with_an_error_code_publishes_the_will() {
+    let head = [
+        "sub: CONNACK session present 0, 0x00",
+        "sub: 90 04 00 01 00 00",
+        "w: CONNACK session present 0, 0x00",
+    ];
+    let iothub: Vec<&str> =
+        head.iter().copied().chain(["sub: 30 0b 00 04 77 64 2f 74 00 67 6f 6e 65"]).collect();
+    let mosquitto: Vec<&str> = head.iter().copied().chain(["sub: silent"]).collect();
+    let why = "[MQTT-3.1.2-8] and [MQTT-3.14.4-3] delete the will on DISCONNECT 0x00 only; Mosquitto 2.0 \
+               deletes it on every DISCONNECT but 0x04";
+    differs("DISCONNECT 0x80 from a client with a will", why, &iothub, &mosquitto, |x| {
+        let mut sub = plain_client(x, "sub", "diff5-werr-sub");
+        sub.send(&subscribe5(1, &[("wd/#", qos(0))], 0));
+        sub.recv();
+        let mut w = x.client("w");
+        w.send(&connect5(
+            "diff5-werr",
+            true,
+            ConnectProperties::default(),
+            Some(will("wd/t", b"gone", WillProperties::default())),
+        ));
+        w.connack();
+        let error = Disconnect { reason_code: ReasonCode::UnspecifiedError, properties: None };
+        w.send(&encode5(&Packet::Disconnect(error)));
+        let closed = Instant::now();
+        will_arrival(&mut sub, closed, &[Duration::from_millis(1500)]);
+    });
 }
 
 // [MQTT-3.1.3-9]: the server delays the will "until the Will Delay Interval has passed or the

@@ -304,6 +304,34 @@ async fn mqtt5_section_3_14_2_1_disconnect_0x04_publishes_the_will() {
     assert_eq!(&*watcher.expect_publish().await.topic, "will/marker", "DISCONNECT 0x00 published the will");
 }
 
+/// [MQTT-3.1.2-8], [MQTT-3.14.4-3]: only a DISCONNECT with Reason Code 0x00 deletes the will. A
+/// client that ends with an error code (0x80 Unspecified error, 0x83 Implementation specific
+/// error, 0x93 Receive Maximum exceeded) did not disconnect normally, and its will is published.
+#[tokio::test(start_paused = true)]
+async fn mqtt5_3_1_2_8_disconnect_with_an_error_code_publishes_the_will() {
+    let broker = PausedBroker::start().await;
+    let mut watcher = watcher(&broker, "watcher", "will/#").await;
+    for (n, code) in [
+        ReasonCode::UnspecifiedError,
+        ReasonCode::ImplementationSpecificError,
+        ReasonCode::ReceiveMaximumExceeded,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let topic = format!("will/error-{n}");
+        let with_will = iothub_protocol::Connect {
+            will: Some(will(&topic, b"failed", WillProperties::default())),
+            ..connect(&format!("fails-{n}"))
+        };
+        let mut client = Client::connected(&broker, with_will).await;
+        client.send(&disconnect_packet(code, None)).await;
+        client.expect_closed().await;
+        let published = watcher.expect_publish().await;
+        assert_eq!((&*published.topic, &published.payload[..]), (&*topic, &b"failed"[..]), "after {code:?}");
+    }
+}
+
 /// 3.14.2.2.2: after a CONNECT with Session Expiry Interval 0, a DISCONNECT that sets it above 0
 /// is a Protocol Error: the server answers DISCONNECT 0x82, does not treat the packet as a
 /// DISCONNECT (so the will is published), and keeps no session.

@@ -852,6 +852,76 @@ async fn mqtt5_3_3_4_9_resent_publishes_respect_the_new_receive_maximum() {
     }
 }
 
+/// [MQTT-3.3.4-10], [MQTT-4.4.0-1], 4.9: Receive Maximum holds back PUBLISH packets only. A QoS 1
+/// PUBLISH and a QoS 2 one past PUBREC are in flight when the subscriber's connection drops; it
+/// resumes with Receive Maximum 1 and is re-sent the QoS 1 PUBLISH and the owed PUBREL at once,
+/// in send order, before it acknowledges anything; the PUBREL takes no place in the window, so
+/// the next message follows the PUBACK alone.
+#[tokio::test(start_paused = true)]
+async fn mqtt5_3_3_4_10_an_owed_pubrel_is_not_held_back_by_receive_maximum() {
+    let broker = PausedBroker::start().await;
+    let mut sub = Client::connected(&broker, connect_with("owes-pubrel", true, expiry(60))).await;
+    sub.subscribe(1, "owed/t", QoS::ExactlyOnce, None).await;
+    let mut publisher = Client::clean(&broker, "publisher").await;
+    assert_eq!(publisher.publish(publish("owed/t", b"one", QoS::AtLeastOnce, 1)).await, ReasonCode::Success);
+    assert_eq!(publisher.publish(publish("owed/t", b"two", QoS::ExactlyOnce, 2)).await, ReasonCode::Success);
+    let first = sub.expect_publish().await;
+    let second = sub.expect_publish().await;
+    assert_eq!((first.qos, second.qos), (QoS::AtLeastOnce, QoS::ExactlyOnce));
+    let second_id = second.packet_id.expect("a QoS 2 delivery has a packet identifier");
+    sub.send(&Packet::PubRec(PublishResponse::new(second_id))).await;
+    assert_eq!(sub.recv().await, Packet::PubRel(PublishResponse::new(second_id)));
+    sub.drop_connection();
+
+    let narrow = ConnectProperties { receive_maximum: std::num::NonZeroU16::new(1), ..expiry(60) };
+    let (mut sub, connack) = Client::open(&broker, connect_with("owes-pubrel", false, narrow)).await;
+    assert!(connack.session_present);
+    let resent = sub.expect_publish().await;
+    assert_eq!((resent.dup, &resent.payload[..], resent.packet_id), (true, &b"one"[..], first.packet_id));
+    // Not waiting for the PUBACK of the PUBLISH in the window of 1.
+    assert_eq!(sub.recv().await, Packet::PubRel(PublishResponse::new(second_id)));
+    sub.send(&Packet::PubComp(PublishResponse::new(second_id))).await;
+    sub.ack(&resent).await;
+    assert_eq!(
+        publisher.publish(publish("owed/t", b"three", QoS::AtLeastOnce, 3)).await,
+        ReasonCode::Success
+    );
+    let third = sub.expect_publish().await;
+    assert_eq!((third.dup, &third.payload[..]), (false, &b"three"[..]));
+}
+
+/// [MQTT-3.3.4-7], 4.9: the server's Receive Maximum bounds the QoS 2 PUBLISHes unreleased on the
+/// current connection. The client's send quota starts again on every connection, so identifiers
+/// still awaiting PUBREL from an earlier one do not count: with `server.receive_maximum = 2`, a
+/// client that left two exchanges unreleased may send two new QoS 2 PUBLISHes on its next
+/// connection before it re-sends the PUBRELs; a third gets DISCONNECT 0x93.
+#[tokio::test(start_paused = true)]
+async fn mqtt5_3_3_4_7_unreleased_identifiers_of_an_earlier_connection_do_not_count() {
+    let broker = PausedBroker::with_config("[server]\nreceive_maximum = 2\n").await;
+    let expect_pubrec = |packet: Packet, id: u16| {
+        assert!(matches!(packet, Packet::PubRec(ref r) if r.packet_id == pid(id)), "{packet:?}");
+    };
+    let mut client = Client::connected(&broker, connect_with("unreleased", true, expiry(60))).await;
+    for id in [1, 2] {
+        client.send_publish(&publish("rm/earlier", b"x", QoS::ExactlyOnce, id)).await;
+        expect_pubrec(client.recv().await, id);
+    }
+    client.drop_connection();
+    let (mut client, connack) = Client::open(&broker, connect_with("unreleased", false, expiry(60))).await;
+    assert!(connack.session_present);
+    for id in [3, 4] {
+        client.send_publish(&publish("rm/later", b"x", QoS::ExactlyOnce, id)).await;
+        expect_pubrec(client.recv().await, id);
+    }
+    // The earlier connection's identifiers are still the session's [MQTT-4.3.3-2].
+    for id in [1, 2] {
+        client.send(&Packet::PubRel(PublishResponse::new(pid(id)))).await;
+        assert_eq!(client.recv().await, Packet::PubComp(PublishResponse::new(pid(id))));
+    }
+    client.send_publish(&publish("rm/later", b"x", QoS::ExactlyOnce, 5)).await;
+    client.expect_disconnect(ReasonCode::ReceiveMaximumExceeded).await;
+}
+
 /// 3.3.2.3.3, 3.3.1.3: a retained message whose expiry passes is deleted, so it no longer takes
 /// a place under `server.retained_message_limit`: with a limit of 1 and the one retained
 /// message expired, a retained message on another topic is stored and sent to new subscribers.

@@ -11,7 +11,7 @@
 //! a Subscription Identifier, which a client may not send; SUBSCRIBE with No Local, Retain As
 //! Published, Retain Handling, a Subscription Identifier and `$share/` filters good and
 //! malformed; UNSUBSCRIBE; PUBACK, PUBREC, PUBREL and PUBCOMP with reason codes; DISCONNECT with
-//! a Session Expiry Interval and reason 0x04; AUTH; PINGREQ), a delivery pushed into the mailbox
+//! a Session Expiry Interval and reasons 0x00, 0x04 and errors; AUTH; PINGREQ), a delivery pushed into the mailbox
 //! as a publisher would (live or retained, with properties, some expiring, and Subscription
 //! Identifiers), `poll_transmit`, a move of the virtual clock, a keep-alive check, the end of
 //! the connection and a new one with another `Link`, which `resend_inflight` follows. Every
@@ -50,7 +50,8 @@
 //!   and User Properties, which are never sent to a client that asked for no problem
 //!   information [MQTT-3.1.2-29], and left out only as far as the Maximum Packet Size needs
 //!   [MQTT-3.1.2-25];
-//! - the will is due after DISCONNECT 0x04 and any end but DISCONNECT, now or after its delay.
+//! - the will is due after a DISCONNECT with any reason code but 0x00 (0x04 or an error) and any
+//!   end but DISCONNECT, now or after its delay.
 //!
 //! The clock is a `tokio::time::Instant` moved by hand: nothing sleeps and no runtime runs.
 
@@ -487,8 +488,8 @@ impl Harness {
     }
 
     /// Ends the connection with `exit`: the will is due, now or after its delay, unless the
-    /// client sent DISCONNECT [MQTT-3.1.2-8], [MQTT-3.1.2-10], [MQTT-3.14.4-3] (a 5.0 DISCONNECT
-    /// 0x04 asks for it, 3.14.2.1) or the server shut down; a 5.0 server tells the client why
+    /// client sent DISCONNECT 0x00 [MQTT-3.1.2-8], [MQTT-3.1.2-10], [MQTT-3.14.4-3] (a 5.0
+    /// DISCONNECT 0x04 asks for it, 3.14.2.1, and an error code keeps it) or the server shut down; a 5.0 server tells the client why
     /// with a DISCONNECT of its own (4.13). A session whose expiry is 0 ends with it
     /// [MQTT-3.1.2-6].
     pub(crate) fn end(&mut self, exit: &Exit) {

@@ -39,6 +39,10 @@ pub(super) struct Outgoing {
     sequence: u64,
     /// Still to be re-sent on the current connection, which has not seen it yet.
     owed: bool,
+    /// Past PUBREC with no PUBLISH of it sent on the current connection (its PUBREL was re-sent
+    /// there, or the client's PUBREC came before the re-send): it holds no place in the
+    /// connection's window, which counts PUBLISH packets (4.9).
+    free: bool,
 }
 
 /// Packet identifiers in use, as a bitmap with a summary of full words.
@@ -158,6 +162,11 @@ pub(super) struct Inflight {
     last_id: u16,
     /// Entries with `owed` set.
     owed: usize,
+    /// Entries with `free` set.
+    free: usize,
+    /// Whether owed entries may include PUBRELs: from `owe_all` until `take_owed` has taken
+    /// them all, which its first call does.
+    pubrels_owed: bool,
 }
 
 impl Inflight {
@@ -188,7 +197,7 @@ impl Inflight {
         self.last_id = id;
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        let outgoing = Outgoing { state, delivery, sequence, owed: false };
+        let outgoing = Outgoing { state, delivery, sequence, owed: false, free: false };
         if self.entries.is_empty() && self.small.len() < SMALL {
             self.small.push_back((id, outgoing));
         } else {
@@ -214,7 +223,7 @@ impl Inflight {
         self.last_id = id;
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        let outgoing = Outgoing { state, delivery, sequence, owed: false };
+        let outgoing = Outgoing { state, delivery, sequence, owed: false, free: false };
         if self.entries.is_empty() && self.small.len() < SMALL {
             self.small.push_back((id, outgoing));
         } else {
@@ -278,10 +287,13 @@ impl Inflight {
         if was == from {
             outgoing.state = to;
             // The client has the message; what it is owed now is the answer to this
-            // acknowledgement, which the caller sends.
+            // acknowledgement, which the caller sends. No PUBLISH of it went out on this
+            // connection, so it takes no place in the window.
             if outgoing.owed {
                 outgoing.owed = false;
                 self.owed -= 1;
+                outgoing.free = true;
+                self.free += 1;
             }
         }
         Some(was)
@@ -295,15 +307,14 @@ impl Inflight {
             let Some(at) = self.small.iter().position(|(used, o)| *used == id && o.state == state) else {
                 return false;
             };
-            if self.small.remove(at).is_some_and(|(_, o)| o.owed) {
-                self.owed -= 1;
+            if let Some((_, outgoing)) = self.small.remove(at) {
+                self.forget(&outgoing);
             }
         } else {
             match self.entries.entry(id) {
                 Entry::Occupied(entry) if entry.get().state == state => {
-                    if entry.remove().owed {
-                        self.owed -= 1;
-                    }
+                    let outgoing = entry.remove();
+                    self.forget(&outgoing);
                 }
                 _ => return false,
             }
@@ -348,8 +359,8 @@ impl Inflight {
             } else {
                 self.entries.remove(&id.get())
             };
-            if outgoing.as_ref().is_some_and(|o| o.owed) {
-                self.owed -= 1;
+            if let Some(outgoing) = &outgoing {
+                self.forget(outgoing);
             }
             let delivery = outgoing.map(|o| o.delivery);
             if let Some(ids) = &mut self.ids {
@@ -361,15 +372,31 @@ impl Inflight {
         taken
     }
 
+    /// Keeps the counts of owed and free entries right when `outgoing` leaves the window.
+    fn forget(&mut self, outgoing: &Outgoing) {
+        self.owed -= usize::from(outgoing.owed);
+        self.free -= usize::from(outgoing.free);
+    }
+
     /// Marks every entry as owed to a new connection, which has not seen any of them yet.
     pub(super) fn owe_all(&mut self) {
         for (_, outgoing) in &mut self.small {
             outgoing.owed = true;
+            outgoing.free = false;
         }
         for outgoing in self.entries.values_mut() {
             outgoing.owed = true;
+            outgoing.free = false;
         }
         self.owed = self.len();
+        self.free = 0;
+        self.pubrels_owed = true;
+    }
+
+    /// Entries that hold a place in the current connection's window or are owed to it: all but
+    /// the free ones.
+    pub(super) fn holding(&self) -> usize {
+        self.len() - self.free
     }
 
     /// Number of entries still owed to the current connection.
@@ -377,15 +404,27 @@ impl Inflight {
         self.owed
     }
 
-    /// Takes up to `room` of the owed entries, oldest first, marking them as sent: the caller
-    /// re-sends them, in this order. Costs the window's length while anything is owed, and
-    /// nothing once all is sent.
+    /// Takes the owed entries to re-send now, oldest first, marking them as sent: every one past
+    /// PUBREC, whose PUBREL is not held back by the window [MQTT-3.3.4-10] and takes no place
+    /// in it, and up to `room` whose PUBLISH is. The caller re-sends them, in this order. Costs
+    /// the window's length while anything is owed, and nothing once all is sent.
     pub(super) fn take_owed(&mut self, room: usize) -> Vec<PacketId> {
-        if self.owed == 0 || room == 0 {
+        if self.owed == 0 || (room == 0 && !self.pubrels_owed) {
             return Vec::new();
         }
-        let ids: Vec<PacketId> =
-            self.in_order().filter(|(_, o)| o.owed).map(|(id, _)| id).take(room).collect();
+        let pubrels = std::mem::take(&mut self.pubrels_owed);
+        let mut room = room;
+        let mut ids = Vec::new();
+        for (id, outgoing) in self.in_order().filter(|(_, o)| o.owed) {
+            if outgoing.state == Awaiting::Comp {
+                ids.push(id);
+            } else if room > 0 {
+                ids.push(id);
+                room -= 1;
+            } else if !pubrels {
+                break;
+            }
+        }
         for id in &ids {
             let outgoing = if self.entries.is_empty() {
                 self.small.iter_mut().find(|(used, _)| *used == id.get()).map(|(_, o)| o)
@@ -395,6 +434,10 @@ impl Inflight {
             if let Some(outgoing) = outgoing {
                 outgoing.owed = false;
                 self.owed -= 1;
+                if outgoing.state == Awaiting::Comp {
+                    outgoing.free = true;
+                    self.free += 1;
+                }
             }
         }
         ids

@@ -15,6 +15,7 @@
 
 mod alias;
 mod expiry;
+mod incoming;
 mod inflight;
 mod keepalive;
 mod registry;
@@ -50,6 +51,7 @@ use crate::message::{too_deep, Delivery, Message};
 use crate::router::parse_shared;
 use crate::storage::{Clock, SessionRecord, StoredWill};
 use alias::{InboundAliases, OutboundAliases};
+use incoming::AwaitingPubrel;
 use inflight::{Awaiting, Inflight};
 
 /// Retained-store nodes any SUBSCRIBE may visit to find the retained messages of its filters.
@@ -230,7 +232,7 @@ pub struct Session {
     /// Outbound QoS 1/2 messages awaiting acknowledgement.
     inflight: Inflight,
     /// Inbound QoS 2 packet identifiers received and not yet released by PUBREL.
-    awaiting_pubrel: HashSet<u16>,
+    awaiting_pubrel: AwaitingPubrel,
     /// Limits in force.
     limits: SessionLimits,
     /// The will of the current network connection.
@@ -298,7 +300,7 @@ impl Session {
             mailbox,
             subscriptions: HashSet::new(),
             inflight: Inflight::default(),
-            awaiting_pubrel: HashSet::new(),
+            awaiting_pubrel: AwaitingPubrel::default(),
             limits,
             will: None,
             pending_will: None,
@@ -324,6 +326,7 @@ impl Session {
         self.will = will.map(|will| will.from_session(self.mailbox.session_id(), self.origin_hash));
         self.pending_will = None;
         self.link = link;
+        self.awaiting_pubrel.inherit_all();
         self.inbound_aliases = InboundAliases::new(link.server_alias_max);
         self.outbound_aliases = OutboundAliases::new(link.client_alias_max);
         self.enhanced_auth = false;
@@ -540,7 +543,7 @@ impl Session {
     /// Forgets an inbound QoS 2 packet identifier whose PUBLISH was refused (PUBREC 0x80 or
     /// more ends the exchange, 4.3.3), so that a PUBLISH reusing it is a new message.
     pub(crate) fn forget_incoming(&mut self, packet_id: PacketId) {
-        self.awaiting_pubrel.remove(&packet_id.get());
+        self.awaiting_pubrel.remove(packet_id.get());
     }
 
     /// Puts back an inbound QoS 2 packet identifier that awaited PUBREL.
@@ -716,16 +719,18 @@ impl Session {
         self.resend_owed(out, self.link.max_inflight, now)
     }
 
-    /// Re-sends what the current connection is still owed, oldest first, as far as the window
-    /// allows: a client that came back with a smaller Receive Maximum than the messages in
-    /// flight gets the rest as it acknowledges [MQTT-3.3.4-9], before any new message.
+    /// Re-sends what the current connection is still owed, oldest first: PUBLISHes as far as
+    /// the window allows, so that a client that came back with a smaller Receive Maximum than
+    /// the messages in flight gets the rest as it acknowledges [MQTT-3.3.4-9], before any new
+    /// message; PUBRELs at once, since the window holds back PUBLISH packets only
+    /// [MQTT-3.3.4-10] and a PUBREL re-sent takes no place in it (4.9).
     fn resend_owed(
         &mut self,
         out: &mut BytesMut,
         max_inflight: usize,
         now: Instant,
     ) -> Result<(), EncodeError> {
-        let sent = self.inflight.len() - self.inflight.owed();
+        let sent = self.inflight.holding() - self.inflight.owed();
         for packet_id in self.inflight.take_owed(max_inflight.saturating_sub(sent)) {
             let Some(outgoing) = self.inflight.get(packet_id) else { continue };
             match outgoing.state {
@@ -757,7 +762,7 @@ impl Session {
         self.resend_owed(out, max_inflight, now)?;
         let start = out.len();
         loop {
-            let room = max_inflight.saturating_sub(self.inflight.len());
+            let room = max_inflight.saturating_sub(self.inflight.holding());
             let budget = byte_budget.saturating_sub(out.len() - start);
             scratch.clear();
             self.mailbox.pull(scratch, room, budget.max(1));
@@ -951,8 +956,8 @@ impl Session {
         }
         let forward = match (qos, packet_id) {
             (QoS::ExactlyOnce, Some(id)) if refused.is_none() => {
-                let new = !self.awaiting_pubrel.contains(&id.get());
-                if new && self.awaiting_pubrel.len() >= self.link.receive_maximum {
+                let new = !self.awaiting_pubrel.contains(id.get());
+                if new && self.awaiting_pubrel.on_this_connection() >= self.link.receive_maximum {
                     return Err(violation(Rule::V5_3_3_4_7));
                 }
                 self.awaiting_pubrel.insert(id.get())
@@ -988,9 +993,11 @@ impl Session {
         Ok(())
     }
 
-    /// DISCONNECT from the client: the will is discarded [MQTT-3.14.4-3] unless 5.0 reason 0x04
-    /// asks for it (3.14.2.1); a 5.0 DISCONNECT may change the Session Expiry Interval, but not
-    /// from 0 (3.14.2.2.2).
+    /// DISCONNECT from the client: a DISCONNECT with reason 0x00 (every 3.1.1 one) discards the
+    /// will [MQTT-3.14.4-3]; any other 5.0 reason code leaves it to be published
+    /// [MQTT-3.1.2-8], 0x04 because the client asks for it (3.14.2.1) and an error code because
+    /// the connection did not end normally. A 5.0 DISCONNECT may change the Session Expiry
+    /// Interval, but not from 0 (3.14.2.2.2).
     fn handle_disconnect(&mut self, disconnect: &Disconnect) -> Exit {
         let requested = disconnect.properties.as_ref().and_then(|p| p.session_expiry_interval);
         if let Some(requested) = requested.filter(|_| self.link.is_v5()) {
@@ -999,8 +1006,8 @@ impl Session {
             }
             self.set_expiry_interval(requested);
         }
-        if self.link.is_v5() && disconnect.reason_code == ReasonCode::DisconnectWithWill {
-            return Exit::DisconnectWithWill;
+        if self.link.is_v5() && disconnect.reason_code != ReasonCode::Success {
+            return Exit::DisconnectWithWill(disconnect.reason_code);
         }
         self.will = None;
         Exit::Disconnect
@@ -1012,7 +1019,7 @@ impl Session {
     /// identifiers awaiting PUBREL are part of the session, so one owed across a reconnect is
     /// known and answered 0x00.
     pub fn handle_pubrel(&mut self, packet_id: PacketId) {
-        let known = self.awaiting_pubrel.remove(&packet_id.get());
+        let known = self.awaiting_pubrel.remove(packet_id.get());
         if let (true, Some(log)) = (known, self.mailbox.log()) {
             log.incoming_done(packet_id.get());
         }

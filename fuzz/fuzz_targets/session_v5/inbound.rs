@@ -238,7 +238,7 @@ impl Harness {
         match (expected, result) {
             (Ok(actions), Ok(())) => self.take_actions(actions),
             (Err(Ending::Disconnect), Err(exit @ Exit::Disconnect))
-            | (Err(Ending::DisconnectWithWill), Err(exit @ Exit::DisconnectWithWill)) => {
+            | (Err(Ending::DisconnectWithWill), Err(exit @ Exit::DisconnectWithWill(_))) => {
                 assert!(!self.session().has_actions(), "{name} ended the connection and left actions");
                 self.end(&exit);
             }

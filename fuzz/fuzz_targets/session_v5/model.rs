@@ -49,9 +49,9 @@ pub(crate) enum Expected {
 /// How the model expects a packet to end the connection.
 #[derive(Debug)]
 pub(crate) enum Ending {
-    /// DISCONNECT: the will is discarded.
+    /// DISCONNECT 0x00: the will is discarded.
     Disconnect,
-    /// DISCONNECT 0x04: the will is published.
+    /// DISCONNECT with another reason code (0x04, or an error): the will is published.
     DisconnectWithWill,
     /// The packet breaks one or more of these rules; the session may name any of them.
     Violation(Vec<Rule>),
@@ -120,6 +120,9 @@ pub(crate) struct Model {
     pub(crate) subscriptions: BTreeSet<String>,
     /// Inbound QoS 2 packet identifiers received and not yet released.
     awaiting_pubrel: BTreeSet<u16>,
+    /// Those of them received on an earlier connection: the server's Receive Maximum counts
+    /// only the current connection's (4.9).
+    inherited_pubrel: BTreeSet<u16>,
     /// Outbound messages in flight by packet identifier.
     pub(crate) outbound: BTreeMap<u16, Outgoing>,
     /// Their identifiers in send order, with their positions; an entry whose position is not its
@@ -147,9 +150,11 @@ pub(crate) fn shared(filter: &str) -> Option<bool> {
 }
 
 impl Model {
-    /// A new connection: aliases start empty in both directions [MQTT-3.3.2-7].
+    /// A new connection: aliases start empty in both directions [MQTT-3.3.2-7], and the
+    /// identifiers awaiting PUBREL are an earlier connection's.
     pub(crate) fn attach(&mut self, link: Link, expiry_interval: u32, will: Option<iothub_protocol::Will>) {
         self.link = Some(link);
+        self.inherited_pubrel = self.awaiting_pubrel.clone();
         self.expiry_interval = expiry_interval;
         self.will = will.filter(|w| !is_reserved_for_broker(&w.topic));
         self.inbound_aliases.clear();
@@ -217,17 +222,33 @@ impl Model {
         self.outbound.values().filter(|o| o.published_here).count()
     }
 
-    /// The owed messages a window of `max_inflight` has room for now, oldest first, marked as
-    /// sent: what the session must re-send next, in this order, before any new message. The
-    /// session's window holds every message in flight that is not owed (re-sent, new, or
-    /// taken on by the client's PUBREC on this connection), so a client that came back with a
-    /// smaller Receive Maximum than the messages in flight gets the rest as it acknowledges
-    /// [MQTT-3.3.4-9].
+    /// Messages in flight that hold a place in the current connection's window (their PUBLISH
+    /// was sent on it) or are owed to it: all but those past PUBREC with no PUBLISH sent here.
+    pub(crate) fn holding(&self) -> usize {
+        self.outbound.values().filter(|o| o.owed || o.published_here).count()
+    }
+
+    /// The owed messages to re-send now, oldest first, marked as sent: what the session must
+    /// re-send next, in this order, before any new message. Every PUBREL owed goes at once: the
+    /// window holds back PUBLISH packets only [MQTT-3.3.4-10], and counts the PUBLISHes sent
+    /// on this connection whose exchange has not ended (4.9). Owed PUBLISHes go as far as that
+    /// window has room, so a client that came back with a smaller Receive Maximum than the
+    /// messages in flight gets the rest as it acknowledges [MQTT-3.3.4-9].
     pub(crate) fn take_owed(&mut self, max_inflight: usize) -> Vec<u16> {
-        let window = self.outbound.values().filter(|o| !o.owed).count();
-        let room = max_inflight.saturating_sub(window);
-        let owed: Vec<u16> =
-            self.in_flight().into_iter().filter(|id| self.outbound[id].owed).take(room).collect();
+        let mut room = max_inflight.saturating_sub(self.published_here());
+        let mut owed = Vec::new();
+        for id in self.in_flight() {
+            let outgoing = &self.outbound[&id];
+            if !outgoing.owed {
+                continue;
+            }
+            if outgoing.stage == Stage::Comp {
+                owed.push(id);
+            } else if room > 0 {
+                owed.push(id);
+                room -= 1;
+            }
+        }
         for id in &owed {
             if let Some(outgoing) = self.outbound.get_mut(id) {
                 outgoing.owed = false;
@@ -290,6 +311,7 @@ impl Model {
             Packet::PubRel(rel) => {
                 // [MQTT-4.3.3-2]: PUBCOMP answers every PUBREL, with 0x92 Packet Identifier not
                 // found for one not awaiting PUBREL (3.7.2.1).
+                self.inherited_pubrel.remove(&rel.packet_id.get());
                 let reason_code = if self.awaiting_pubrel.remove(&rel.packet_id.get()) {
                     ReasonCode::Success
                 } else {
@@ -367,7 +389,8 @@ impl Model {
         }
         if let (QoS::ExactlyOnce, Some(id), false) = (publish.qos, publish.packet_id, not_utf8) {
             let new = !self.awaiting_pubrel.contains(&id.get());
-            if new && self.awaiting_pubrel.len() >= link.receive_maximum {
+            let here = self.awaiting_pubrel.len() - self.inherited_pubrel.len();
+            if new && here >= link.receive_maximum {
                 broken.push(Rule::V5_3_3_4_7);
             }
         }
@@ -485,7 +508,8 @@ impl Model {
     }
 
     /// DISCONNECT may change the Session Expiry Interval, but not from 0 (3.14.2.2.2); reason
-    /// 0x04 keeps the will (3.14.2.1), any other discards it [MQTT-3.14.4-3].
+    /// 0x00 discards the will [MQTT-3.14.4-3], any other keeps it to be published
+    /// [MQTT-3.1.2-8]: 0x04 asks for it (3.14.2.1), an error code is no normal disconnection.
     fn disconnect(&mut self, disconnect: &Disconnect) -> Ending {
         if let Some(requested) = disconnect.properties.as_ref().and_then(|p| p.session_expiry_interval) {
             if self.expiry_interval == 0 && requested != 0 {
@@ -493,7 +517,7 @@ impl Model {
             }
             self.expiry_interval = requested;
         }
-        if disconnect.reason_code == ReasonCode::DisconnectWithWill {
+        if disconnect.reason_code != ReasonCode::Success {
             return Ending::DisconnectWithWill;
         }
         self.will = None;

@@ -177,14 +177,14 @@ impl Harness {
     }
 
     /// `poll_transmit` with the link's window, checked: first what the connection is still owed
-    /// of the messages in flight, as far as the window has room (`check_resent`), then new
-    /// messages from the mailbox. A PUBREL owed that does not fit the client's Maximum Packet
+    /// of the messages in flight, PUBRELs at once and PUBLISHes as far as the window has room
+    /// (`check_resent`), then new messages from the mailbox. A PUBREL owed that does not fit the client's Maximum Packet
     /// Size ends the connection, as `Exit::Encode`.
     pub(crate) fn transmit(&mut self, budget: usize) {
         self.ensure_connected();
         let link = self.link;
-        let before = self.session().inflight_len();
         let owed = self.model.take_owed(link.max_inflight);
+        let before = self.model.holding();
         let mut out = BytesMut::new();
         let mut scratch = std::mem::take(&mut self.scratch);
         let now = self.now;
@@ -296,8 +296,9 @@ impl Harness {
             "[MQTT-3.3.4-9] {published} PUBLISHes unacknowledged, the window is {}",
             link.max_inflight
         );
-        let inflight = self.session().inflight_len();
-        assert!(inflight <= link.max_inflight.max(before), "inflight window overfilled: {inflight}");
+        assert_eq!(self.session().inflight_len(), self.model.outbound.len(), "messages in flight");
+        let holding = self.model.holding();
+        assert!(holding <= link.max_inflight.max(before), "inflight window overfilled: {holding}");
         let dropped = self.session().mailbox().dropped();
         assert!(
             self.model.unexplained <= dropped,
@@ -346,9 +347,10 @@ impl Harness {
     /// Checks `resend_inflight` after a new connection. A PUBLISH in flight larger than the
     /// client's Maximum Packet Size (the client may have lowered it) is discarded, as if it had
     /// been delivered [MQTT-3.1.2-25], and counted as too large; the rest, PUBLISH and PUBREL,
-    /// are owed to the connection [MQTT-4.4.0-1], and as many as its window holds are re-sent
-    /// at once, in send order (`check_resent`); the others follow as acknowledgements free the
-    /// window [MQTT-3.3.4-9]. A PUBREL that does not fit ends the connection.
+    /// are owed to the connection [MQTT-4.4.0-1]: every PUBREL and as many PUBLISHes as its
+    /// window holds are re-sent at once, in send order (`check_resent`); the other PUBLISHes
+    /// follow as acknowledgements free the window [MQTT-3.3.4-9], [MQTT-3.3.4-10]. A PUBREL
+    /// that does not fit ends the connection.
     pub(crate) fn check_resend(&mut self) {
         let now = self.now;
         let link = self.link;
