@@ -2,7 +2,11 @@
 //! PUBACK or PUBREC 0x80 goes to no other member, Request Problem Information 0, no DISCONNECT
 //! before CONNACK, one CONNACK per connection, one UNSUBACK for an UNSUBSCRIBE of several
 //! filters, the QoS of a delivery (the lower of the publication's and the subscription's), DUP 0
-//! on every QoS 0 PUBLISH, and an UNSUBSCRIBE that does not stop deliveries already started.
+//! on every QoS 0 PUBLISH, an UNSUBSCRIBE that does not stop deliveries already started, a
+//! shared QoS 2 delivery completed when its member reconnects, a session discarded once its
+//! expiry interval has passed, no AUTH for a client that named no method, Reason Strings left
+//! out to fit the client's Maximum Packet Size, and QoS 2 exchanges that outlive the message's
+//! expiry.
 //!
 //! Each test names the 5.0 statement it checks, `mqtt5_` and its number (5.0 numbering, which
 //! differs from 3.1.1's). Every test runs the broker on the paused clock: silence is checked in
@@ -10,17 +14,19 @@
 
 mod v5_support;
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
 use iothub_protocol::{
-    ConnectProperties, Packet, PayloadFormat, ProtocolVersion, PublishProperties, QoS, ReasonCode, Subscribe,
-    SubscriptionOptions, UnsubAck, Unsubscribe,
+    Auth, AuthProperties, Connect, ConnectProperties, Packet, PayloadFormat, ProtocolVersion,
+    PublishProperties, QoS, ReasonCode, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 use iothub_test_util::{OrFail, PausedBroker, PausedClient, Seen, WAIT};
 use v5_support::{
-    connect, connect_with, encode, expiry, pid, properties_of, publish, response, user_properties, with,
-    Client,
+    connect, connect_with, decode, encode, expiry, pid, properties_of, publish, response, user_properties,
+    with, Client,
 };
 
 /// Long enough, in virtual time, for the broker to send anything it was going to send.
@@ -450,4 +456,364 @@ async fn mqtt5_3_3_1_2_qos_0_publishes_from_the_server_have_dup_0() {
             (QoS::AtMostOnce, false, &b"plain"[..])
         );
     }
+}
+
+// --- Shared subscriptions: a QoS 2 delivery interrupted (4.8.2) ---
+
+/// [MQTT-4.8.2-4]: a QoS 2 message of a shared subscription that the server is sending to a
+/// member whose connection breaks before the exchange is complete is delivered to that member
+/// when it reconnects to its session: a PUBLISH left without PUBREC is re-sent (DUP 1, same
+/// packet identifier), and a PUBREL left without PUBCOMP is re-sent too, until PUBCOMP ends the
+/// exchange. The other member never gets the message (its own message aside), not while the
+/// first member is away, nor after.
+#[tokio::test(start_paused = true)]
+async fn mqtt5_4_8_2_4_an_interrupted_shared_qos_2_delivery_completes_on_reconnect() {
+    let broker =
+        PausedBroker::with_config("[server]\nshared_subscription_strategy = \"round_robin\"\n").await;
+    let mut away = Client::connected(&broker, connect_with("away", true, expiry(60))).await;
+    away.subscribe(1, "$share/g/q2resume/t", QoS::ExactlyOnce, None).await;
+    let mut other = Client::clean(&broker, "other").await;
+    other.subscribe(1, "$share/g/q2resume/t", QoS::ExactlyOnce, None).await;
+    let mut publisher = Client::clean(&broker, "publisher").await;
+    for (n, payload) in (1..).zip([b"m1", b"m2"]) {
+        let code = publisher.publish(publish("q2resume/t", payload, QoS::ExactlyOnce, n)).await;
+        assert_eq!(code, ReasonCode::Success);
+    }
+    // Round robin: one each. The first member breaks off before PUBREC.
+    let sent = away.expect_publish().await;
+    assert_eq!((sent.qos, sent.dup), (QoS::ExactlyOnce, false));
+    let id = sent.packet_id.expect("a QoS 2 packet identifier");
+    let others = other.next_message().await;
+    assert_ne!(others.payload, sent.payload);
+    away.drop_connection();
+    other.expect_silence(QUIET).await;
+
+    let (mut away, connack) = Client::open(&broker, connect_with("away", false, expiry(60))).await;
+    assert!(connack.session_present);
+    let resent = away.expect_publish().await;
+    assert_eq!(
+        (resent.dup, resent.qos, resent.packet_id, &resent.payload),
+        (true, QoS::ExactlyOnce, Some(id), &sent.payload)
+    );
+    // Breaks off again, between PUBREL and PUBCOMP.
+    away.send(&response(Packet::PubRec, id, ReasonCode::Success)).await;
+    match away.recv().await {
+        Packet::PubRel(rel) => assert_eq!(rel.packet_id, id),
+        other => panic!("expected PUBREL {id}, got {other:?}"),
+    }
+    away.drop_connection();
+    other.expect_silence(QUIET).await;
+
+    let (mut away, connack) = Client::open(&broker, connect_with("away", false, expiry(60))).await;
+    assert!(connack.session_present);
+    match away.recv().await {
+        Packet::PubRel(rel) => assert_eq!(rel.packet_id, id, "the PUBREL is re-sent"),
+        other => panic!("expected PUBREL {id}, got {other:?}"),
+    }
+    away.send(&response(Packet::PubComp, id, ReasonCode::Success)).await;
+    away.expect_silence(QUIET).await;
+    other.expect_silence(QUIET).await;
+    away.disconnect().await;
+    other.expect_silence(QUIET).await;
+}
+
+// --- Session expiry (4.1) ---
+
+/// Lets `time` pass on the paused clock, running every timer of the broker that falls due in it.
+/// Not a synchronisation: the virtual clock only moves once every task is idle.
+async fn pass(time: Duration) {
+    tokio::time::sleep(time).await;
+}
+
+/// [MQTT-4.1.0-2]: the server discards a session once its Session Expiry Interval has passed
+/// after the connection closed. With an interval of 10 s, a client that comes back with Clean
+/// Start 0 after 9 s gets Session Present 1 and the message queued for its subscription; after
+/// a second absence of 11 s it gets Session Present 0, no queued message, and its subscription
+/// is gone (a publication finds no matching subscriber).
+#[tokio::test(start_paused = true)]
+async fn mqtt5_4_1_0_2_session_is_discarded_when_its_expiry_interval_has_passed() {
+    let broker = PausedBroker::start().await;
+    let mut sub = Client::connected(&broker, connect_with("expiring", true, expiry(10))).await;
+    sub.subscribe(1, "expiring/t", QoS::AtLeastOnce, None).await;
+    sub.disconnect().await;
+    let mut publisher = Client::clean(&broker, "publisher").await;
+    assert_eq!(
+        publisher.publish(publish("expiring/t", b"kept", QoS::AtLeastOnce, 1)).await,
+        ReasonCode::Success
+    );
+
+    pass(Duration::from_secs(9)).await;
+    let (mut sub, connack) = Client::open(&broker, connect_with("expiring", false, expiry(10))).await;
+    assert!(connack.session_present, "9 s of a 10 s interval: {connack:?}");
+    assert_eq!(&sub.next_message().await.payload[..], b"kept");
+    sub.disconnect().await;
+    assert_eq!(
+        publisher.publish(publish("expiring/t", b"lost", QoS::AtLeastOnce, 2)).await,
+        ReasonCode::Success
+    );
+
+    pass(Duration::from_secs(11)).await;
+    let (mut sub, connack) = Client::open(&broker, connect_with("expiring", false, expiry(10))).await;
+    assert!(!connack.session_present, "11 s of a 10 s interval: {connack:?}");
+    sub.expect_silence(QUIET).await;
+    assert_eq!(
+        publisher.publish(publish("expiring/t", b"after", QoS::AtLeastOnce, 3)).await,
+        ReasonCode::NoMatchingSubscribers
+    );
+    sub.expect_silence(QUIET).await;
+}
+
+// --- Enhanced authentication not asked for (4.12) ---
+
+/// A broker with `[auth]` over a password file with a SCRAM-SHA-256 entry, so that it offers
+/// the SCRAM-SHA-256 method, and anonymous clients allowed.
+async fn scram_broker(name: &str) -> PausedBroker {
+    let dir = std::env::temp_dir().join(format!("iothub-v5-statements-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).or_fail("a scratch directory");
+    let passwd = dir.join("passwd");
+    let entry = iothub::auth::scram_entry(b"wonderland").or_fail("a SCRAM entry");
+    std::fs::write(&passwd, format!("alice:{entry}\n")).or_fail("the password file");
+    PausedBroker::with_config(&format!(
+        "[auth]\nenabled = true\nallow_anonymous = true\npassword_file = {:?}\n",
+        passwd.display().to_string()
+    ))
+    .await
+}
+
+/// An AUTH with `reason_code` naming `method`, with `data`.
+fn auth_packet(reason_code: ReasonCode, method: &str, data: &[u8]) -> Packet {
+    let properties = AuthProperties {
+        authentication_method: Some(method.into()),
+        authentication_data: Some(Bytes::copy_from_slice(data)),
+        ..AuthProperties::default()
+    };
+    Packet::Auth(Auth { reason_code, properties: Some(Box::new(properties)) })
+}
+
+/// [MQTT-4.12.0-6]: a client that names no Authentication Method in CONNECT gets a CONNACK
+/// without Authentication Method (nor Authentication Data), and the server never sends it an
+/// AUTH, even on a server that offers SCRAM-SHA-256 (and does answer a CONNECT naming it with
+/// AUTH 0x18): an AUTH the client sends anyway, 0x19 (Re-authenticate) or 0x18 (Continue
+/// authentication), naming the method the server offers, is a Protocol Error answered with
+/// DISCONNECT 0x82 and the close, not with an AUTH.
+#[tokio::test(start_paused = true)]
+async fn mqtt5_4_12_0_6_no_auth_from_the_server_without_an_authentication_method() {
+    let broker = scram_broker("no-method").await;
+    let first = b"n,,n=alice,r=cl1entn0nce";
+    let named = ConnectProperties {
+        authentication_method: Some("SCRAM-SHA-256".into()),
+        authentication_data: Some(Bytes::from_static(first)),
+        ..ConnectProperties::default()
+    };
+    let mut scram = Client { raw: broker.client().await };
+    scram.send(&Packet::Connect(Box::new(connect_with("scram", true, named)))).await;
+    match scram.recv().await {
+        Packet::Auth(auth) => assert_eq!(auth.reason_code, ReasonCode::ContinueAuthentication),
+        other => panic!("expected AUTH 0x18 for a CONNECT naming SCRAM-SHA-256, got {other:?}"),
+    }
+
+    for (n, reason_code) in (1..).zip([ReasonCode::ReAuthenticate, ReasonCode::ContinueAuthentication]) {
+        let client_id = format!("no-method-{n}");
+        let (mut client, connack) = Client::open(&broker, connect(&client_id)).await;
+        assert_eq!(connack.reason_code, ReasonCode::Success, "{connack:?}");
+        let properties = connack.properties.as_deref().cloned().unwrap_or_default();
+        assert_eq!(properties.authentication_method, None, "{connack:?}");
+        assert_eq!(properties.authentication_data, None, "{connack:?}");
+        client.ping().await;
+        client.send(&auth_packet(reason_code, "SCRAM-SHA-256", first)).await;
+        client.expect_disconnect(ReasonCode::ProtocolError).await;
+    }
+}
+
+// --- Reason Strings and the client's Maximum Packet Size (3.4.2, 3.5.2, 3.9.2, 3.14.2) ---
+
+/// The first packet the broker sends after CONNACK to a connection of `client_id` with
+/// keep-alive `keep_alive` and, if given, a Maximum Packet Size, to which the test sends
+/// `trigger`: its raw bytes.
+async fn answer_to(
+    broker: &PausedBroker,
+    client_id: &str,
+    keep_alive: u16,
+    maximum: Option<u32>,
+    trigger: Option<&Packet>,
+) -> Vec<u8> {
+    let properties =
+        ConnectProperties { maximum_packet_size: maximum.and_then(NonZeroU32::new), ..Default::default() };
+    let connect = Connect { keep_alive, ..connect_with(client_id, true, properties) };
+    let mut client = Client::connected(broker, connect).await;
+    if let Some(trigger) = trigger {
+        client.send(trigger).await;
+    }
+    client.raw.read_packet().await
+}
+
+/// The Reason String of a PUBACK, PUBREC, SUBACK or DISCONNECT.
+fn reason_string_of(packet: &Packet) -> Option<ByteString> {
+    match packet {
+        Packet::PubAck(r) | Packet::PubRec(r) => r.properties.as_ref().and_then(|p| p.reason_string.clone()),
+        Packet::SubAck(s) => s.properties.as_ref().and_then(|p| p.reason_string.clone()),
+        Packet::Disconnect(d) => d.properties.as_ref().and_then(|p| p.reason_string.clone()),
+        other => panic!("not a packet this test expects: {other:?}"),
+    }
+}
+
+/// The packet without its Reason String, and without properties if none are left.
+fn without_reason_string(packet: &Packet) -> Packet {
+    let mut packet = packet.clone();
+    match &mut packet {
+        Packet::PubAck(r) | Packet::PubRec(r) => {
+            if let Some(p) = r.properties.as_mut() {
+                p.reason_string = None;
+            }
+            r.properties = r.properties.take().filter(|p| !p.is_empty());
+        }
+        Packet::SubAck(s) => {
+            if let Some(p) = s.properties.as_mut() {
+                p.reason_string = None;
+            }
+            s.properties = s.properties.take().filter(|p| !p.is_empty());
+        }
+        Packet::Disconnect(d) => {
+            if let Some(p) = d.properties.as_mut() {
+                p.reason_string = None;
+            }
+            d.properties = d.properties.take().filter(|p| !p.is_empty());
+        }
+        other => panic!("not a packet this test expects: {other:?}"),
+    }
+    packet
+}
+
+/// [MQTT-3.4.2-2] (PUBACK), [MQTT-3.5.2-2] (PUBREC), [MQTT-3.9.2-1] (SUBACK), [MQTT-3.14.2-3]
+/// (DISCONNECT): the server does not send a Reason String that would make the packet larger
+/// than the client's Maximum Packet Size; the packet is still sent, without it. Each packet the
+/// broker sends with a Reason String: PUBACK and PUBREC 0x99 for a payload that is not UTF-8
+/// though its Payload Format Indicator says it is, SUBACK 0x97 beyond `server.max_subscriptions`,
+/// DISCONNECT 0x8D (Keep Alive timeout) and DISCONNECT 0x82 for a second CONNECT. Each is seen
+/// first with no limit, with its Reason String, N bytes; with a Maximum Packet Size of N it is
+/// the same packet; with N - 1 it is the same packet without the Reason String (the broker sends
+/// no User Property on these), within the limit.
+#[tokio::test(start_paused = true)]
+async fn mqtt5_3_4_2_2_reason_string_left_out_beyond_the_clients_maximum_packet_size() {
+    let broker = PausedBroker::with_config("[server]\nmax_subscriptions = 1\n").await;
+    let utf8 =
+        PublishProperties { payload_format_indicator: Some(PayloadFormat::Utf8), ..Default::default() };
+    let bad = [0xC3, 0x28];
+    let puback_0x99 = Packet::Publish(with(publish("mps/bad", &bad, QoS::AtLeastOnce, 1), utf8.clone()));
+    let pubrec_0x99 = Packet::Publish(with(publish("mps/bad", &bad, QoS::ExactlyOnce, 2), utf8));
+    let suback_0x97 = subscribe_all(3, &[("mps/a", QoS::AtMostOnce), ("mps/b", QoS::AtMostOnce)]);
+    let second_connect = Packet::Connect(Box::new(connect("second")));
+    let cases: [(&str, u16, Option<&Packet>, ReasonCode); 5] = [
+        ("PUBACK 0x99", 0, Some(&puback_0x99), ReasonCode::PayloadFormatInvalid),
+        ("PUBREC 0x99", 0, Some(&pubrec_0x99), ReasonCode::PayloadFormatInvalid),
+        ("SUBACK 0x97", 0, Some(&suback_0x97), ReasonCode::QuotaExceeded),
+        ("DISCONNECT 0x8D", 1, None, ReasonCode::KeepAliveTimeout),
+        ("DISCONNECT 0x82", 0, Some(&second_connect), ReasonCode::ProtocolError),
+    ];
+    for (n, (case, keep_alive, trigger, code)) in (1..).zip(cases) {
+        let full_bytes = answer_to(&broker, &format!("mps-{n}-full"), keep_alive, None, trigger).await;
+        let full = decode(&full_bytes);
+        assert!(reason_string_of(&full).is_some(), "{case}: with no limit, a Reason String: {full:?}");
+        let codes = match &full {
+            Packet::PubAck(r) | Packet::PubRec(r) => vec![r.reason_code],
+            Packet::SubAck(s) => s.reason_codes.clone(),
+            Packet::Disconnect(d) => vec![d.reason_code],
+            other => panic!("{case}: {other:?}"),
+        };
+        assert!(codes.contains(&code), "{case}: {full:?}");
+        let size = u32::try_from(full_bytes.len()).or_fail("a short packet");
+
+        let exact = answer_to(&broker, &format!("mps-{n}-exact"), keep_alive, Some(size), trigger).await;
+        assert_eq!(decode(&exact), full, "{case}: a Maximum Packet Size of {size} has room for it");
+
+        let below = answer_to(&broker, &format!("mps-{n}-below"), keep_alive, Some(size - 1), trigger).await;
+        assert!(
+            below.len() < full_bytes.len(),
+            "{case}: {} bytes for a maximum of {}",
+            below.len(),
+            size - 1
+        );
+        let trimmed = decode(&below);
+        assert_eq!(
+            trimmed,
+            without_reason_string(&full),
+            "{case}: with a Maximum Packet Size of {}",
+            size - 1
+        );
+    }
+}
+
+// --- QoS 2 and message expiry (4.3.3) ---
+
+/// PUBLISH properties with only a Message Expiry Interval.
+fn expiring(seconds: u32) -> PublishProperties {
+    PublishProperties { message_expiry_interval: Some(seconds), ..PublishProperties::default() }
+}
+
+/// [MQTT-4.3.3-13]: the server, as the receiver of a QoS 2 PUBLISH, continues the QoS 2
+/// acknowledgement sequence even when it has applied message expiry. A QoS 2 message with a
+/// Message Expiry Interval of 1 s, for an offline session's subscription, gets PUBREC 0x00; its
+/// PUBREL, sent 2 s later when the queued copy has expired (the subscriber never gets it), gets
+/// PUBCOMP 0x00 with the same packet identifier, not 0x92 (Packet Identifier not found). The
+/// identifier is then free: a new message with it is a new message, delivered.
+#[tokio::test(start_paused = true)]
+async fn mqtt5_4_3_3_13_qos_2_sequence_continues_after_the_message_expired() {
+    let broker = PausedBroker::start().await;
+    let mut sub = Client::connected(&broker, connect_with("offline", true, expiry(300))).await;
+    sub.subscribe(1, "exp2/t", QoS::ExactlyOnce, None).await;
+    sub.disconnect().await;
+
+    let mut publisher = Client::clean(&broker, "publisher").await;
+    publisher.send_publish(&with(publish("exp2/t", b"short-lived", QoS::ExactlyOnce, 7), expiring(1))).await;
+    match publisher.recv().await {
+        Packet::PubRec(rec) => assert_eq!((rec.packet_id, rec.reason_code), (pid(7), ReasonCode::Success)),
+        other => panic!("expected PUBREC 7, got {other:?}"),
+    }
+    pass(Duration::from_secs(2)).await;
+    publisher.send(&response(Packet::PubRel, pid(7), ReasonCode::Success)).await;
+    match publisher.recv().await {
+        Packet::PubComp(comp) => {
+            assert_eq!((comp.packet_id, comp.reason_code), (pid(7), ReasonCode::Success), "{comp:?}");
+        }
+        other => panic!("expected PUBCOMP 7, got {other:?}"),
+    }
+    publisher.ping().await;
+
+    let (mut sub, connack) = Client::open(&broker, connect_with("offline", false, expiry(300))).await;
+    assert!(connack.session_present);
+    sub.expect_silence(QUIET).await;
+    assert_eq!(
+        publisher.publish(publish("exp2/t", b"fresh", QoS::ExactlyOnce, 7)).await,
+        ReasonCode::Success
+    );
+    assert_eq!(&sub.next_message().await.payload[..], b"fresh");
+    sub.expect_silence(QUIET).await;
+}
+
+/// [MQTT-4.3.3-7], [MQTT-4.3.3-4]: the server, as the sender of a QoS 2 PUBLISH, applies no
+/// message expiry once the PUBLISH is sent: a PUBREC that comes after the message's Message
+/// Expiry Interval has passed still gets its PUBREL (same packet identifier), and PUBCOMP ends
+/// the exchange with nothing more sent. (v5_publish.rs checks the same rule for a QoS 1 message
+/// re-sent on a resumed session.)
+#[tokio::test(start_paused = true)]
+async fn mqtt5_4_3_3_7_pubrec_after_expiry_still_gets_pubrel() {
+    let broker = PausedBroker::start().await;
+    let mut sub = Client::clean(&broker, "slow").await;
+    sub.subscribe(1, "exp3/t", QoS::ExactlyOnce, None).await;
+    let mut publisher = Client::clean(&broker, "publisher").await;
+    assert_eq!(
+        publisher.publish(with(publish("exp3/t", b"brief", QoS::ExactlyOnce, 1), expiring(2))).await,
+        ReasonCode::Success
+    );
+    let sent = sub.expect_publish().await;
+    assert_eq!((sent.qos, properties_of(&sent).message_expiry_interval), (QoS::ExactlyOnce, Some(2)));
+    let id = sent.packet_id.expect("a QoS 2 packet identifier");
+    sub.expect_silence(Duration::from_secs(3)).await;
+    sub.send(&response(Packet::PubRec, id, ReasonCode::Success)).await;
+    match sub.recv().await {
+        Packet::PubRel(rel) => assert_eq!((rel.packet_id, rel.reason_code), (id, ReasonCode::Success)),
+        other => panic!("expected PUBREL {id} after the expiry, got {other:?}"),
+    }
+    sub.send(&response(Packet::PubComp, id, ReasonCode::Success)).await;
+    sub.expect_silence(QUIET).await;
 }
