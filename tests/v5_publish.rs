@@ -134,6 +134,11 @@ async fn mqtt5_4_3_3_4_pubrec_with_an_error_ends_the_exchange() {
     sub.expect_silence(QUIET).await;
 }
 
+/// Fails unless `packet` is a PUBREC for packet identifier `id`.
+fn expect_pubrec(packet: &Packet, id: u16) {
+    assert!(matches!(packet, Packet::PubRec(r) if r.packet_id == pid(id)), "{packet:?}");
+}
+
 /// [MQTT-3.3.4-7], 3.3.4: CONNACK tells the client the server's Receive Maximum
 /// (`server.receive_maximum = 2`), and a client with more QoS 2 PUBLISHes unreleased than that
 /// gets DISCONNECT 0x93 (Receive Maximum exceeded). A PUBREL gives a place back, and a re-sent
@@ -144,20 +149,17 @@ async fn mqtt5_3_3_4_7_client_beyond_the_servers_receive_maximum_gets_disconnect
     let (mut client, connack) = Client::open(&broker, connect("eager")).await;
     let properties = connack.properties.expect("CONNACK properties");
     assert_eq!(properties.receive_maximum, std::num::NonZeroU16::new(2));
-    let expect_pubrec = |packet: Packet, id: u16| {
-        assert!(matches!(packet, Packet::PubRec(ref r) if r.packet_id == pid(id)), "{packet:?}");
-    };
     for id in [1, 2] {
         client.send_publish(&publish("rm/in", b"x", QoS::ExactlyOnce, id)).await;
-        expect_pubrec(client.recv().await, id);
+        expect_pubrec(&client.recv().await, id);
     }
     client.send(&Packet::PubRel(PublishResponse::new(pid(1)))).await;
     assert_eq!(client.recv().await, Packet::PubComp(PublishResponse::new(pid(1))));
     client.send_publish(&publish("rm/in", b"x", QoS::ExactlyOnce, 3)).await;
-    expect_pubrec(client.recv().await, 3);
+    expect_pubrec(&client.recv().await, 3);
     let resent = iothub_protocol::Publish { dup: true, ..publish("rm/in", b"x", QoS::ExactlyOnce, 2) };
     client.send_publish(&resent).await;
-    expect_pubrec(client.recv().await, 2);
+    expect_pubrec(&client.recv().await, 2);
     client.send_publish(&publish("rm/in", b"x", QoS::ExactlyOnce, 4)).await;
     client.expect_disconnect(ReasonCode::ReceiveMaximumExceeded).await;
 }
@@ -898,20 +900,17 @@ async fn mqtt5_3_3_4_10_an_owed_pubrel_is_not_held_back_by_receive_maximum() {
 #[tokio::test(start_paused = true)]
 async fn mqtt5_3_3_4_7_unreleased_identifiers_of_an_earlier_connection_do_not_count() {
     let broker = PausedBroker::with_config("[server]\nreceive_maximum = 2\n").await;
-    let expect_pubrec = |packet: Packet, id: u16| {
-        assert!(matches!(packet, Packet::PubRec(ref r) if r.packet_id == pid(id)), "{packet:?}");
-    };
     let mut client = Client::connected(&broker, connect_with("unreleased", true, expiry(60))).await;
     for id in [1, 2] {
         client.send_publish(&publish("rm/earlier", b"x", QoS::ExactlyOnce, id)).await;
-        expect_pubrec(client.recv().await, id);
+        expect_pubrec(&client.recv().await, id);
     }
     client.drop_connection();
     let (mut client, connack) = Client::open(&broker, connect_with("unreleased", false, expiry(60))).await;
     assert!(connack.session_present);
     for id in [3, 4] {
         client.send_publish(&publish("rm/later", b"x", QoS::ExactlyOnce, id)).await;
-        expect_pubrec(client.recv().await, id);
+        expect_pubrec(&client.recv().await, id);
     }
     // The earlier connection's identifiers are still the session's [MQTT-4.3.3-2].
     for id in [1, 2] {

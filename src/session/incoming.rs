@@ -6,6 +6,7 @@
 //! Maximum on every connection (4.9), while the PUBRELs it owes for the earlier ones are not
 //! PUBLISH packets and count against nothing.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 /// The identifiers awaiting PUBREL, each marked with whether an earlier connection received it.
@@ -26,11 +27,13 @@ impl AwaitingPubrel {
     /// Records `id`, received on the current connection; returns true if it was not awaiting
     /// PUBREL already.
     pub(super) fn insert(&mut self, id: u16) -> bool {
-        if self.ids.contains_key(&id) {
-            return false;
+        match self.ids.entry(id) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(slot) => {
+                slot.insert(false);
+                true
+            }
         }
-        self.ids.insert(id, false);
-        true
     }
 
     /// Releases `id`; returns true if it awaited PUBREL.
